@@ -1,0 +1,74 @@
+"""The ``coder-tui`` command line: argparse, dispatch, and one place that turns user errors into lines.
+
+The Textual app is imported lazily, only for the commands that open it, so headless commands
+(``profiles``, ``serve``, ``demo --prepare-only``) start fast and run without a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from coder_tui import __version__
+from coder_tui.core.errors import UserError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="coder-tui",
+        description="Run, watch and compare a local MoE coding model served by llama-server.",
+    )
+    p.add_argument("--version", action="version", version=f"coder-tui {__version__}")
+    p.add_argument("--config", metavar="PATH", help="config file (else $CODER_TUI_CONFIG, else XDG)")
+    p.add_argument("--attach", metavar="URL", help="watch and chat with a server started elsewhere")
+    p.add_argument("--profile", metavar="NAME", help="profile to open (default: default_profile)")
+    p.add_argument("--no-start", action="store_true", help="open the TUI without starting a server")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="generate the tiny demo MoE model and open the TUI on it")
+    demo.add_argument("--size", choices=("small", "bench"), default="small")
+    demo.add_argument("--prepare-only", action="store_true", help="make files, print config path")
+    demo.add_argument("--dir", metavar="PATH", help="where to put the demo (default: user cache)")
+    demo.add_argument("--port", type=int, default=8084)
+
+    prof = sub.add_parser("profiles", help="check or show the profiles of the config")
+    psub = prof.add_subparsers(dest="profiles_command", metavar="ACTION", required=True)
+    psub.add_parser("check", help="validate the config and list its profiles")
+    show = psub.add_parser("show", help="show one profile")
+    show.add_argument("name", nargs="?")
+    show.add_argument("--argv", action="store_true", help="print the llama-server command line")
+
+    serve = sub.add_parser("serve", help="start llama-server headless and print its log")
+    serve.add_argument("profile", nargs="?")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except UserError as exc:
+        for line in str(exc).splitlines() or ["error"]:
+            print(f"coder-tui: {line}" if line and not line.startswith("  ") else line,
+                  file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from coder_tui import commands
+
+    if args.command == "demo":
+        return commands.demo(args)
+    if args.command == "profiles":
+        return commands.profiles(args)
+    if args.command == "serve":
+        return commands.serve(args)
+    return commands.tui(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""The headless side of each CLI command: load what it needs from core, print, return an exit code.
+
+Kept apart from ``__main__`` (which only parses arguments) so tests can call these directly.
+Nothing here imports Textual except ``tui``, and that only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from coder_tui.core.config import Config, load_config
+from coder_tui.core.errors import UserError
+from coder_tui.core.paths import app_paths, resolve_config_path
+
+
+def _load(args: argparse.Namespace, *, check_files: bool = True) -> Config:
+    return load_config(resolve_config_path(getattr(args, "config", None)), check_files=check_files)
+
+
+def profiles(args: argparse.Namespace) -> int:
+    from coder_tui.core.profiles import build_argv, check_profiles, shell_quote
+    from coder_tui.core.server import caps as caps_mod
+    from coder_tui.core.server.binary import BinaryNotFound, find_tool
+
+    if args.profiles_command == "check":
+        config = _load(args)
+        for line in check_profiles(config):
+            print(line)
+        try:
+            binary = find_tool("llama-server", config.server.binary)
+        except BinaryNotFound as exc:
+            print(f"note: {exc}")
+            return 0
+        caps = caps_mod.probe(binary, app_paths().cache_dir)
+        for profile in config.profiles.values():
+            build_argv(profile, config.server, caps, str(binary))  # raises on unsupported flags
+        print(f"all {len(config.profiles)} profiles fit {binary} ({caps.version})")
+        return 0
+
+    config = _load(args, check_files=False)
+    profile = config.profile(args.name)
+    if args.argv:
+        try:
+            binary = find_tool("llama-server", config.server.binary)
+            caps = caps_mod.probe(binary, app_paths().cache_dir)
+            name = str(binary)
+        except (BinaryNotFound, UserError):
+            caps, name = caps_mod.MODERN_CAPS, "llama-server"
+        print(shell_quote(build_argv(profile, config.server, caps, name)))
+        return 0
+    print(f"[profiles.{profile.name}]")
+    for key, value in _profile_items(profile):
+        print(f"  {key} = {value}")
+    return 0
+
+
+def _profile_items(profile: object) -> list[tuple[str, object]]:
+    from dataclasses import fields
+
+    out: list[tuple[str, object]] = []
+    for f in fields(profile):  # type: ignore[arg-type]
+        value = getattr(profile, f.name)
+        if f.name == "name" or value is None or value == () or value == {}:
+            continue
+        out.append((f.name, dict(value) if f.name == "env" else value))
+    return out
+
+
+def serve(args: argparse.Namespace) -> int:
+    config = _load(args)
+    profile = config.profile(args.profile)
+    return asyncio.run(_serve(config, profile.name))
+
+
+async def _serve(config: Config, profile_name: str) -> int:
+    from coder_tui.core.server.events import Exited, LogLine, Ready, StateChanged
+    from coder_tui.core.server.process import ServerManager
+
+    paths = app_paths()
+    manager = ServerManager(config.server, log_dir=paths.log_dir, cache_dir=paths.cache_dir)
+    done = asyncio.Event()
+    crashed: list[Exited] = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, LogLine):
+            print(f"  | {event.text}", flush=True)
+        elif isinstance(event, StateChanged):
+            print(f"[coder-tui] state: {event.state.value}", flush=True)
+        elif isinstance(event, Ready):
+            print(f"[coder-tui] ready at {event.url} (pid {event.pid}) after "
+                  f"{event.load_time_s:.2f} s", flush=True)
+        elif isinstance(event, Exited):
+            print(f"[coder-tui] exited: {event.reason}", flush=True)
+            if not event.expected:
+                crashed.append(event)
+            done.set()
+
+    manager.add_listener(on_event)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, done.set)
+    try:
+        start = asyncio.create_task(manager.start(config.profile(profile_name)))
+        waiter = asyncio.create_task(done.wait())
+        await asyncio.wait({start, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if start.done():
+            start.result()  # raises StartFailed
+            print(f"[coder-tui] log: {manager.log_path}", flush=True)
+            await waiter
+        else:
+            start.cancel()
+            await asyncio.gather(start, return_exceptions=True)
+    finally:
+        await manager.stop()
+    return 1 if crashed else 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from coder_tui.core.demo import prepare_demo
+
+    out_dir = Path(args.dir).expanduser() if args.dir else app_paths().demo_dir
+    result = prepare_demo(
+        out_dir, args.size, port=args.port,
+        progress=lambda msg: print(f"[demo] {msg}", file=sys.stderr, flush=True),
+    )
+    if args.prepare_only:
+        print(result.config_path)
+        return 0
+    args.config = str(result.config_path)
+    return tui(args)
+
+
+def tui(args: argparse.Namespace) -> int:
+    attach = getattr(args, "attach", None)
+    config = None if attach and not args.config else _load(args)
+    from coder_tui.ui.app import CoderApp
+
+    app = CoderApp(
+        config=config,
+        profile_name=getattr(args, "profile", None),
+        attach_url=attach,
+        autostart=not getattr(args, "no_start", False),
+    )
+    app.run()
+    return int(app.return_code or 0)

@@ -1,0 +1,1 @@
+"""Everything about one llama-server process: finding it, its flags, starting, watching, stopping."""

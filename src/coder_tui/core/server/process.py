@@ -1,0 +1,283 @@
+"""One llama-server child process: spawn from a profile, drain its output, wait ready, stop, reap.
+
+Owns the process's whole life and emits typed events (``events.py``) to listeners. Readiness over
+HTTP is ``health.py``'s; turning a profile into argv is ``profiles.py``'s; what the server accepts
+is ``caps.py``'s. The child runs in its own process group (so a stop reaches any helper processes
+it forks) and gets SIGTERM if coder-tui dies (Linux ``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from coder_tui.core.config import Profile, ServerSettings
+from coder_tui.core.errors import ServerError
+from coder_tui.core.profiles import build_argv
+from coder_tui.core.server import caps as caps_mod
+from coder_tui.core.server.binary import find_tool
+from coder_tui.core.server.events import Exited, LogLine, Ready, ServerEvent, ServerState, StateChanged
+from coder_tui.core.server.exitreason import explain_exit
+from coder_tui.core.server.health import NotReady, wait_ready
+from coder_tui.core.server.ports import port_holder, port_is_free
+
+Listener = Callable[[ServerEvent], None]
+
+
+class StartFailed(ServerError):
+    """The server exited or timed out before it was ready; the message carries its last log lines."""
+
+
+def _set_pdeathsig() -> None:  # runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+def base_url(settings: ServerSettings) -> str:
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+class ServerManager:
+    """Starts and stops llama-server for profiles; one process at a time."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        *,
+        log_dir: Path,
+        cache_dir: Path | None = None,
+        ring_lines: int = 2000,
+    ) -> None:
+        self.settings = settings
+        self.log_dir = settings.log_dir or log_dir
+        self.cache_dir = cache_dir
+        self.url = base_url(settings)
+        self.state = ServerState.STOPPED
+        self.profile: Profile | None = None
+        self.pid: int | None = None
+        self.load_time_s: float | None = None
+        self.version: str | None = None
+        self.argv: list[str] = []
+        self.log_path: Path | None = None
+        self.log_lines: deque[str] = deque(maxlen=ring_lines)
+        self._listeners: list[Listener] = []
+        self._proc: asyncio.subprocess.Process | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._drains: list[asyncio.Task[None]] = []
+        self._log_file: IO[str] | None = None
+        self._stopping = False
+        self._lock = asyncio.Lock()
+
+    # -- listeners ---------------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with every event; returns a function that removes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _emit(self, event: ServerEvent) -> None:
+        for listener in list(self._listeners):
+            listener(event)
+
+    def _set_state(self, state: ServerState) -> None:
+        self.state = state
+        self._emit(StateChanged(state, self.profile.name if self.profile else None, time.time()))
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    # -- start -------------------------------------------------------------------------------
+    def prepare(self, profile: Profile) -> list[str]:
+        """The argv that ``start`` would run for ``profile`` (finds and probes the binary)."""
+        binary = find_tool("llama-server", self.settings.binary)
+        caps = caps_mod.probe(binary, self.cache_dir)
+        self.version = caps.version
+        return build_argv(profile, self.settings, caps, str(binary))
+
+    async def start(self, profile: Profile) -> Ready:
+        """Spawn llama-server for ``profile`` and wait until ``/health`` answers 200."""
+        async with self._lock:
+            if self.running:
+                raise ServerError(f"a server is already running (profile {self.profile_name})")
+            argv = await asyncio.to_thread(self.prepare, profile)
+            if not port_is_free(self.settings.host, self.settings.port):
+                raise ServerError(
+                    f"port {self.settings.port} on {self.settings.host} is already taken by "
+                    f"{port_holder(self.settings.port)}; stop it or set [server] port"
+                )
+            self.profile = profile
+            self.argv = argv
+            self.load_time_s = None
+            self.log_lines.clear()
+            self._stopping = False
+            self._open_log(profile.name)
+            env = {**os.environ, **dict(profile.env)}
+            self._set_state(ServerState.STARTING)
+            spawned = time.monotonic()
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    env=env,
+                    start_new_session=True,
+                    preexec_fn=_set_pdeathsig,
+                    limit=1 << 20,
+                )
+            except OSError as exc:
+                self._close_log()
+                self._set_state(ServerState.STOPPED)
+                raise StartFailed(f"cannot run {argv[0]}: {exc}") from None
+            self._proc = proc
+            self.pid = proc.pid
+            assert proc.stdout is not None and proc.stderr is not None
+            self._drains = [
+                asyncio.create_task(self._drain(proc.stdout, "stdout")),
+                asyncio.create_task(self._drain(proc.stderr, "stderr")),
+            ]
+            self._watcher = asyncio.create_task(self._watch(proc))
+            self._set_state(ServerState.LOADING)
+            try:
+                async with httpx.AsyncClient(trust_env=False) as client:
+                    await wait_ready(
+                        client,
+                        self.url,
+                        alive=lambda: proc.returncode is None,
+                        timeout_s=self.settings.ready_timeout_s,
+                    )
+            except NotReady as exc:
+                reason = str(exc)
+                if reason == "timeout":
+                    await self._terminate(proc, kill_now=True)
+                    msg = f"not ready after {self.settings.ready_timeout_s:g} s"
+                else:
+                    await self._settle(proc)
+                    msg = explain_exit(proc.returncode, tuple(self.log_lines))
+                tail = "\n".join(f"  | {line}" for line in list(self.log_lines)[-12:])
+                raise StartFailed(f"llama-server ({profile.name}) {msg}\n{tail}".rstrip()) from None
+            except asyncio.CancelledError:
+                await self._terminate(proc, kill_now=True)
+                raise
+            self.load_time_s = time.monotonic() - spawned
+            self._set_state(ServerState.READY)
+            ready = Ready(profile.name, self.url, proc.pid, self.load_time_s)
+            self._emit(ready)
+            return ready
+
+    @property
+    def profile_name(self) -> str | None:
+        return self.profile.name if self.profile else None
+
+    # -- stop --------------------------------------------------------------------------------
+    async def stop(self) -> None:
+        """SIGTERM the process group, SIGKILL after ``stop_grace_s``, always reap.
+
+        A server still loading is killed at once: it holds no state worth a clean shutdown.
+        """
+        proc = self._proc
+        if proc is None:
+            return
+        loading = self.state in (ServerState.STARTING, ServerState.LOADING)
+        if proc.returncode is None:
+            self._stopping = True
+            self._set_state(ServerState.STOPPING)
+        await self._terminate(proc, kill_now=loading)
+
+    async def _terminate(self, proc: asyncio.subprocess.Process, *, kill_now: bool) -> None:
+        self._stopping = True
+        if proc.returncode is None:
+            self._signal_group(proc.pid, signal.SIGKILL if kill_now else signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=self.settings.stop_grace_s)
+            except asyncio.TimeoutError:
+                self._signal_group(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        # Helpers the server forked share its group: make sure none outlives it.
+        self._signal_group(proc.pid, signal.SIGKILL)
+        await self._settle(proc)
+
+    @staticmethod
+    def _signal_group(pgid: int, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+
+    async def _settle(self, proc: asyncio.subprocess.Process) -> None:
+        """Wait for the watcher to record the exit (it reaps and drains)."""
+        await proc.wait()
+        if self._watcher is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._watcher)
+
+    # -- background tasks ----------------------------------------------------------------------
+    async def _drain(self, stream: asyncio.StreamReader, name: str) -> None:
+        while True:
+            try:
+                raw = await stream.readline()
+            except ValueError:  # a line longer than the limit: take what is there
+                raw = await stream.read(1 << 20)
+            if not raw:
+                return
+            text = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self.log_lines.append(text)
+            if self._log_file is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    self._log_file.write(text + "\n")
+            self._emit(LogLine(text, name, time.time()))
+
+    async def _watch(self, proc: asyncio.subprocess.Process) -> None:
+        code = await proc.wait()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*self._drains), timeout=2.0)
+        for task in self._drains:
+            task.cancel()
+        self._close_log()
+        expected = self._stopping
+        sig = -code if code < 0 else None
+        reason = "stopped" if expected else explain_exit(code, tuple(self.log_lines))
+        self._proc = None
+        self.pid = None
+        self._emit(
+            Exited(
+                self.profile_name,
+                proc.pid,
+                code,
+                sig,
+                expected,
+                reason,
+                tuple(list(self.log_lines)[-20:]),
+            )
+        )
+        self._set_state(ServerState.STOPPED if expected else ServerState.CRASHED)
+
+    # -- log file ------------------------------------------------------------------------------
+    def _open_log(self, profile_name: str) -> None:
+        self._close_log()
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.log_path = self.log_dir / f"{stamp}-{profile_name}.log"
+            self._log_file = open(self.log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        except OSError:
+            self.log_path = None
+            self._log_file = None
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            with contextlib.suppress(OSError):
+                self._log_file.close()
+            self._log_file = None

@@ -1,0 +1,23 @@
+"""Messages that carry core events up to the App and its widgets (attributes down, messages up)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from coder_tui.core.server.events import ServerEvent
+
+
+@dataclass
+class ServerEventMessage(Message):
+    """One event from the server manager (state change, log line, ready, exit)."""
+
+    event: ServerEvent
+
+
+@dataclass
+class ServerFailed(Message):
+    """A start or stop failed with a user-facing message."""
+
+    text: str

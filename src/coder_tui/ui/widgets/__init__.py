@@ -1,0 +1,1 @@
+"""Widgets: each renders what it is given and does no I/O."""

@@ -1,0 +1,115 @@
+"""A scripted stand-in for llama-server, for fault injection only.
+
+Behaviour comes from ``FAKE_MODE`` in the environment:
+  normal       loads for FAKE_LOAD_S seconds (503), then answers /health 200
+  crash_load   prints an error like a failed model load and exits 1
+  oom_load     prints a CUDA out-of-memory line and exits 1
+  hang_load    answers 503 forever
+  ignore_term  like normal, but ignores SIGTERM
+  grandchild   like normal, and forks a child that sleeps in the same process group
+  old_help     like normal, but --help shows an old server (bare --flash-attn, no --n-cpu-moe)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODERN_HELP = """\
+-m,    --model FNAME                    model path
+--host HOST                             ip address to listen
+--port PORT                             port to listen (default: 8080)
+-c,    --ctx-size N                     size of the prompt context
+-ngl,  --gpu-layers, --n-gpu-layers N   max. number of layers to store in VRAM
+-ncmoe, --n-cpu-moe N                   keep the MoE weights of the first N layers in the CPU
+-b,    --batch-size N                   logical maximum batch size
+-ub,   --ubatch-size N                  physical maximum batch size
+-ctk,  --cache-type-k TYPE              KV cache data type for K
+-ctv,  --cache-type-v TYPE              KV cache data type for V
+-fa,   --flash-attn [on|off|auto]       set Flash Attention use
+-cb,   --cont-batching                  enable continuous batching
+-nocb, --no-cont-batching               disable continuous batching
+--jinja                                 use jinja template
+-t,    --threads N                      number of threads
+-lm,   --load-mode MODE                 model loading mode
+--metrics                               enable prometheus compatible metrics endpoint
+"""
+
+OLD_HELP = """\
+-m,    --model FNAME                    model path
+--host HOST                             ip address to listen
+--port PORT                             port to listen (default: 8080)
+-c,    --ctx-size N                     size of the prompt context
+-ngl,  --gpu-layers N                   number of layers to store in VRAM
+-fa,   --flash-attn                     enable Flash Attention
+-t,    --threads N                      number of threads
+--no-mmap                               do not memory-map model
+--metrics                               enable prometheus compatible metrics endpoint
+"""
+
+
+def _arg(argv: list[str], name: str, default: str) -> str:
+    return argv[argv.index(name) + 1] if name in argv else default
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    mode = os.environ.get("FAKE_MODE", "normal")
+    if "--help" in argv:
+        print(OLD_HELP if mode == "old_help" else MODERN_HELP)
+        return 0
+    if "--version" in argv:
+        print("version: 9999 (fake)\nbuilt with fake for testing", file=sys.stderr)
+        return 0
+    print(f"fake llama-server starting: {' '.join(argv)}", flush=True)
+    if mode == "crash_load":
+        print("llama_model_load: error loading model: tensor 'blk.0' data is not within the file",
+              file=sys.stderr, flush=True)
+        print("main: error: failed to load model", file=sys.stderr, flush=True)
+        return 1
+    if mode == "oom_load":
+        print("ggml_backend_cuda_buffer_type_alloc_buffer: allocating 9000 MiB on device 0: "
+              "cudaMalloc failed: out of memory", file=sys.stderr, flush=True)
+        return 1
+    if mode == "ignore_term":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if mode == "grandchild" and os.fork() == 0:
+        time.sleep(600)
+        os._exit(0)
+    load_s = float(os.environ.get("FAKE_LOAD_S", "0.3"))
+    started = time.monotonic()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            loading = mode == "hang_load" or time.monotonic() - started < load_s
+            if self.path == "/health":
+                code, body = (503, b'{"error":{"message":"Loading model"}}') if loading else (
+                    200, b'{"status":"ok"}')
+            else:
+                code, body = 404, b"{}"
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, fmt: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((_arg(argv, "--host", "127.0.0.1"), int(_arg(argv, "--port",
+                                                                                "8080"))), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print("main: server is listening", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

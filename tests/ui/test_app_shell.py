@@ -1,0 +1,64 @@
+"""The TUI shell: opens on the default profile, shows state and log, start/stop/restart, q quits."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import psutil
+
+from coder_tui.core.config import Config, Profile, ServerSettings
+from coder_tui.core.server.events import ServerState
+from coder_tui.core.server.ports import free_port
+from coder_tui.ui.app import CoderApp
+from coder_tui.ui.widgets.server_bar import ServerBar
+from coder_tui.ui.widgets.server_log import ServerLog
+
+
+def _config(tmp_path: Path, binary: Path, mode: str = "normal") -> Config:
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    profile = Profile(name="demo", model=model, env={"FAKE_MODE": mode, "FAKE_LOAD_S": "0.2"})
+    server = ServerSettings(binary=binary, port=free_port(), ready_timeout_s=10, stop_grace_s=3)
+    return Config(path=None, server=server, profiles={"demo": profile}, default_profile="demo")
+
+
+async def _wait_state(app: CoderApp, state: ServerState, pilot_pause: object) -> None:
+    for _ in range(200):
+        if app.query_one(ServerBar).state is state:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"state stayed {app.query_one(ServerBar).state}, wanted {state}")
+
+
+async def test_shell_starts_stops_and_quits(tmp_path: Path, fake_server_binary: Path) -> None:
+    app = CoderApp(_config(tmp_path, fake_server_binary))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _wait_state(app, ServerState.READY, pilot)
+        assert app.manager is not None and app.manager.pid is not None
+        pid = app.manager.pid
+        bar = app.query_one(ServerBar)
+        assert bar.profile == "demo" and bar.load_time_s is not None
+        await pilot.pause(0.2)
+        assert app.query_one(ServerLog).lines, "server log shows the server's output"
+        await pilot.press("x")
+        await _wait_state(app, ServerState.STOPPED, pilot)
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+        await pilot.press("s")
+        await _wait_state(app, ServerState.READY, pilot)
+        pid2 = app.manager.pid
+        await pilot.press("r")
+        await asyncio.sleep(0.3)
+        await _wait_state(app, ServerState.READY, pilot)
+        assert app.manager.pid not in (None, pid2)
+        pid3 = app.manager.pid
+        await pilot.press("q")
+    assert pid3 is not None and not psutil.pid_exists(pid3)
+
+
+async def test_shell_shows_start_failure(tmp_path: Path, fake_server_binary: Path) -> None:
+    app = CoderApp(_config(tmp_path, fake_server_binary, mode="crash_load"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _wait_state(app, ServerState.CRASHED, pilot)
+        await pilot.pause(0.3)
+        assert "failed to load the model" in app.query_one(ServerBar).detail
