@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 python3 -m pip install -q --upgrade pip
 python3 -m pip install -q -e '.[server,dev]'
 make check
+export CODER_TUI_REQUIRE_SERVER=1
 set +e
 python3 -m pytest -q -p no:cacheprovider "$@"
 code=$?

@@ -35,8 +35,10 @@ def _server_processes() -> list[psutil.Process]:
 def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """XDG dirs in a temp folder (nothing touches the real home); a session tag for the orphan scan."""
     base = tmp_path_factory.mktemp("xdg")
-    saved = {k: os.environ.get(k) for k in
-             ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "CODER_TUI_CONFIG")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "CODER_TUI_CONFIG")
+    }
     for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):
         os.environ[name] = str(base / name.lower())
     os.environ.pop("CODER_TUI_CONFIG", None)
@@ -55,8 +57,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if left:
         for proc in left:
             try:
-                sys.stderr.write(f"\norphaned server process: pid {proc.pid} "
-                                 f"{' '.join(proc.cmdline())}\n")
+                sys.stderr.write(
+                    f"\norphaned server process: pid {proc.pid} {' '.join(proc.cmdline())}\n"
+                )
                 proc.kill()
             except psutil.Error:
                 pass
@@ -69,7 +72,8 @@ def fake_server_binary(tmp_path: Path) -> Path:
     script = ROOT / "tests" / "fakes" / "fake_llama_server.py"
     exe = tmp_path / "bin" / "llama-server"
     exe.parent.mkdir()
-    exe.write_text(f"#!{sys.executable}\nimport runpy\nrunpy.run_path({str(script)!r}, "
-                   "run_name='__main__')\n")
+    exe.write_text(
+        f"#!{sys.executable}\nimport runpy\nrunpy.run_path({str(script)!r}, run_name='__main__')\n"
+    )
     exe.chmod(0o755)
     return exe

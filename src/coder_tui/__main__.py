@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from coder_tui import __version__
 from coder_tui.core.errors import UserError
@@ -21,26 +20,31 @@ def _parser() -> argparse.ArgumentParser:
         description="Run, watch and compare a local MoE coding model served by llama-server.",
     )
     p.add_argument("--version", action="version", version=f"coder-tui {__version__}")
-    p.add_argument("--config", metavar="PATH", help="config file (else $CODER_TUI_CONFIG, else XDG)")
+    p.add_argument(
+        "--config", metavar="PATH", help="config file (else $CODER_TUI_CONFIG, else XDG)"
+    )
     p.add_argument("--attach", metavar="URL", help="watch and chat with a server started elsewhere")
     p.add_argument("--profile", metavar="NAME", help="profile to open (default: default_profile)")
     p.add_argument("--no-start", action="store_true", help="open the TUI without starting a server")
+    # --config is accepted before or after the subcommand (SUPPRESS keeps an earlier value).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="config file")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="generate the tiny demo MoE model and open the TUI on it")
+    demo = sub.add_parser("demo", parents=[common], help="generate the tiny demo MoE model and open the TUI on it")
     demo.add_argument("--size", choices=("small", "bench"), default="small")
     demo.add_argument("--prepare-only", action="store_true", help="make files, print config path")
     demo.add_argument("--dir", metavar="PATH", help="where to put the demo (default: user cache)")
     demo.add_argument("--port", type=int, default=8084)
 
-    prof = sub.add_parser("profiles", help="check or show the profiles of the config")
+    prof = sub.add_parser("profiles", parents=[common], help="check or show the profiles of the config")
     psub = prof.add_subparsers(dest="profiles_command", metavar="ACTION", required=True)
-    psub.add_parser("check", help="validate the config and list its profiles")
-    show = psub.add_parser("show", help="show one profile")
+    psub.add_parser("check", parents=[common], help="validate the config and list its profiles")
+    show = psub.add_parser("show", parents=[common], help="show one profile")
     show.add_argument("name", nargs="?")
     show.add_argument("--argv", action="store_true", help="print the llama-server command line")
 
-    serve = sub.add_parser("serve", help="start llama-server headless and print its log")
+    serve = sub.add_parser("serve", parents=[common], help="start llama-server headless and print its log")
     serve.add_argument("profile", nargs="?")
     return p
 
@@ -51,8 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except UserError as exc:
         for line in str(exc).splitlines() or ["error"]:
-            print(f"coder-tui: {line}" if line and not line.startswith("  ") else line,
-                  file=sys.stderr)
+            print(
+                f"coder-tui: {line}" if line and not line.startswith("  ") else line,
+                file=sys.stderr,
+            )
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -91,8 +91,11 @@ async def _serve(config: Config, profile_name: str) -> int:
         elif isinstance(event, StateChanged):
             print(f"[coder-tui] state: {event.state.value}", flush=True)
         elif isinstance(event, Ready):
-            print(f"[coder-tui] ready at {event.url} (pid {event.pid}) after "
-                  f"{event.load_time_s:.2f} s", flush=True)
+            print(
+                f"[coder-tui] ready at {event.url} (pid {event.pid}) after "
+                f"{event.load_time_s:.2f} s",
+                flush=True,
+            )
         elif isinstance(event, Exited):
             print(f"[coder-tui] exited: {event.reason}", flush=True)
             if not event.expected:
@@ -124,7 +127,9 @@ def demo(args: argparse.Namespace) -> int:
 
     out_dir = Path(args.dir).expanduser() if args.dir else app_paths().demo_dir
     result = prepare_demo(
-        out_dir, args.size, port=args.port,
+        out_dir,
+        args.size,
+        port=args.port,
         progress=lambda msg: print(f"[demo] {msg}", file=sys.stderr, flush=True),
     )
     if args.prepare_only:

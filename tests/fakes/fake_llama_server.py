@@ -67,13 +67,20 @@ def main() -> int:
         return 0
     print(f"fake llama-server starting: {' '.join(argv)}", flush=True)
     if mode == "crash_load":
-        print("llama_model_load: error loading model: tensor 'blk.0' data is not within the file",
-              file=sys.stderr, flush=True)
+        print(
+            "llama_model_load: error loading model: tensor 'blk.0' data is not within the file",
+            file=sys.stderr,
+            flush=True,
+        )
         print("main: error: failed to load model", file=sys.stderr, flush=True)
         return 1
     if mode == "oom_load":
-        print("ggml_backend_cuda_buffer_type_alloc_buffer: allocating 9000 MiB on device 0: "
-              "cudaMalloc failed: out of memory", file=sys.stderr, flush=True)
+        print(
+            "ggml_backend_cuda_buffer_type_alloc_buffer: allocating 9000 MiB on device 0: "
+            "cudaMalloc failed: out of memory",
+            file=sys.stderr,
+            flush=True,
+        )
         return 1
     if mode == "ignore_term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -84,11 +91,14 @@ def main() -> int:
     started = time.monotonic()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             loading = mode == "hang_load" or time.monotonic() - started < load_s
             if self.path == "/health":
-                code, body = (503, b'{"error":{"message":"Loading model"}}') if loading else (
-                    200, b'{"status":"ok"}')
+                code, body = (
+                    (503, b'{"error":{"message":"Loading model"}}')
+                    if loading
+                    else (200, b'{"status":"ok"}')
+                )
             else:
                 code, body = 404, b"{}"
             self.send_response(code)
@@ -100,8 +110,9 @@ def main() -> int:
         def log_message(self, fmt: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer((_arg(argv, "--host", "127.0.0.1"), int(_arg(argv, "--port",
-                                                                                "8080"))), Handler)
+    server = ThreadingHTTPServer(
+        (_arg(argv, "--host", "127.0.0.1"), int(_arg(argv, "--port", "8080"))), Handler
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print("main: server is listening", flush=True)
     try:

@@ -201,7 +201,10 @@ def _model_size(profile: Profile) -> str:
         size = profile.model.stat().st_size
     except OSError:
         return "MISSING"
-    return f"{size / 2**30:.1f} GiB"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
 
 
 def _pair(a: object, b: object) -> str | None:

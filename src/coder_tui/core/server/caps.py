@@ -8,6 +8,7 @@ are cached per binary (path, size, mtime) in memory and in a small JSON file und
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -36,11 +37,41 @@ MODERN_CAPS = ServerCaps(
     version="(no binary inspected: assuming a current llama-server)",
     flags=frozenset(
         {
-            "-m", "--model", "--host", "--port", "-c", "--ctx-size", "-ngl", "--n-gpu-layers",
-            "--gpu-layers", "--n-cpu-moe", "-ncmoe", "-b", "--batch-size", "-ub", "--ubatch-size",
-            "--cache-type-k", "-ctk", "--cache-type-v", "-ctv", "--flash-attn", "-fa",
-            "--cont-batching", "-cb", "--no-cont-batching", "-nocb", "--jinja", "--no-jinja", "-t",
-            "--threads", "--no-mmap", "--mmap", "--metrics", "--slots", "-ot", "--override-tensor",
+            "-m",
+            "--model",
+            "--host",
+            "--port",
+            "-c",
+            "--ctx-size",
+            "-ngl",
+            "--n-gpu-layers",
+            "--gpu-layers",
+            "--n-cpu-moe",
+            "-ncmoe",
+            "-b",
+            "--batch-size",
+            "-ub",
+            "--ubatch-size",
+            "--cache-type-k",
+            "-ctk",
+            "--cache-type-v",
+            "-ctv",
+            "--flash-attn",
+            "-fa",
+            "--cont-batching",
+            "-cb",
+            "--no-cont-batching",
+            "-nocb",
+            "--jinja",
+            "--no-jinja",
+            "-t",
+            "--threads",
+            "--no-mmap",
+            "--mmap",
+            "--metrics",
+            "--slots",
+            "-ot",
+            "--override-tensor",
         }
     ),
     flash_attn_takes_value=True,
@@ -55,8 +86,9 @@ def parse_help(help_text: str, version_text: str) -> ServerCaps:
         stripped = line.strip()
         if not stripped.startswith("-"):
             continue
-        # The option column ends at the first run of two spaces; the rest is its description.
-        head = re.split(r"\s{2,}", stripped, maxsplit=1)[0]
+        # The option column ends at the first run of two spaces not followed by another flag
+        # (aliases are padded too: "-fa,   --flash-attn [on|off|auto]    set Flash Attention").
+        head = re.split(r"\s{2,}(?![\s-])", stripped, maxsplit=1)[0]
         found = _FLAG_RE.findall(head)
         flags.update(found)
         if "--flash-attn" in found and re.search(r"\[?on\|off\|auto\]?|FA", head):
@@ -74,12 +106,14 @@ def _version_line(text: str) -> str:
 
 
 _memo: dict[tuple[str, int, int], ServerCaps] = {}
+# Bump when parse_help changes, so a cache written by an older parser is not trusted.
+_PARSER_VERSION = 2
 
 
 def probe(binary: Path, cache_dir: Path | None = None, timeout_s: float = 30.0) -> ServerCaps:
     """Run ``binary --help`` and ``--version`` once per binary build and return what it accepts."""
     st = binary.stat()
-    key = (str(binary.resolve()), st.st_size, int(st.st_mtime))
+    key = (f"{binary.resolve()}@{_PARSER_VERSION}", st.st_size, int(st.st_mtime))
     if key in _memo:
         return _memo[key]
     cache_file = cache_dir / "server-caps.json" if cache_dir else None
@@ -92,7 +126,10 @@ def probe(binary: Path, cache_dir: Path | None = None, timeout_s: float = 30.0) 
             [str(binary), "--help"], capture_output=True, text=True, timeout=timeout_s, check=False
         )
         ver_out = subprocess.run(
-            [str(binary), "--version"], capture_output=True, text=True, timeout=timeout_s,
+            [str(binary), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -138,7 +175,5 @@ def _write_cache(path: Path | None, key: tuple[str, int, int], caps: ServerCaps)
     entry = asdict(caps)
     entry["flags"] = sorted(caps.flags)
     data["|".join(map(str, key))] = entry
-    try:
+    with contextlib.suppress(OSError):  # a cache that cannot be written only costs a re-probe
         write_text_atomic(path, json.dumps(data, indent=1))
-    except OSError:
-        pass  # a cache that cannot be written only costs a re-probe

@@ -26,7 +26,14 @@ from coder_tui.core.errors import ServerError
 from coder_tui.core.profiles import build_argv
 from coder_tui.core.server import caps as caps_mod
 from coder_tui.core.server.binary import find_tool
-from coder_tui.core.server.events import Exited, LogLine, Ready, ServerEvent, ServerState, StateChanged
+from coder_tui.core.server.events import (
+    Exited,
+    LogLine,
+    Ready,
+    ServerEvent,
+    ServerState,
+    StateChanged,
+)
 from coder_tui.core.server.exitreason import explain_exit
 from coder_tui.core.server.health import NotReady, wait_ready
 from coder_tui.core.server.ports import port_holder, port_is_free

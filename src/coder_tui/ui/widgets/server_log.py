@@ -16,7 +16,7 @@ class ServerLog(RichLog):
     ServerLog { border: round $primary-darken-2; border-title-color: $text-muted; }
     """
 
-    def __init__(self, *, max_lines: int = 5000, id: str | None = None) -> None:  # noqa: A002
+    def __init__(self, *, max_lines: int = 5000, id: str | None = None) -> None:
         super().__init__(max_lines=max_lines, markup=False, highlight=False, wrap=False, id=id)
         self.border_title = "server log"
 
