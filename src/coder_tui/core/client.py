@@ -1,0 +1,411 @@
+"""Streaming chat against llama-server or any OpenAI-compatible server, as typed async events.
+
+Owns the HTTP side of a chat: the request (``POST /v1/chat/completions``, ``stream: true``), the
+timeouts (connect at most ``connect_timeout_s``, no total limit, a stall watchdog that ends the
+stream when no byte at all, not even a ping, arrives for ``stall_timeout_s``), cancelling, the
+check of ``/slots`` after a cancel, and the one ``StreamEnd`` that closes every stream. SSE framing
+is ``core/sse.py``; the event types and chunk parsing are ``core/chat_events.py``; storing the reply
+is the caller's (``core/store.py``).
+
+One reader task owns the HTTP response and puts what it reads on a queue; the generator the caller
+iterates takes from the queue. So a cancel or the watchdog only has to put a marker on the queue,
+and ending the stream is one ``task.cancel()`` that closes the response wherever it was waiting.
+
+Nothing raises out of the iteration except ``asyncio.CancelledError`` (when the caller's own task
+is cancelled; the HTTP stream is still closed). Prefer ``ChatStream.cancel()``: it ends the
+iteration with ``StreamEnd(status="cancelled")`` so the caller can store the partial reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from coder_tui.core.chat_events import (
+    ChatEvent,
+    ChunkError,
+    Delta,
+    EndStatus,
+    Finish,
+    PromptProgress,
+    StreamEnd,
+    StreamTally,
+    Timings,
+    Usage,
+    http_error_text,
+    parse_chunk,
+)
+from coder_tui.core.sse import SSEDecoder, SSEError, SSEEvent
+
+__all__ = [  # the event types are re-exported: a caller needs only this module
+    "ChatClient",
+    "ChatEvent",
+    "ChatStream",
+    "Delta",
+    "EndStatus",
+    "Finish",
+    "PromptProgress",
+    "StreamEnd",
+    "Timings",
+    "Usage",
+    "check_slots_idle",
+]
+
+CHAT_PATH = "/v1/chat/completions"
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+_EOF = _Marker("eof")
+_STALL = _Marker("stall")
+_CANCEL = _Marker("cancel")
+
+
+@dataclass(frozen=True)
+class _Opened:
+    content_type: str
+
+
+@dataclass(frozen=True)
+class _HttpError:
+    status: int
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Failed:
+    exc: Exception
+
+
+_Item = tuple[bytes, float] | _Marker | _Opened | _HttpError | _Failed
+
+
+def _root(base_url: str) -> str:
+    """The server root: ``http://h:p/v1`` and ``http://h:p/`` both become ``http://h:p``."""
+    url = base_url.rstrip("/")
+    return url[:-3] if url.endswith("/v1") else url
+
+
+class ChatClient:
+    """An HTTP client for one server. Use ``async with`` or call ``aclose()``.
+
+    ``api_key`` (the key itself; the caller reads it from the configured environment variable) is
+    sent as ``Authorization: Bearer``. Proxy variables are ignored unless ``trust_env`` is set: the
+    usual server is on localhost.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        connect_timeout_s: float = 5.0,
+        stall_timeout_s: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        trust_env: bool = False,
+    ) -> None:
+        self.base_url = _root(base_url)
+        self.connect_timeout_s = connect_timeout_s
+        self.stall_timeout_s = stall_timeout_s
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(
+                connect=connect_timeout_s, read=None, write=30.0, pool=connect_timeout_s
+            ),
+            transport=transport,
+            trust_env=trust_env,
+        )
+
+    async def __aenter__(self) -> ChatClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def stream_chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> ChatStream:
+        """Start a streamed reply to ``messages``; iterate the result for ``ChatEvent`` values.
+
+        Asks for usage (``stream_options.include_usage``) and llama-server's prompt progress
+        (``return_progress``, which also keeps a long prompt from tripping the watchdog), and
+        turns off per-token timings. ``extra`` is merged last (e.g. ``{"ignore_eos": True}``).
+        """
+        body: dict[str, Any] = {
+            "messages": [dict(m) for m in messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "timings_per_token": False,
+            "return_progress": True,
+        }
+        for key, value in (
+            ("model", model),
+            ("max_tokens", max_tokens),
+            ("temperature", temperature),
+            ("seed", seed),
+        ):
+            if value is not None:
+                body[key] = value
+        body.update(extra or {})
+        return ChatStream(self, body)
+
+    async def check_slots_idle(self, *, wait_s: float = 1.0) -> bool | None:
+        """Whether every llama-server slot has stopped processing, polling ``/slots`` for up to
+        ``wait_s``. ``None`` when ``/slots`` is unavailable (disabled, not llama-server, down).
+        Another client's request on the same server also counts as processing."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                resp = await self._http.get("/slots", timeout=httpx.Timeout(max(wait_s, 0.5)))
+                slots = resp.json() if resp.status_code == 200 else None
+            except (httpx.HTTPError, ValueError):
+                return None
+            if not isinstance(slots, list) or not all(isinstance(s, Mapping) for s in slots):
+                return None
+            if not any(s.get("is_processing") is True for s in slots):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.1)
+
+
+async def check_slots_idle(
+    base_url: str,
+    api_key: str | None = None,
+    *,
+    wait_s: float = 1.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> bool | None:
+    """``ChatClient.check_slots_idle`` for a server without a client at hand."""
+    async with ChatClient(base_url, api_key, transport=transport) as client:
+        return await client.check_slots_idle(wait_s=wait_s)
+
+
+class ChatStream:
+    """One streamed reply: an async iterator of ``ChatEvent`` ending with one ``StreamEnd``.
+
+    ``cancel()`` may be called from any task on the same event loop, at any time; the iteration then
+    yields ``StreamEnd(status="cancelled")`` promptly (after closing the HTTP stream and up to about
+    a second of ``/slots`` checks). Breaking out of the loop or ``aclose()`` also closes the stream.
+    """
+
+    def __init__(self, client: ChatClient, body: dict[str, Any]) -> None:
+        self._client = client
+        self._body = body
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._decoder = SSEDecoder()
+        self._cancel_requested = False
+        self._last_byte = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._gen = self._run()
+
+    def cancel(self) -> None:
+        """Ask the stream to stop; the iteration ends with ``StreamEnd(status="cancelled")``."""
+        if not self._cancel_requested:
+            self._cancel_requested = True
+            self._queue.put_nowait(_CANCEL)
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel_requested
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    async def __anext__(self) -> ChatEvent:
+        return await self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()
+
+    # -- the reader task ------------------------------------------------------------------------
+
+    def _touch(self) -> None:
+        self._last_byte = time.monotonic()
+
+    def _watch(self) -> None:
+        """Timer callback: put the stall marker once no byte has come for ``stall_timeout_s``."""
+        idle = time.monotonic() - self._last_byte
+        limit = self._client.stall_timeout_s
+        if idle >= limit:
+            self._timer = None
+            self._queue.put_nowait(_STALL)
+        else:
+            self._timer = asyncio.get_running_loop().call_later(limit - idle, self._watch)
+
+    async def _read(self) -> None:
+        queue = self._queue
+        try:
+            async with self._client._http.stream(
+                "POST", CHAT_PATH, json=self._body, headers={"Accept": "text/event-stream"}
+            ) as resp:
+                self._touch()
+                if resp.status_code != 200:
+                    body = b""
+                    async for part in resp.aiter_bytes():
+                        body += part
+                        if len(body) > _ERROR_BODY_LIMIT:
+                            break
+                    queue.put_nowait(_HttpError(resp.status_code, body))
+                    return
+                queue.put_nowait(_Opened(resp.headers.get("content-type", "")))
+                async for data in resp.aiter_bytes():
+                    self._touch()
+                    queue.put_nowait((data, self._last_byte))
+                queue.put_nowait(_EOF)
+        except Exception as exc:  # every failure becomes a StreamEnd, never an exception
+            queue.put_nowait(_Failed(exc))
+
+    # -- the caller's iteration -----------------------------------------------------------------
+
+    async def _run(self) -> AsyncGenerator[ChatEvent, None]:
+        state = StreamTally(started=time.monotonic())
+        loop = asyncio.get_running_loop()
+        self._last_byte = state.started
+        self._timer = loop.call_later(self._client.stall_timeout_s, self._watch)
+        reader = loop.create_task(self._read())
+        try:
+            while state.status is None:
+                item = await self._queue.get()
+                if self._cancel_requested:
+                    state.end("cancelled", "cancelled")
+                    break
+                for event in self._handle(item, state):
+                    yield event
+                    if self._cancel_requested:
+                        state.end("cancelled", "cancelled")
+                        break
+        except Exception as exc:
+            state.end("bad_stream", f"internal error: {exc!r}")
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+            reader.cancel()
+            await asyncio.wait([reader])  # closes the response; never raises the reader's error
+        still: bool | None = None
+        if state.status == "cancelled" or state.stalled:
+            try:
+                idle = await self._client.check_slots_idle(wait_s=1.0)
+            except Exception:
+                idle = None
+            still = None if idle is None else not idle
+        yield self._end_event(state, still)
+
+    def _end_event(self, state: StreamTally, still: bool | None) -> StreamEnd:
+        now = time.monotonic()
+        first = state.first_token_at
+        return StreamEnd(
+            status=state.status or "bad_stream",
+            message=state.message,
+            ttft_s=None if first is None else first - state.started,
+            elapsed_s=now - state.started,
+            started_at=state.started,
+            first_token_at=first,
+            finish_reason=state.finish_reason,
+            timings=state.timings,
+            usage=state.usage,
+            http_status=state.http_status,
+            server_still_generating=still,
+            text="".join(state.text),
+            reasoning_text="".join(state.reasoning),
+        )
+
+    def _handle(self, item: _Item, state: StreamTally) -> list[ChatEvent]:
+        if isinstance(item, tuple):
+            data, at = item
+            try:
+                return self._on_sse(self._decoder.feed(data), at, state)
+            except SSEError as exc:
+                state.end("bad_stream", str(exc))
+                return []
+        if isinstance(item, _Opened):
+            state.http_status = 200
+            if item.content_type and "event-stream" not in item.content_type.lower():
+                state.end("bad_stream", f"expected an event stream, got {item.content_type!r}")
+        elif isinstance(item, _HttpError):
+            state.http_status = item.status
+            state.end("server_error", f"HTTP {item.status}: {http_error_text(item.body)}")
+        elif item is _EOF:
+            events = self._on_sse(self._decoder.close(), time.monotonic(), state)
+            self._ended_early(state, "the server closed the connection before the reply finished")
+            return events
+        elif isinstance(item, _Failed):
+            self._on_failure(item.exc, state)
+        elif item is _STALL:
+            state.stalled = True
+            state.end(
+                "timed_out",
+                f"no data from the server for {self._client.stall_timeout_s:g} s: stream hung",
+            )
+        return []
+
+    def _ended_early(self, state: StreamTally, message: str) -> None:
+        """The byte stream stopped without ``[DONE]``: a reply whose finish reason came is whole
+        (only usage or timings may be missing), so it is ``done``; otherwise the reply is cut."""
+        if state.finish_reason is not None:
+            state.end("done")
+        else:
+            state.end("connection_lost", message)
+
+    def _on_failure(self, exc: Exception, state: StreamTally) -> None:
+        url = self._client.base_url
+        text = str(exc) or type(exc).__name__
+        if isinstance(exc, httpx.ConnectTimeout):
+            state.end(
+                "timed_out", f"no connection to {url} within {self._client.connect_timeout_s:g} s"
+            )
+        elif isinstance(exc, httpx.ConnectError):
+            state.end("connection_lost", f"cannot connect to {url}: {text}")
+        elif isinstance(exc, httpx.DecodingError):
+            state.end("bad_stream", f"cannot decode the response: {text}")
+        elif isinstance(exc, (httpx.TransportError, httpx.StreamError)):
+            self._ended_early(state, f"connection lost: {text}")
+        else:
+            state.end("bad_stream", f"internal error: {exc!r}")
+
+    def _on_sse(self, events: list[SSEEvent], at: float, state: StreamTally) -> list[ChatEvent]:
+        out: list[ChatEvent] = []
+        for sse in events:
+            if state.status is not None:
+                break
+            data = sse.data
+            if sse.event == "error":
+                state.end("server_error", http_error_text(data.encode()))
+            elif sse.event != "message" or not data.strip():
+                continue
+            elif data == "[DONE]":
+                state.end("done")
+            else:
+                try:
+                    parsed = parse_chunk(json.loads(data), at - state.started)
+                except ValueError:
+                    state.end("bad_stream", f"the server sent data that is not JSON: {data[:80]!r}")
+                except ChunkError as exc:
+                    state.end("server_error" if exc.server else "bad_stream", str(exc))
+                else:
+                    for event in parsed:
+                        state.record(event, at)
+                        out.append(event)
+        return out

