@@ -113,15 +113,18 @@ async def test_tui_with_the_real_server(demo_config: Config) -> None:
     from coder_tui.ui.app import CoderApp
     from coder_tui.ui.widgets.server_bar import ServerBar
 
+    def _bar(app: CoderApp) -> ServerBar:
+        return app.screen.query_one(ServerBar)
+
     app = CoderApp(demo_config)
     async with app.run_test(size=(120, 40)) as pilot:
         for _ in range(400):
-            if app.query_one(ServerBar).state is ServerState.READY:
+            if _bar(app).state is ServerState.READY:
                 break
             await asyncio.sleep(0.05)
-        assert app.query_one(ServerBar).state is ServerState.READY
+        assert _bar(app).state is ServerState.READY
         assert app.manager is not None
         pid = app.manager.pid
-        assert app.query_one(ServerBar).profile == "q4_k_m"
-        await pilot.press("q")
+        assert _bar(app).profile == "q4_k_m"
+        await pilot.press("ctrl+q")
     assert pid is not None and not psutil.pid_exists(pid)

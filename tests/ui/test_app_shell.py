@@ -12,6 +12,10 @@ from coder_tui.core.server.events import ServerState
 from coder_tui.core.server.ports import free_port
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.widgets.server_bar import ServerBar
+
+
+def _bar(app: CoderApp) -> ServerBar:
+    return app.screen.query_one(ServerBar)
 from coder_tui.ui.widgets.server_log import ServerLog
 
 
@@ -25,34 +29,35 @@ def _config(tmp_path: Path, binary: Path, mode: str = "normal") -> Config:
 
 async def _wait_state(app: CoderApp, state: ServerState, pilot_pause: object) -> None:
     for _ in range(200):
-        if app.query_one(ServerBar).state is state:
+        if _bar(app).state is state:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"state stayed {app.query_one(ServerBar).state}, wanted {state}")
+    raise AssertionError(f"state stayed {_bar(app).state}, wanted {state}")
 
 
 async def test_shell_starts_stops_and_quits(tmp_path: Path, fake_server_binary: Path) -> None:
     app = CoderApp(_config(tmp_path, fake_server_binary))
+    app.autostart = True
     async with app.run_test(size=(100, 30)) as pilot:
         await _wait_state(app, ServerState.READY, pilot)
         assert app.manager is not None and app.manager.pid is not None
         pid = app.manager.pid
-        bar = app.query_one(ServerBar)
+        bar = _bar(app)
         assert bar.profile == "demo" and bar.load_time_s is not None
         await pilot.pause(0.2)
-        assert app.query_one(ServerLog).lines, "server log shows the server's output"
-        await pilot.press("x")
+        assert app.screen.query_one(ServerLog).lines, "server log shows the server's output"
+        await pilot.press("f3")
         await _wait_state(app, ServerState.STOPPED, pilot)
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
-        await pilot.press("s")
+        await pilot.press("f2")
         await _wait_state(app, ServerState.READY, pilot)
         pid2 = app.manager.pid
-        await pilot.press("r")
+        await pilot.press("f5")
         await asyncio.sleep(0.3)
         await _wait_state(app, ServerState.READY, pilot)
         assert app.manager.pid not in (None, pid2)
         pid3 = app.manager.pid
-        await pilot.press("q")
+        await pilot.press("ctrl+q")
     assert pid3 is not None and not psutil.pid_exists(pid3)
 
 
@@ -61,4 +66,4 @@ async def test_shell_shows_start_failure(tmp_path: Path, fake_server_binary: Pat
     async with app.run_test(size=(100, 30)) as pilot:
         await _wait_state(app, ServerState.CRASHED, pilot)
         await pilot.pause(0.3)
-        assert "failed to load the model" in app.query_one(ServerBar).detail
+        assert "failed to load the model" in _bar(app).detail

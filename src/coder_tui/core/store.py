@@ -353,11 +353,12 @@ class HistoryStore:
             head += [x for x in (msg.profile, msg.model) if x]
             parts += ["", f"## {' · '.join(head)}", "", msg.content]
             if msg.role == "assistant":
-                parts += ["", f"_{_stats_line(msg)}_"]
+                parts += ["", f"_{stats_line(msg)}_"]
         return "\n".join(parts) + "\n"
 
 
-def _stats_line(msg: StoredMessage) -> str:
+def stats_line(msg: StoredMessage) -> str:
+    """One line of a reply's numbers: status, tokens, first token, speeds, finish, error."""
     bits: list[str] = [msg.status]
     if msg.prompt_tokens is not None:
         bits.append(f"{msg.prompt_tokens} prompt tokens")

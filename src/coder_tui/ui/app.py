@@ -1,28 +1,37 @@
-"""The Textual App: owns the server service, turns its events into messages, hosts the screens.
+"""The Textual App: owns the services (server, history store), routes their events to the screen.
 
-Services start in ``on_mount`` and stop in ``on_unmount``; widgets get data through attributes and
-never touch the services. I/O runs in workers.
+Services start in ``on_mount`` and stop in ``on_unmount``; screens and widgets get data through
+attributes and messages and never touch the services' internals. I/O runs in workers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from typing import ClassVar
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.widgets import Footer, Header
 
 from coder_tui import __version__
-from coder_tui.core.config import Config
+from coder_tui.core.config import ChatSettings, Config
 from coder_tui.core.errors import UserError
 from coder_tui.core.paths import app_paths
 from coder_tui.core.server.attach import AttachedServer
-from coder_tui.core.server.events import Exited, LogLine, Ready, ServerEvent, StateChanged
+from coder_tui.core.server.events import (
+    Exited,
+    LogLine,
+    Ready,
+    ServerEvent,
+    ServerState,
+    StateChanged,
+)
 from coder_tui.core.server.process import ServerManager
+from coder_tui.core.store import HistoryStore
 from coder_tui.ui.messages import ServerEventMessage, ServerFailed
+from coder_tui.ui.screens.main import MainScreen
 from coder_tui.ui.widgets.server_bar import ServerBar
 from coder_tui.ui.widgets.server_log import ServerLog
 
@@ -33,11 +42,13 @@ class CoderApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "coder-tui"
     SUB_TITLE = __version__
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012 (Textual's own)
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("s", "start", "Start"),
-        Binding("x", "stop", "Stop"),
-        Binding("r", "restart", "Restart"),
-        Binding("q", "quit", "Quit"),
+        # Function keys work while the prompt has focus; the letters when it does not.
+        Binding("f2,s", "start", "Start", key_display="F2"),
+        Binding("f3,x", "stop", "Stop", key_display="F3"),
+        Binding("f5,r", "restart", "Restart", key_display="F5"),
+        Binding("ctrl+q,q", "quit", "Quit", key_display="^q"),
     ]
 
     def __init__(
@@ -47,6 +58,7 @@ class CoderApp(App[int]):
         profile_name: str | None = None,
         attach_url: str | None = None,
         autostart: bool = True,
+        store: HistoryStore | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -55,22 +67,27 @@ class CoderApp(App[int]):
         self.profile_name = profile_name
         self.manager: ServerManager | None = None
         self.attached: AttachedServer | None = None
+        self.store = store
+        self.main: MainScreen | None = None
         self._unlisten: Callable[[], None] | None = None
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield ServerBar(id="server-bar")
-        yield ServerLog(id="server-log")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        bar = self.query_one(ServerBar)
+    async def on_mount(self) -> None:
+        if self.store is None:
+            try:
+                self.store = HistoryStore(app_paths().history_db)
+            except UserError as exc:
+                self.exit(return_code=2, message=str(exc))
+                return
+        chat = self.config.chat if self.config else ChatSettings()
+        api_key = os.environ.get(chat.api_key_env) if chat.api_key_env else None
+        self.main = MainScreen(self.store, chat, api_key)
+        await self.push_screen(self.main)
+        bar = self.main.query_one(ServerBar)
         if self.attach_url:
             self.attached = AttachedServer(self.attach_url)
-            self.attached.add_listener(self._forward)
-            bar.url = self.attached.url
+            self._unlisten = self.attached.add_listener(self._forward)
+            self.main.server_url = bar.url = self.attached.url
             bar.profile = "attached"
-            bar.state = self.attached.state
             self._watch_attached()
             return
         assert self.config is not None
@@ -85,8 +102,9 @@ class CoderApp(App[int]):
             self.config.server, log_dir=paths.log_dir, cache_dir=paths.cache_dir
         )
         self._unlisten = self.manager.add_listener(self._forward)
+        self.main.profile = profile
+        self.main.server_url = bar.url = self.manager.url
         bar.profile = profile.name
-        bar.url = self.manager.url
         if self.autostart:
             self.action_start()
 
@@ -96,23 +114,23 @@ class CoderApp(App[int]):
     # -- workers -------------------------------------------------------------------------------
     @work(exclusive=True, group="server", exit_on_error=False)
     async def _start(self) -> None:
-        if self.manager is None or self.config is None:
-            return
-        try:
-            await self.manager.start(self.config.profile(self.profile_name))
-        except UserError as exc:
-            self.post_message(ServerFailed(str(exc)))
+        await self._start_now()
 
     @work(exclusive=True, group="server", exit_on_error=False)
     async def _stop(self, then_start: bool = False) -> None:
         if self.manager is None:
             return
         await self.manager.stop()
-        if then_start and self.config is not None:
-            try:
-                await self.manager.start(self.config.profile(self.profile_name))
-            except UserError as exc:
-                self.post_message(ServerFailed(str(exc)))
+        if then_start:
+            await self._start_now()
+
+    async def _start_now(self) -> None:
+        if self.manager is None or self.config is None:
+            return
+        try:
+            await self.manager.start(self.config.profile(self.profile_name))
+        except UserError as exc:
+            self.post_message(ServerFailed(str(exc)))
 
     @work(exclusive=True, group="attach", exit_on_error=False)
     async def _watch_attached(self) -> None:
@@ -145,24 +163,31 @@ class CoderApp(App[int]):
 
     async def _stop_services(self) -> None:
         self.workers.cancel_group(self, "server")
+        if self.main is not None:
+            self.workers.cancel_group(self.main, "chat")
         if self.manager is not None:
             with contextlib.suppress(Exception):
                 await self.manager.stop()
 
     async def on_unmount(self) -> None:
-        # Widgets are gone by now: stop forwarding events before the final stop.
+        # The screens are gone by now: stop forwarding events before the final stop.
         if self._unlisten is not None:
             self._unlisten()
         await self._stop_services()
+        if self.store is not None:
+            self.store.close()
 
     # -- messages ------------------------------------------------------------------------------
     def on_server_event_message(self, message: ServerEventMessage) -> None:
+        if self.main is None:
+            return
         event = message.event
-        bar = self.query_one(ServerBar)
+        bar = self.main.query_one(ServerBar)
         if isinstance(event, LogLine):
-            self.query_one(ServerLog).add_lines([event.text])
+            self.main.query_one(ServerLog).add_lines([event.text])
         elif isinstance(event, StateChanged):
             bar.state = event.state
+            self.main.server_ready = event.state is ServerState.READY
             if event.profile:
                 bar.profile = event.profile
         elif isinstance(event, Ready):
@@ -173,7 +198,9 @@ class CoderApp(App[int]):
             self.notify(f"llama-server {event.reason}", severity="error", timeout=10)
 
     def on_server_failed(self, message: ServerFailed) -> None:
+        if self.main is None:
+            return
         first = message.text.splitlines()[0] if message.text else "failed"
-        self.query_one(ServerBar).detail = first
-        self.query_one(ServerLog).add_lines(message.text.splitlines())
+        self.main.query_one(ServerBar).detail = first
+        self.main.query_one(ServerLog).add_lines(message.text.splitlines())
         self.notify(first, severity="error", timeout=10)

@@ -1,0 +1,233 @@
+"""The main screen: server bar, the coding chat, and the server log beside it.
+
+Owns the chat flow: save the prompt before sending, stream the reply through the client into the
+transcript (coalesced), save it as it streams (about once a second) and when it ends. The App owns
+the services (server, history store) and sets this screen's server attributes; the screen never
+starts or stops the server itself.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Markdown
+
+from coder_tui.core.client import ChatClient, Delta, StreamEnd
+from coder_tui.core.config import ChatSettings, Profile
+from coder_tui.core.store import HistoryStore
+from coder_tui.core.store_schema import Conversation, status_for_end
+from coder_tui.ui.coalesce import Coalescer
+from coder_tui.ui.widgets.chat_view import ChatView, reply_footer
+from coder_tui.ui.widgets.prompt import PromptInput
+from coder_tui.ui.widgets.server_bar import ServerBar
+from coder_tui.ui.widgets.server_log import ServerLog
+
+_CODE_BLOCK = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
+SAVE_EVERY_S = 1.0
+
+
+def last_code_block(text: str) -> str | None:
+    """The body of the last fenced code block in ``text`` (an unclosed last fence counts too)."""
+    blocks = _CODE_BLOCK.findall(text)
+    tail = text.rsplit("```", 1)
+    if text.count("```") % 2 == 1 and "\n" in tail[-1]:
+        blocks.append(tail[-1].split("\n", 1)[1])
+    return blocks[-1] if blocks else None
+
+
+class MainScreen(Screen[None]):
+    """Server state on top, chat on the left, server log on the right (hidden when narrow)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel reply"),
+        Binding("ctrl+r", "retry", "Retry"),
+        Binding("ctrl+b", "copy_code", "Copy code"),
+        Binding("ctrl+n", "new_conversation", "New chat"),
+        Binding("ctrl+l", "conversations", "Chats"),
+    ]
+
+    def __init__(self, store: HistoryStore, chat: ChatSettings, api_key: str | None = None) -> None:
+        super().__init__()
+        self.store = store
+        self.chat_settings = chat
+        self.api_key = api_key
+        self.server_url = ""
+        self.server_ready = False
+        self.profile: Profile | None = None
+        self.conversation: Conversation | None = None
+        self._stream: Any = None
+
+    def compose(self) -> ComposeResult:
+        yield ServerBar(id="server-bar")
+        with Horizontal(id="body"):
+            yield ChatView(id="chat")
+            yield ServerLog(id="server-log")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.query_one(PromptInput).focus()
+        interrupted = self.store.mark_interrupted()
+        self.conversation = self.store.last_conversation()
+        if self.conversation is not None:
+            await self.query_one(ChatView).show_conversation(
+                self.store.messages(self.conversation.id)
+            )
+        if interrupted:
+            self.notify(f"{interrupted} reply(s) were interrupted last time; kept as they were")
+
+    # -- chat ----------------------------------------------------------------------------------
+    @property
+    def generating(self) -> bool:
+        return self._stream is not None
+
+    async def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
+        if self.generating:
+            self.notify("a reply is still streaming: Esc cancels it", severity="warning")
+            message.prompt_input.load_text(message.text)
+            return
+        if not self.server_ready:
+            self.notify("the server is not ready yet", severity="warning")
+            message.prompt_input.load_text(message.text)
+            return
+        if self.conversation is None:
+            self.conversation = self.store.new_conversation(system_prompt=self._system_prompt())
+        profile = self.profile.name if self.profile else None
+        stored = self.store.add_user_message(self.conversation.id, message.text, profile)
+        await self.query_one(ChatView).add(stored)
+        self._reply(self.conversation.id)
+
+    def _system_prompt(self) -> str | None:
+        if self.profile is not None and self.profile.system_prompt:
+            return self.profile.system_prompt
+        return self.chat_settings.system_prompt
+
+    def _history(self, conv_id: int) -> list[dict[str, str]]:
+        """Messages for the request: system prompt, then the stored turns up to the last prompt."""
+        conv = self.store.conversation(conv_id)
+        out: list[dict[str, str]] = []
+        if conv is not None and conv.system_prompt:
+            out.append({"role": "system", "content": conv.system_prompt})
+        msgs = self.store.messages(conv_id)
+        last_user = max((i for i, m in enumerate(msgs) if m.role == "user"), default=-1)
+        for msg in msgs[: last_user + 1]:
+            if msg.role == "assistant" and not msg.content:
+                continue
+            out.append({"role": msg.role, "content": msg.content})
+        return out
+
+    @work(exclusive=True, group="chat", exit_on_error=False)
+    async def _reply(self, conv_id: int) -> None:
+        chat = self.query_one(ChatView)
+        profile = self.profile.name if self.profile else None
+        model = self.profile.model.name if self.profile else None
+        view = await chat.start_reply(model or profile or "model")
+        msg_id = self.store.begin_reply(conv_id, profile, model)
+        messages = self._history(conv_id)
+        md = Markdown.get_stream(view.body)
+        coalescer = Coalescer(md.write)
+        parts: list[str] = []
+        end: StreamEnd | None = None
+        last_save = time.monotonic()
+        settings = self.chat_settings
+        async with ChatClient(
+            self.server_url, self.api_key, stall_timeout_s=settings.stall_timeout_s
+        ) as client:
+            stream = client.stream_chat(
+                messages, max_tokens=settings.max_tokens, temperature=settings.temperature
+            )
+            self._stream = stream
+            try:
+                async for event in stream:
+                    if isinstance(event, Delta) and not event.reasoning:
+                        parts.append(event.text)
+                        await coalescer.add(event.text)
+                        if time.monotonic() - last_save >= SAVE_EVERY_S:
+                            self.store.update_reply(msg_id, "".join(parts))
+                            last_save = time.monotonic()
+                    elif isinstance(event, StreamEnd):
+                        end = event
+            except BaseException:
+                # Cancelled from outside (the app is closing): keep what arrived.
+                self.store.finish_reply(msg_id, "".join(parts), "interrupted")
+                raise
+            finally:
+                self._stream = None
+                await coalescer.close()
+                await md.stop()
+        assert end is not None
+        timings, usage = end.timings, end.usage
+        status = status_for_end(end.status)
+        self.store.finish_reply(
+            msg_id,
+            end.text,
+            status,
+            prompt_tokens=timings.prompt_n if timings else (usage.prompt_tokens if usage else None),
+            completion_tokens=timings.predicted_n
+            if timings
+            else (usage.completion_tokens if usage else None),
+            ttft_s=end.ttft_s,
+            prompt_per_second=timings.prompt_per_second if timings else None,
+            predicted_per_second=timings.predicted_per_second if timings else None,
+            finish_reason=end.finish_reason,
+            error=end.message or None if status != "complete" else None,
+        )
+        stored = self.store.message(msg_id)
+        if stored is not None:
+            view.set_stats(reply_footer(stored), status)
+        if end.status == "cancelled" and end.server_still_generating:
+            self.notify("cancelled, but the server is still generating", severity="warning")
+        elif end.status not in ("done", "cancelled"):
+            self.notify(f"reply ended: {end.status} {end.message}", severity="error")
+
+    # -- actions -------------------------------------------------------------------------------
+    def action_cancel(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+
+    def action_retry(self) -> None:
+        if self.generating or self.conversation is None:
+            return
+        if not any(m.role == "user" for m in self.store.messages(self.conversation.id)):
+            return
+        self._reply(self.conversation.id)
+
+    def action_copy_code(self) -> None:
+        if self.conversation is None:
+            return
+        replies = [m for m in self.store.messages(self.conversation.id) if m.role == "assistant"]
+        code = last_code_block(replies[-1].content) if replies else None
+        if code is None:
+            self.notify("no code block in the last reply")
+            return
+        self.app.copy_to_clipboard(code)
+        self.notify(f"copied {len(code.splitlines())} line(s) of code")
+
+    async def action_new_conversation(self) -> None:
+        if self.generating:
+            return
+        self.conversation = None
+        await self.query_one(ChatView).show_conversation([])
+        self.query_one(PromptInput).focus()
+
+    def action_conversations(self) -> None:
+        if self.generating:
+            return
+        from coder_tui.ui.screens.conversations import ConversationsScreen
+
+        current = self.conversation.id if self.conversation else None
+        self.app.push_screen(ConversationsScreen(self.store, current), self._switch_to)
+
+    async def _switch_to(self, conv_id: int | None) -> None:
+        if conv_id is None:
+            return
+        self.conversation = self.store.conversation(conv_id)
+        messages = self.store.messages(conv_id) if self.conversation else []
+        await self.query_one(ChatView).show_conversation(messages)
+        self.query_one(PromptInput).focus()

@@ -1,0 +1,44 @@
+"""One chat message: who said it, its Markdown body, and the numbers under a reply."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Markdown, Static
+
+
+class MessageView(Vertical):
+    """A user prompt or a model reply. The body is Markdown (code blocks highlighted)."""
+
+    DEFAULT_CSS = """
+    MessageView { height: auto; margin: 0 0 1 0; padding: 0 1; }
+    MessageView.user { border-left: thick $primary; background: $boost; }
+    MessageView.assistant { border-left: thick $accent; }
+    MessageView.interrupted, MessageView.error { border-left: thick $error; }
+    MessageView.cancelled { border-left: thick $warning; }
+    MessageView > .who { color: $text-muted; text-style: bold; }
+    MessageView > .stats { color: $text-muted; }
+    MessageView > Markdown { margin: 0; padding: 0; }
+    """
+
+    def __init__(self, role: str, text: str = "", *, who: str = "", stats: str = "") -> None:
+        super().__init__(classes=role)
+        self.role = role
+        self._initial = text
+        self._who = who or role
+        self._stats = stats
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._who, classes="who", markup=False)
+        yield Markdown(self._initial)
+        yield Static(self._stats, classes="stats", markup=False)
+
+    @property
+    def body(self) -> Markdown:
+        return self.query_one(Markdown)
+
+    def set_stats(self, text: str, status: str | None = None) -> None:
+        self.query_one(".stats", Static).update(text)
+        if status is not None:
+            for cls in ("interrupted", "error", "cancelled"):
+                self.set_class(cls == status, cls)
