@@ -31,20 +31,26 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="config file")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", parents=[common], help="generate the tiny demo MoE model and open the TUI on it")
+    demo = sub.add_parser(
+        "demo", parents=[common], help="generate the tiny demo MoE model and open the TUI on it"
+    )
     demo.add_argument("--size", choices=("small", "bench"), default="small")
     demo.add_argument("--prepare-only", action="store_true", help="make files, print config path")
     demo.add_argument("--dir", metavar="PATH", help="where to put the demo (default: user cache)")
     demo.add_argument("--port", type=int, default=8084)
 
-    prof = sub.add_parser("profiles", parents=[common], help="check or show the profiles of the config")
+    prof = sub.add_parser(
+        "profiles", parents=[common], help="check or show the profiles of the config"
+    )
     psub = prof.add_subparsers(dest="profiles_command", metavar="ACTION", required=True)
     psub.add_parser("check", parents=[common], help="validate the config and list its profiles")
     show = psub.add_parser("show", parents=[common], help="show one profile")
     show.add_argument("name", nargs="?")
     show.add_argument("--argv", action="store_true", help="print the llama-server command line")
 
-    serve = sub.add_parser("serve", parents=[common], help="start llama-server headless and print its log")
+    serve = sub.add_parser(
+        "serve", parents=[common], help="start llama-server headless and print its log"
+    )
     serve.add_argument("profile", nargs="?")
     return p
 

@@ -16,6 +16,8 @@ from coder_tui.ui.widgets.server_bar import ServerBar
 
 def _bar(app: CoderApp) -> ServerBar:
     return app.screen.query_one(ServerBar)
+
+
 from coder_tui.ui.widgets.server_log import ServerLog
 
 

@@ -63,6 +63,8 @@ class MainScreen(Screen[None]):
         self.profile: Profile | None = None
         self.conversation: Conversation | None = None
         self._stream: Any = None
+        self.request_extra: dict[str, Any] = {}
+        """Extra request fields for every reply (tests use ``ignore_eos`` for long replies)."""
 
     def compose(self) -> ComposeResult:
         yield ServerBar(id="server-bar")
@@ -140,7 +142,10 @@ class MainScreen(Screen[None]):
             self.server_url, self.api_key, stall_timeout_s=settings.stall_timeout_s
         ) as client:
             stream = client.stream_chat(
-                messages, max_tokens=settings.max_tokens, temperature=settings.temperature
+                messages,
+                max_tokens=settings.max_tokens,
+                temperature=settings.temperature,
+                extra=self.request_extra or None,
             )
             self._stream = stream
             try:

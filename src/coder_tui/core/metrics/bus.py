@@ -1,0 +1,269 @@
+"""The sampler bus: runs the GPU, host, PCIe and server samplers and yields one snapshot per tick.
+
+Owns ``SamplerConfig`` (rates, history length, bandwidth overrides) and ``MetricsSampler``: GPU and
+host on a worker thread (``asyncio.to_thread``), PCIe on its own thread, the server over async
+httpx; the MoE traffic model for the watched profile (its GGUF layout read once per model file);
+the ring buffers. ``async for snap in sampler.run()`` yields frozen ``MetricsSnapshot``s; cancelling
+or closing the iterator closes NVML, stops the thread and the HTTP client. Rendering is the UI's.
+
+History series: ``generation_tokens_per_s``, ``generation_tokens_per_busy_s``,
+``prompt_tokens_per_s``, ``kv_fill_ratio``, ``cpu_percent``, ``ram_used_bytes``,
+``swap_used_bytes``, ``swap_in_bytes_per_s``, ``server_cpu_percent``, ``server_rss_bytes``,
+``ram_read_bytes_per_s``, ``efficiency``, and per GPU ``gpu{i}.vram_used_bytes``,
+``gpu{i}.server_vram_bytes``, ``gpu{i}.gpu_util_percent``, ``gpu{i}.mem_util_percent``,
+``gpu{i}.power_w``, ``gpu{i}.temperature_c``, ``gpu{i}.pcie_rx_bytes_per_s``,
+``gpu{i}.pcie_tx_bytes_per_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from coder_tui.core.config import Profile
+from coder_tui.core.errors import UserError
+from coder_tui.core.gguf_layout import GgufLayout, read_layout
+from coder_tui.core.metrics import moe
+from coder_tui.core.metrics.gpu import GpuProbe, PcieSampler
+from coder_tui.core.metrics.history import History
+from coder_tui.core.metrics.host import HostProbe
+from coder_tui.core.metrics.server import ServerProbe
+from coder_tui.core.metrics.types import (
+    GpuSnapshot,
+    HostSnapshot,
+    MetricsSnapshot,
+    MoeSample,
+    Placement,
+    ServerPhase,
+    ServerSample,
+    TokenTraffic,
+)
+
+_GPU_SERIES = (
+    "vram_used_bytes",
+    "server_vram_bytes",
+    "gpu_util_percent",
+    "mem_util_percent",
+    "power_w",
+    "temperature_c",
+    "pcie_rx_bytes_per_s",
+    "pcie_tx_bytes_per_s",
+)
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Rates and overrides; the defaults cost well under 1 % of a core."""
+
+    interval_s: float = 1.0
+    """GPU and host sampling, and the tick at which snapshots are yielded."""
+    server_interval_s: float = 1.0
+    """``/metrics`` and ``/slots`` polling (llama-server answers them on its decode loop)."""
+    pcie_rate_hz: float = 5.0
+    """PCIe throughput readings per second, averaged into each tick. Each reading is a 20 ms
+    window per direction and costs the driver about 1 ms of CPU (0.9 % of a core at 10 Hz on an
+    H200 host), hence 5 Hz."""
+    history_s: float = 300.0
+    ram_bandwidth_bytes_per_s: float | None = None
+    """RAM bandwidth for the roofline; unset: measured once with a numpy copy (~0.1 s)."""
+    vram_bandwidth_bytes_per_s: float | None = None
+    """VRAM bandwidth for the roofline; unset: NVML's memory clock x bus width (slowest GPU)."""
+
+
+class MetricsSampler:
+    """Samples everything at ``config``'s rates for the server ``watch`` names."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        config: SamplerConfig | None = None,
+        nvml: Any | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.config = config or SamplerConfig()
+        self.history = History(self.config.history_s, 1.0 / self.config.interval_s)
+        self.gpu = GpuProbe(nvml)
+        self.host = HostProbe()
+        self.pcie = PcieSampler(self.gpu, self.config.pcie_rate_hz)
+        self.server: ServerProbe | None = None
+        if base_url is not None:
+            self.server = ServerProbe(
+                base_url, client=client, min_interval_s=self.config.server_interval_s
+            )
+        self._client = client
+        self._profile: Profile | None = None
+        self._layouts: dict[tuple[Path, int, int], GgufLayout | str] = {}
+        self._traffic: dict[tuple[Any, ...], tuple[Placement, TokenTraffic]] = {}
+        self._ram_bw: float | None = self.config.ram_bandwidth_bytes_per_s
+        self._closed = False
+
+    def watch(
+        self, *, pid: int | None, profile: Profile | None = None, base_url: str | None = None
+    ) -> None:
+        """Follow a (new) server: its pid, the profile it runs, and its address."""
+        self.host.watch(pid)
+        self._profile = profile
+        if base_url is not None:
+            if self.server is None:
+                self.server = ServerProbe(
+                    base_url, client=self._client, min_interval_s=self.config.server_interval_s
+                )
+            else:
+                self.server.reset(base_url)
+
+    # -- the loop ----------------------------------------------------------------------------
+    async def run(self) -> AsyncIterator[MetricsSnapshot]:
+        """One snapshot per ``interval_s`` until cancelled or closed (then everything stops).
+
+        Leaving the loop early? Wrap it in ``contextlib.aclosing(sampler.run())`` so the cleanup
+        runs at once, not whenever the abandoned generator is collected.
+        """
+        try:
+            await asyncio.to_thread(self._open)
+            next_t = time.monotonic()
+            while True:
+                yield await self.tick()
+                next_t += self.config.interval_s
+                delay = next_t - time.monotonic()
+                if delay < 0:  # fell behind (a slow server answer): keep the rate, skip ticks
+                    next_t = time.monotonic()
+                    delay = 0.0
+                await asyncio.sleep(delay)
+        finally:
+            await self.aclose()
+
+    async def tick(self) -> MetricsSnapshot:
+        """Sample every source once and append to the history (``run`` calls this)."""
+        profile = self._profile
+        hw = asyncio.to_thread(self._sample_hw, profile)
+        if self.server is not None:
+            (gpu, host, layout), server = await asyncio.gather(hw, self.server.sample())
+        else:
+            gpu, host, layout = await hw
+            server = None
+        moe_sample, moe_error = self._moe(profile, layout, gpu, server)
+        snap = MetricsSnapshot(
+            time_s=time.time(),
+            gpu=gpu,
+            host=host,
+            server=server,
+            moe=moe_sample,
+            history=self.history,
+            moe_error=moe_error,
+        )
+        self._record(snap)
+        return snap
+
+    def _open(self) -> None:
+        if self.gpu.open():
+            self.pcie.start()
+
+    def _sample_hw(
+        self, profile: Profile | None
+    ) -> tuple[GpuSnapshot, HostSnapshot, GgufLayout | str | None]:
+        host = self.host.sample()
+        gpu = self.gpu.sample(self.host.process_tree(), self.pcie.take())
+        layout = self._layout(profile) if profile is not None else None
+        if isinstance(layout, GgufLayout) and self._ram_bw is None:
+            self._ram_bw = moe.measure_ram_bandwidth()
+        return gpu, host, layout
+
+    def _layout(self, profile: Profile) -> GgufLayout | str:
+        """The profile's model layout, read once per file version; a string says why not."""
+        try:
+            st = profile.model.stat()
+        except OSError as exc:
+            return f"{profile.model}: {(exc.strerror or str(exc)).lower()}"
+        key = (profile.model, st.st_size, st.st_mtime_ns)
+        if key not in self._layouts:
+            try:
+                self._layouts[key] = read_layout(profile.model)
+            except UserError as exc:
+                self._layouts[key] = str(exc)
+        return self._layouts[key]
+
+    def _moe(
+        self,
+        profile: Profile | None,
+        layout: GgufLayout | str | None,
+        gpu: GpuSnapshot,
+        server: ServerSample | None,
+    ) -> tuple[MoeSample | None, str | None]:
+        if profile is None or layout is None:
+            return None, None
+        if isinstance(layout, str):
+            return None, layout
+        live = [d for d in gpu.devices if not d.lost]
+        has_gpu = gpu.available and bool(live)
+        key = (
+            id(layout),
+            profile.n_gpu_layers,
+            profile.n_cpu_moe,
+            profile.extra_args,
+            has_gpu,
+        )
+        if key not in self._traffic:
+            where = moe.placement_for_profile(layout, profile, has_gpu=has_gpu)
+            self._traffic = {key: (where, moe.token_traffic(layout, where))}
+        where, traffic = self._traffic[key]
+        vram_bw = self.config.vram_bandwidth_bytes_per_s
+        if vram_bw is None:
+            known = [d.vram_bandwidth_bytes_per_s for d in live if d.vram_bandwidth_bytes_per_s]
+            vram_bw = min(known) if known else None
+        return (
+            moe.moe_sample(
+                where,
+                traffic,
+                ram_bandwidth_bytes_per_s=self._ram_bw,
+                vram_bandwidth_bytes_per_s=vram_bw,
+                generation_tokens_per_s=server.generation_tokens_per_s if server else None,
+                phase=server.phase if server else ServerPhase.DOWN,
+            ),
+            None,
+        )
+
+    def _record(self, snap: MetricsSnapshot) -> None:
+        h = self.history
+        s, host, m = snap.server, snap.host, snap.moe
+        proc = host.server if host else None
+        h.extend(
+            {
+                "generation_tokens_per_s": s.generation_tokens_per_s if s else None,
+                "generation_tokens_per_busy_s": s.generation_tokens_per_busy_s if s else None,
+                "prompt_tokens_per_s": s.prompt_tokens_per_s if s else None,
+                "kv_fill_ratio": s.kv_fill_ratio if s else None,
+                "cpu_percent": host.cpu_percent if host else None,
+                "ram_used_bytes": host.ram_used_bytes if host else None,
+                "swap_used_bytes": host.swap_used_bytes if host else None,
+                "swap_in_bytes_per_s": host.swap_in_bytes_per_s if host else None,
+                "server_cpu_percent": proc.cpu_percent if proc else None,
+                "server_rss_bytes": proc.rss_bytes if proc else None,
+                "ram_read_bytes_per_s": m.ram_read_bytes_per_s if m else None,
+                "efficiency": m.efficiency if m else None,
+            }
+        )
+        for d in snap.gpu.devices:
+            for name in _GPU_SERIES:
+                value = getattr(d, name)
+                h.append(f"gpu{d.index}.{name}", float(value) if value is not None else None)
+
+    async def aclose(self) -> None:
+        """Stop the PCIe thread, shut NVML down, close the HTTP client (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+
+        def stop_hw() -> None:
+            self.pcie.stop()
+            self.gpu.close()
+
+        await asyncio.to_thread(stop_hw)
+        if self.server is not None:
+            await self.server.aclose()

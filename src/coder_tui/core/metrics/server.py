@@ -1,0 +1,281 @@
+"""llama-server's own view: ``/metrics`` counters as speeds, ``/slots`` as phases and KV fill.
+
+Owns ``parse_prometheus``, ``parse_slots`` and ``ServerProbe`` (httpx, both endpoints at most once
+per ``min_interval_s``: llama-server answers them from its decode loop). Nothing here raises: an
+endpoint that is off (501, started without ``--metrics``/``--slots``) gives ``None`` fields, no
+answer is ``ServerPhase.DOWN``, 503 is ``LOADING``. Scheduling is ``bus``'s.
+
+What this llama.cpp (``tools/server``) reports, and what follows from it:
+
+* ``llamacpp:prompt_tokens_total`` / ``prompt_seconds_total`` grow with every prompt batch, so
+  prompt speed is live. ``tokens_predicted_total`` / ``tokens_predicted_seconds_total`` grow only
+  when a request ends (``metrics_on_prediction`` runs from the slot's reset), so their ratio over an
+  interval is the speed of the requests that ended in it, as the server's own
+  ``timings.predicted_per_second`` (which divides by decode steps, one fewer than tokens).
+* Live generation speed therefore comes from ``/slots``: ``next_token[0].n_decoded`` of busy
+  slots (reset to 0 when a request ends), plus the tail of requests that ended between two polls
+  from the ``tokens_predicted_total`` delta.
+* A busy slot (``is_processing``) with ``n_decoded == 0`` is processing its prompt; with
+  ``n_decoded > 0`` it is generating. ``n_prompt_tokens`` is the slot's cached context (prompt and
+  generated tokens), so ``n_prompt_tokens / n_ctx`` is its KV fill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from coder_tui.core.metrics.types import ServerPhase, ServerSample, SlotSample
+
+PREFIX = "llamacpp:"
+_COUNTERS = (
+    "prompt_tokens_total",
+    "prompt_seconds_total",
+    "tokens_predicted_total",
+    "tokens_predicted_seconds_total",
+    "n_decode_total",
+)
+
+
+def parse_prometheus(text: str) -> dict[str, float]:
+    """``llamacpp:`` samples of a Prometheus text page: name (prefix dropped, labels kept) -> value."""
+    out: dict[str, float] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line.startswith(PREFIX):
+            continue
+        name, _, rest = line[len(PREFIX) :].rpartition(" ") if "}" not in line else _labelled(line)
+        try:
+            out[name] = float(rest.split()[0]) if rest.split() else math.nan
+        except ValueError:
+            continue
+    return out
+
+
+def _labelled(line: str) -> tuple[str, str, str]:
+    head, _, rest = line[len(PREFIX) :].partition("}")
+    return head + "}", " ", rest.strip()
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def parse_slots(data: Any) -> tuple[SlotSample, ...]:
+    """``/slots`` JSON (a list of slot objects) as ``SlotSample``s; unknown shapes give ()."""
+    if not isinstance(data, list):
+        return ()
+    out = []
+    for item in data:
+        if not isinstance(item, Mapping) or _int(item.get("id")) is None:
+            continue
+        nxt = item.get("next_token")
+        first = nxt[0] if isinstance(nxt, list) and nxt and isinstance(nxt[0], Mapping) else {}
+        busy = bool(item.get("is_processing", False))
+        decoded = _int(first.get("n_decoded"))
+        n_ctx = _int(item.get("n_ctx"))
+        used = _int(item.get("n_prompt_tokens"))
+        if not busy:
+            phase = ServerPhase.IDLE
+        elif decoded:
+            phase = ServerPhase.GENERATING
+        else:
+            phase = ServerPhase.PROMPT
+        out.append(
+            SlotSample(
+                id=int(item["id"]),
+                n_ctx=n_ctx,
+                is_processing=busy,
+                phase=phase,
+                task_id=_int(item.get("id_task")),
+                context_tokens=used,
+                prompt_tokens_processed=_int(item.get("n_prompt_tokens_processed")),
+                prompt_tokens_cached=_int(item.get("n_prompt_tokens_cache")),
+                tokens_decoded=decoded,
+                remaining_tokens=_int(first.get("n_remain")),
+                kv_fill_ratio=used / n_ctx if used is not None and n_ctx else None,
+            )
+        )
+    return tuple(out)
+
+
+def _phase(
+    slots: tuple[SlotSample, ...] | None,
+    metrics: Mapping[str, float] | None,
+    prompt_delta: float | None,
+) -> ServerPhase:
+    if slots is not None:
+        phases = {s.phase for s in slots}
+        if ServerPhase.PROMPT in phases:  # a prompt batch dominates the step it shares
+            return ServerPhase.PROMPT
+        return ServerPhase.GENERATING if ServerPhase.GENERATING in phases else ServerPhase.IDLE
+    if metrics is not None and metrics.get("requests_processing", 0) > 0:
+        return ServerPhase.PROMPT if prompt_delta else ServerPhase.GENERATING
+    return ServerPhase.IDLE
+
+
+class ServerProbe:
+    """Polls one llama-server; keeps the previous counters to turn them into speeds."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        client: httpx.AsyncClient | None = None,
+        timeout_s: float = 2.0,
+        min_interval_s: float = 1.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = client
+        self._own_client = client is None
+        self.timeout_s = timeout_s
+        self.min_interval_s = min_interval_s
+        self._last: ServerSample | None = None
+        self._last_t: float | None = None
+        self._prev_counters: dict[str, float] | None = None
+        self._prev_t: float | None = None
+        self._prev_slots: dict[int, tuple[int | None, int, bool]] = {}
+
+    def reset(self, base_url: str | None = None) -> None:
+        """Forget the previous counters (a new server, maybe at a new address)."""
+        if base_url is not None:
+            self.base_url = base_url.rstrip("/")
+        self._last = self._last_t = self._prev_counters = self._prev_t = None
+        self._prev_slots = {}
+
+    async def aclose(self) -> None:
+        if self._own_client and self._client is not None:
+            await self._client.aclose()
+        self._client = None
+
+    async def _get(self, path: str) -> tuple[int | None, httpx.Response | None]:
+        if self._client is None:
+            self._client = httpx.AsyncClient(trust_env=False)
+        try:
+            resp = await self._client.get(self.base_url + path, timeout=self.timeout_s)
+        except httpx.HTTPError:
+            return None, None
+        return resp.status_code, resp
+
+    async def sample(self) -> ServerSample:
+        """Poll ``/metrics`` and ``/slots`` together; too soon after the last poll, return that sample."""
+        now = time.monotonic()
+        last, last_t = self._last, self._last_t
+        # 10 % slack: a bus ticking at exactly min_interval_s jitters a little either side.
+        if last is not None and last_t is not None and now - last_t < 0.9 * self.min_interval_s:
+            return last
+        (m_status, m_resp), (s_status, s_resp) = await asyncio.gather(
+            self._get("/metrics"), self._get("/slots")
+        )
+        now = time.monotonic()
+        sample = self._compose(now, m_status, m_resp, s_status, s_resp)
+        self._last, self._last_t = sample, now
+        return sample
+
+    def _compose(
+        self,
+        now: float,
+        m_status: int | None,
+        m_resp: httpx.Response | None,
+        s_status: int | None,
+        s_resp: httpx.Response | None,
+    ) -> ServerSample:
+        if m_status is None and s_status is None:
+            self._prev_counters, self._prev_slots, self._prev_t = None, {}, None
+            return ServerSample(phase=ServerPhase.DOWN, error="no answer")
+        if m_status == 503 or s_status == 503:
+            return ServerSample(phase=ServerPhase.LOADING)
+        metrics = parse_prometheus(m_resp.text) if m_status == 200 and m_resp else None
+        slots: tuple[SlotSample, ...] | None = None
+        if s_status == 200 and s_resp is not None:
+            try:
+                slots = parse_slots(s_resp.json())
+            except ValueError:
+                slots = None
+        return self.compute(now, metrics, slots)
+
+    def compute(
+        self, now: float, metrics: Mapping[str, float] | None, slots: tuple[SlotSample, ...] | None
+    ) -> ServerSample:
+        """The sample for parsed payloads taken at monotonic time ``now`` (tests call this)."""
+        counters = {k: metrics[k] for k in _COUNTERS if k in metrics} if metrics else None
+        prev, prev_t = self._prev_counters, self._prev_t
+        self._prev_t = now
+        dt = now - prev_t if prev_t is not None else None
+        d: dict[str, float] = {}
+        restarted = (
+            counters is not None
+            and prev is not None
+            and any(counters[k] < prev.get(k, 0.0) for k in counters)
+        )
+        if counters is not None and prev is not None and dt and dt > 0 and not restarted:
+            d = {k: counters[k] - prev.get(k, 0.0) for k in counters}
+        self._prev_counters = counters
+
+        def rate(key: str) -> float | None:
+            return d[key] / dt if key in d and dt else None
+
+        def busy(tokens: str, seconds: str) -> float | None:
+            return d[tokens] / d[seconds] if d.get(seconds, 0) > 0 and tokens in d else None
+
+        gen_rate = self._live_generation(slots, d.get("tokens_predicted_total"), dt)
+        if gen_rate is None and slots is None:
+            gen_rate = rate("tokens_predicted_total")
+        used = [s.context_tokens for s in slots or () if s.context_tokens is not None]
+        fills = [s.kv_fill_ratio for s in slots or () if s.kv_fill_ratio is not None]
+        phase = _phase(slots, metrics if counters else None, d.get("prompt_tokens_total"))
+        metrics = metrics or {}
+        return ServerSample(
+            phase=phase,
+            interval_s=dt,
+            metrics_available=counters is not None,
+            slots_available=slots is not None,
+            prompt_tokens_per_s=rate("prompt_tokens_total"),
+            prompt_tokens_per_busy_s=busy("prompt_tokens_total", "prompt_seconds_total"),
+            generation_tokens_per_s=gen_rate,
+            generation_tokens_per_busy_s=busy(
+                "tokens_predicted_total", "tokens_predicted_seconds_total"
+            ),
+            prompt_tokens_total=_int(counters.get("prompt_tokens_total")) if counters else None,
+            generation_tokens_total=(
+                _int(counters.get("tokens_predicted_total")) if counters else None
+            ),
+            decode_calls_per_s=rate("n_decode_total"),
+            requests_processing=_int(metrics.get("requests_processing")),
+            requests_deferred=_int(metrics.get("requests_deferred")),
+            busy_slots=sum(s.is_processing for s in slots) if slots is not None else None,
+            slots=slots or (),
+            kv_used_tokens=sum(used) if used else None,
+            kv_fill_ratio=max(fills) if fills else None,
+        )
+
+    def _live_generation(
+        self, slots: tuple[SlotSample, ...] | None, ended_tokens: float | None, dt: float | None
+    ) -> float | None:
+        """Tokens generated per wall second: busy slots' progress plus requests that ended."""
+        if slots is None:
+            self._prev_slots = {}
+            return None
+        prev, self._prev_slots = (
+            self._prev_slots,
+            {s.id: (s.task_id, s.tokens_decoded or 0, s.is_processing) for s in slots},
+        )
+        if not dt or dt <= 0 or (not prev and any(s.is_processing for s in slots)):
+            return None  # no baseline yet
+        tokens = 0.0
+        seen_of_ended = 0
+        for s in slots:
+            task, n_prev, was_busy = prev.get(s.id, (None, 0, False))
+            same = was_busy and task == s.task_id
+            if s.is_processing:
+                tokens += max(0, (s.tokens_decoded or 0) - (n_prev if same else 0))
+            if was_busy and not (same and s.is_processing):
+                seen_of_ended += n_prev  # that request ended: its tail is in the counters
+        if ended_tokens is not None:
+            tokens += max(0.0, ended_tokens - seen_of_ended)
+        return tokens / dt

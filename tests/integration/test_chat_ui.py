@@ -1,0 +1,102 @@
+"""The chat pane against the real llama-server: send and stream, cancel, server killed mid-reply."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+from coder_tui.core.config import Config
+from coder_tui.core.server.events import ServerState
+from coder_tui.core.store import HistoryStore
+from coder_tui.ui.app import CoderApp
+from coder_tui.ui.screens.main import MainScreen
+from coder_tui.ui.widgets.message import MessageView
+from coder_tui.ui.widgets.prompt import PromptInput
+from coder_tui.ui.widgets.server_bar import ServerBar
+
+
+async def _until(cond: object, timeout_s: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while not cond():  # type: ignore[operator]
+        if loop.time() > end:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def _ready(app: CoderApp) -> MainScreen:
+    await _until(lambda: app.main is not None and app.main.server_ready)
+    assert isinstance(app.screen, MainScreen)
+    return app.screen
+
+
+async def test_send_stream_and_store(demo_config: Config, tmp_path: Path) -> None:
+    with HistoryStore(tmp_path / "h.sqlite3") as store:
+        app = CoderApp(demo_config, store=store)
+        async with app.run_test(size=(120, 40)) as pilot:
+            main = await _ready(app)
+            await pilot.press(*"write a function", "enter")
+            await _until(lambda: len(main.query(MessageView)) == 2)
+            await _until(
+                lambda: (
+                    not main.generating
+                    and store.messages(main.conversation.id)[-1].status != "streaming"
+                )
+            )  # type: ignore[union-attr]
+            msgs = store.messages(main.conversation.id)  # type: ignore[union-attr]
+            assert [m.role for m in msgs] == ["user", "assistant"]
+            reply = msgs[-1]
+            assert reply.status == "complete" and reply.content
+            assert reply.profile == "q4_k_m" and reply.predicted_per_second
+            assert reply.completion_tokens and reply.ttft_s is not None
+            stats = str(main.query(MessageView).last().query_one(".stats").render())
+            assert "q4_k_m" in stats and "tok/s" in stats and "complete" in stats
+            assert isinstance(app.focused, PromptInput)
+
+
+async def test_cancel_keeps_partial_reply(demo_config: Config, tmp_path: Path) -> None:
+    with HistoryStore(tmp_path / "h.sqlite3") as store:
+        app = CoderApp(demo_config, store=store)
+        async with app.run_test(size=(120, 40)) as pilot:
+            main = await _ready(app)
+            main.request_extra = {"ignore_eos": True, "max_tokens": 4000}
+            # The small demo model writes ~2,000 tokens/s: act as soon as the reply streams.
+            await pilot.press(*"long")
+            prompt = main.query_one(PromptInput)
+            prompt.post_message(PromptInput.Submitted(prompt, "long"))
+            await _until(lambda: main.generating, 10)
+            await asyncio.sleep(0.2)
+            await pilot.press("escape")
+            await _until(lambda: not main.generating)
+            reply = store.messages(main.conversation.id)[-1]  # type: ignore[union-attr]
+            assert reply.status == "cancelled"
+            assert reply.content  # the words that arrived are kept
+            assert main.query(MessageView).last().has_class("cancelled")
+
+
+async def test_server_killed_mid_reply_is_stored_interrupted(
+    demo_config: Config, tmp_path: Path
+) -> None:
+    with HistoryStore(tmp_path / "h.sqlite3") as store:
+        app = CoderApp(demo_config, store=store)
+        async with app.run_test(size=(120, 40)) as pilot:
+            main = await _ready(app)
+            main.request_extra = {"ignore_eos": True, "max_tokens": 4000}
+            prompt = main.query_one(PromptInput)
+            prompt.post_message(PromptInput.Submitted(prompt, "long"))
+            await _until(lambda: main.generating, 10)
+            await asyncio.sleep(0.2)
+            assert app.manager is not None and app.manager.pid is not None
+            os.killpg(app.manager.pid, signal.SIGKILL)
+            await _until(lambda: not main.generating)
+            reply = store.messages(main.conversation.id)[-1]  # type: ignore[union-attr]
+            assert reply.status == "interrupted", reply
+            assert reply.content
+            await _until(lambda: main.query_one(ServerBar).state is ServerState.CRASHED)
+            # The UI is still usable: the prompt takes text, and a restart brings the server back.
+            await pilot.press(*"again")
+            assert main.query_one(PromptInput).text == "again"
+            await pilot.press("f2")
+            await _until(lambda: main.server_ready)

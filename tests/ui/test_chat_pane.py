@@ -1,0 +1,91 @@
+"""The chat pane without a server: reopening history, copying code, switching conversations."""
+
+from __future__ import annotations
+
+from coder_tui.core.config import Config
+from coder_tui.core.store import HistoryStore
+from coder_tui.ui.app import CoderApp
+from coder_tui.ui.screens.main import MainScreen, last_code_block
+from coder_tui.ui.widgets.message import MessageView
+from coder_tui.ui.widgets.prompt import PromptInput
+
+
+def test_last_code_block() -> None:
+    assert last_code_block("a\n```py\nx = 1\n```\nb\n```\ny\n```") == "y\n"
+    assert last_code_block("no code") is None
+    assert last_code_block("```js\nlet a = 1\n") == "let a = 1\n"  # still streaming
+
+
+async def test_reopens_last_conversation_with_interrupted_reply(
+    offline_config: Config, store: HistoryStore, seeded: int
+) -> None:
+    app = CoderApp(offline_config, autostart=False, store=store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.focused, PromptInput)
+        views = list(app.screen.query(MessageView))
+        assert [v.role for v in views] == ["user", "assistant", "user", "assistant"]
+        assert views[-1].has_class("interrupted")
+        assert "interrupted" in str(views[-1].query_one(".stats").render())
+        assert "21.8 tok/s" in str(views[1].query_one(".stats").render())
+
+
+async def test_copy_last_code_block(offline_config: Config, store: HistoryStore) -> None:
+    conv = store.new_conversation("code")
+    store.add_user_message(conv.id, "hi")
+    msg = store.begin_reply(conv.id, "p", "m")
+    store.finish_reply(msg, "x\n```python\nprint('hi')\n```\n", "complete")
+    app = CoderApp(offline_config, autostart=False, store=store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("ctrl+b")
+        assert app.clipboard == "print('hi')\n"
+
+
+async def test_prompt_is_not_sent_while_server_down(
+    offline_config: Config, store: HistoryStore
+) -> None:
+    app = CoderApp(offline_config, autostart=False, store=store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press(*"hello")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen.query_one(PromptInput).text == "hello"  # kept, not lost
+        assert store.list_conversations() == []
+
+
+async def test_multiline_prompt_keys(offline_config: Config, store: HistoryStore) -> None:
+    app = CoderApp(offline_config, autostart=False, store=store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("a", "ctrl+j", "b")
+        assert app.screen.query_one(PromptInput).text == "a\nb"
+
+
+async def test_switch_new_rename_delete_conversations(
+    offline_config: Config, store: HistoryStore, seeded: int
+) -> None:
+    first = seeded
+    other = store.new_conversation("Other chat")
+    store.add_user_message(other.id, "only a prompt here")
+    app = CoderApp(offline_config, autostart=False, store=store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        assert main.conversation is not None and main.conversation.id == other.id
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        await pilot.press("down", "enter")  # the list is most recent first: the seeded one next
+        await pilot.pause()
+        assert main.conversation is not None and main.conversation.id == first
+        assert len(main.query(MessageView)) == 4
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        await pilot.press("r", *"Renamed", "enter")
+        await pilot.pause()
+        await pilot.press("e")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert {c.title for c in store.list_conversations()} >= {"Renamed"}
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert main.conversation is None and len(main.query(MessageView)) == 0
