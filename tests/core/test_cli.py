@@ -14,11 +14,32 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 EXAMPLE = ROOT / "config.example.toml"
 FIXTURES = sorted((ROOT / "tests" / "fixtures" / "config").glob("*.toml"))
 
-SEED_IQ2 = (
-    "-m Qwen3-Coder-Next-UD-IQ2_XXS.gguf --port 8084 -c 200000 -ngl 42 --n-cpu-moe 10 -b 1024 "
-    "-ub 1024 --cache-type-k q4_0 --cache-type-v q4_0 --flash-attn on --cont-batching --jinja "
-    "-t 16"
-).split()
+SEED_IQ2 = [
+    "-m",
+    "Qwen3-Coder-Next-UD-IQ2_XXS.gguf",
+    "--port",
+    "8084",
+    "-c",
+    "200000",
+    "-ngl",
+    "42",
+    "--n-cpu-moe",
+    "10",
+    "-b",
+    "1024",
+    "-ub",
+    "1024",
+    "--cache-type-k",
+    "q4_0",
+    "--cache-type-v",
+    "q4_0",
+    "--flash-attn",
+    "on",
+    "--cont-batching",
+    "--jinja",
+    "-t",
+    "16",
+]
 
 
 def _argv(capsys: pytest.CaptureFixture[str], name: str) -> list[str]:

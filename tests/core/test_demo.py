@@ -6,10 +6,9 @@ llama-imatrix and are skipped only when those cannot be found.
 
 from __future__ import annotations
 
-import os
-
 import dataclasses
 import hashlib
+import os
 import sys
 from pathlib import Path
 

@@ -12,13 +12,11 @@ from coder_tui.core.server.events import ServerState
 from coder_tui.core.server.ports import free_port
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.widgets.server_bar import ServerBar
+from coder_tui.ui.widgets.server_log import ServerLog
 
 
 def _bar(app: CoderApp) -> ServerBar:
     return app.screen.query_one(ServerBar)
-
-
-from coder_tui.ui.widgets.server_log import ServerLog
 
 
 def _config(tmp_path: Path, binary: Path, mode: str = "normal") -> Config:
