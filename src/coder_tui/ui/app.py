@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
+from contextlib import aclosing
 from typing import ClassVar
 
 from textual import work
@@ -18,6 +19,8 @@ from textual.binding import Binding, BindingType
 from coder_tui import __version__
 from coder_tui.core.config import ChatSettings, Config
 from coder_tui.core.errors import UserError
+from coder_tui.core.metrics.bus import MetricsSampler
+from coder_tui.core.metrics.types import MetricsSnapshot
 from coder_tui.core.paths import app_paths
 from coder_tui.core.server.attach import AttachedServer
 from coder_tui.core.server.events import (
@@ -30,7 +33,8 @@ from coder_tui.core.server.events import (
 )
 from coder_tui.core.server.process import ServerManager
 from coder_tui.core.store import HistoryStore
-from coder_tui.ui.messages import ServerEventMessage, ServerFailed
+from coder_tui.ui.messages import MetricsUpdated, ServerEventMessage, ServerFailed
+from coder_tui.ui.screens.dashboard import DashboardScreen
 from coder_tui.ui.screens.main import MainScreen
 from coder_tui.ui.widgets.server_bar import ServerBar
 from coder_tui.ui.widgets.server_log import ServerLog
@@ -48,6 +52,7 @@ class CoderApp(App[int]):
         Binding("f2,s", "start", "Start", key_display="F2"),
         Binding("f3,x", "stop", "Stop", key_display="F3"),
         Binding("f5,r", "restart", "Restart", key_display="F5"),
+        Binding("f4", "dashboard", "Dashboard", key_display="F4"),
         Binding("ctrl+q,q", "quit", "Quit", key_display="^q"),
     ]
 
@@ -59,6 +64,7 @@ class CoderApp(App[int]):
         attach_url: str | None = None,
         autostart: bool = True,
         store: HistoryStore | None = None,
+        sample_metrics: bool = True,
     ) -> None:
         super().__init__()
         self.config = config
@@ -68,7 +74,10 @@ class CoderApp(App[int]):
         self.manager: ServerManager | None = None
         self.attached: AttachedServer | None = None
         self.store = store
+        self.sample_metrics = sample_metrics
         self.main: MainScreen | None = None
+        self.sampler: MetricsSampler | None = None
+        self.last_metrics: MetricsSnapshot | None = None
         self._unlisten: Callable[[], None] | None = None
 
     async def on_mount(self) -> None:
@@ -89,6 +98,8 @@ class CoderApp(App[int]):
             self.main.server_url = bar.url = self.attached.url
             bar.profile = "attached"
             self._watch_attached()
+            if self.sample_metrics:
+                self._sample_metrics(self.attached.url)
             return
         assert self.config is not None
         try:
@@ -105,6 +116,8 @@ class CoderApp(App[int]):
         self.main.profile = profile
         self.main.server_url = bar.url = self.manager.url
         bar.profile = profile.name
+        if self.sample_metrics:
+            self._sample_metrics(self.manager.url)
         if self.autostart:
             self.action_start()
 
@@ -132,6 +145,15 @@ class CoderApp(App[int]):
         except UserError as exc:
             self.post_message(ServerFailed(str(exc)))
 
+    @work(exclusive=True, group="metrics", exit_on_error=False)
+    async def _sample_metrics(self, url: str) -> None:
+        self.sampler = MetricsSampler(url)
+        if self.attached is not None:
+            self.sampler.watch(pid=None, base_url=url)
+        async with aclosing(self.sampler.run()) as snapshots:
+            async for snap in snapshots:
+                self.post_message(MetricsUpdated(snap))
+
     @work(exclusive=True, group="attach", exit_on_error=False)
     async def _watch_attached(self) -> None:
         if self.attached is not None:
@@ -157,12 +179,22 @@ class CoderApp(App[int]):
         if self.manager is not None:
             self._stop(then_start=True)
 
+    def action_dashboard(self) -> None:
+        if isinstance(self.screen, DashboardScreen):
+            self.pop_screen()
+            return
+        screen = DashboardScreen()
+        self.push_screen(screen)
+        if self.last_metrics is not None:
+            self.call_after_refresh(screen.show, self.last_metrics)
+
     async def action_quit(self) -> None:
         await self._stop_services()
         self.exit(0)
 
     async def _stop_services(self) -> None:
         self.workers.cancel_group(self, "server")
+        self.workers.cancel_group(self, "metrics")
         if self.main is not None:
             self.workers.cancel_group(self.main, "chat")
         if self.manager is not None:
@@ -193,9 +225,18 @@ class CoderApp(App[int]):
         elif isinstance(event, Ready):
             bar.load_time_s = event.load_time_s
             bar.detail = ""
+            if self.sampler is not None and self.manager is not None:
+                self.sampler.watch(pid=event.pid, profile=self.manager.profile, base_url=event.url)
         elif isinstance(event, Exited) and not event.expected:
             bar.detail = event.reason
             self.notify(f"llama-server {event.reason}", severity="error", timeout=10)
+
+    def on_metrics_updated(self, message: MetricsUpdated) -> None:
+        self.last_metrics = message.snapshot
+        if isinstance(self.screen, DashboardScreen):
+            self.screen.show(message.snapshot)
+        elif self.main is not None and self.screen is self.main:
+            self.main.show_metrics(message.snapshot)
 
     def on_server_failed(self, message: ServerFailed) -> None:
         if self.main is None:

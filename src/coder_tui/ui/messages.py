@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
+from coder_tui.core.metrics.types import MetricsSnapshot
 from coder_tui.core.server.events import ServerEvent
 
 
@@ -21,3 +22,14 @@ class ServerFailed(Message):
     """A start or stop failed with a user-facing message."""
 
     text: str
+
+
+class MetricsUpdated(Message):
+    """A new metrics snapshot. Replaceable: a slow frame drops stale samples, not fresh ones."""
+
+    def __init__(self, snapshot: MetricsSnapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, MetricsUpdated)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,7 +119,7 @@ class MetricsSampler:
                 self.server.reset(base_url)
 
     # -- the loop ----------------------------------------------------------------------------
-    async def run(self) -> AsyncIterator[MetricsSnapshot]:
+    async def run(self) -> AsyncGenerator[MetricsSnapshot, None]:
         """One snapshot per ``interval_s`` until cancelled or closed (then everything stops).
 
         Leaving the loop early? Wrap it in ``contextlib.aclosing(sampler.run())`` so the cleanup

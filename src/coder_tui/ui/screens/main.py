@@ -1,4 +1,4 @@
-"""The main screen: server bar, the coding chat, and the server log beside it.
+"""The main screen: server bar, the coding chat, and live tiles and the server log beside it.
 
 Owns the chat flow: save the prompt before sending, stream the reply through the client into the
 transcript (coalesced), save it as it streams (about once a second) and when it ends. The App owns
@@ -15,16 +15,18 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Markdown
 
 from coder_tui.core.client import ChatClient, Delta, StreamEnd
 from coder_tui.core.config import ChatSettings, Profile
+from coder_tui.core.metrics.types import MetricsSnapshot
 from coder_tui.core.store import HistoryStore
 from coder_tui.core.store_schema import Conversation, status_for_end
 from coder_tui.ui.coalesce import Coalescer
 from coder_tui.ui.widgets.chat_view import ChatView, reply_footer
+from coder_tui.ui.widgets.dashboard import Dashboard, MetricsStrip
 from coder_tui.ui.widgets.prompt import PromptInput
 from coder_tui.ui.widgets.server_bar import ServerBar
 from coder_tui.ui.widgets.server_log import ServerLog
@@ -68,10 +70,20 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield ServerBar(id="server-bar")
+        yield MetricsStrip(id="strip")
         with Horizontal(id="body"):
             yield ChatView(id="chat")
-            yield ServerLog(id="server-log")
+            with Vertical(id="side"):
+                yield Dashboard(compact=True, id="tiles")
+                yield ServerLog(id="server-log")
         yield Footer()
+
+    def show_metrics(self, snap: MetricsSnapshot) -> None:
+        """Update the tiles (wide) or the strip (narrow); the hidden one is left alone."""
+        if self.query_one("#side").display:
+            self.query_one(Dashboard).show(snap)
+        else:
+            self.query_one(MetricsStrip).show(snap)
 
     async def on_mount(self) -> None:
         self.query_one(PromptInput).focus()

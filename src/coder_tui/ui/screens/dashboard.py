@@ -1,0 +1,28 @@
+"""The full-screen dashboard: every tile, the server bar, and the way back to the chat."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from coder_tui.core.metrics.types import MetricsSnapshot
+from coder_tui.ui.widgets.dashboard import Dashboard
+
+
+class DashboardScreen(Screen[None]):
+    """All metrics at once; F4 or Esc returns to the chat."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,f4", "app.pop_screen", "Back to chat", key_display="F4"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Dashboard(id="full-dashboard")
+        yield Footer()
+
+    def show(self, snap: MetricsSnapshot) -> None:
+        self.query_one(Dashboard).show(snap)

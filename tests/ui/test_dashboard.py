@@ -1,0 +1,123 @@
+"""Dashboard tiles from metrics snapshots: texts, GPU and no-GPU states, narrow and wide layouts."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+
+from coder_tui.core.metrics.history import History
+from coder_tui.core.metrics.types import (
+    GpuDeviceSample,
+    GpuSnapshot,
+    HostSnapshot,
+    MetricsSnapshot,
+    ProcessSample,
+    ServerPhase,
+    ServerSample,
+)
+from coder_tui.ui import metrics_view
+from coder_tui.ui.widgets.dashboard import Dashboard, MetricsStrip
+from coder_tui.ui.widgets.tile import MetricTile
+
+GIB = 2**30
+
+
+def _snap(
+    gpu: GpuSnapshot, phase: ServerPhase = ServerPhase.GENERATING, busy: float | None = None
+) -> MetricsSnapshot:
+    history = History(300, 1)
+    for v in (10.0, 20.0, 21.8):
+        history.append("generation_tokens_per_s", v)
+    host = HostSnapshot(
+        cpu_percent=50.0,
+        cpu_percent_per_core=(50.0, 50.0),
+        ram_total_bytes=64 * GIB,
+        ram_used_bytes=40 * GIB,
+        ram_available_bytes=24 * GIB,
+        swap_total_bytes=0,
+        swap_used_bytes=0,
+        swap_in_bytes_per_s=0.0,
+        swap_out_bytes_per_s=0.0,
+        swapping=False,
+        server=ProcessSample(pid=1, alive=True, cpu_percent=1450.0, rss_bytes=30 * GIB, threads=17),
+    )
+    server = ServerSample(
+        phase=phase,
+        generation_tokens_per_s=21.78 if phase is ServerPhase.GENERATING else 0.0,
+        generation_tokens_per_busy_s=busy,
+        prompt_tokens_per_s=0.0,
+        kv_fill_ratio=0.25,
+        kv_used_tokens=50_000,
+    )
+    return MetricsSnapshot(time_s=0.0, gpu=gpu, host=host, server=server, moe=None, history=history)
+
+
+NO_GPU = GpuSnapshot(available=False, reason="no NVIDIA GPU")
+ONE_GPU = GpuSnapshot(
+    available=True,
+    devices=(
+        GpuDeviceSample(
+            index=0,
+            name="NVIDIA GeForce RTX 4090",
+            vram_total_bytes=24 * GIB,
+            vram_used_bytes=int(23.5 * GIB),
+            server_vram_bytes=22 * GIB,
+            gpu_util_percent=87.0,
+            power_w=310.0,
+            temperature_c=66.0,
+            pcie_gen=4,
+            pcie_width=16,
+            pcie_link_bytes_per_s=31.5e9,
+            pcie_rx_bytes_per_s=5.2e9,
+            pcie_tx_bytes_per_s=0.1e9,
+        ),
+    ),
+)
+
+
+def test_tiles_without_gpu_say_so() -> None:
+    t = metrics_view.tiles(_snap(NO_GPU))
+    assert t["vram"].text == "no NVIDIA GPU" and t["pcie"].text == "no NVIDIA GPU"
+    assert t["gen"].text == "21.8 t/s\nlive"
+    assert t["ram"].text.startswith("40.0 GiB / 64.0 GiB")
+    assert "CPU 1450 %" in t["proc"].text
+    assert "no NVIDIA GPU" in metrics_view.strip(_snap(NO_GPU))
+
+
+def test_tiles_with_a_gpu() -> None:
+    t = metrics_view.tiles(_snap(ONE_GPU))
+    assert t["vram"].text == "23.5 GiB / 24.0 GiB\nserver 22.0 GiB"
+    assert t["vram"].level == "high"  # 98 % full
+    assert t["pcie"].text.startswith("rx 5.2 GB/s · tx 100.0 MB/s\nlink 31.5 GB/s Gen4 x16")
+    assert t["gpu"].text == "87 % · 310 W · 66 °C"
+    assert t["kv"].text == "25 % · 50,000 tokens"
+
+
+def test_idle_shows_last_request_speed() -> None:
+    value, note = metrics_view.speed(_snap(NO_GPU, ServerPhase.IDLE, busy=2547.0), "generation")
+    assert (value, note) == (2547.0, "last request")
+    assert metrics_view.tiles(_snap(NO_GPU, ServerPhase.IDLE))["gen"].text == "–"
+
+
+def test_lost_gpu() -> None:
+    lost = GpuSnapshot(available=True, devices=(GpuDeviceSample(index=0, lost=True),))
+    assert metrics_view.tiles(_snap(lost))["vram"].text == "GPU lost"
+
+
+class _Host(App[None]):
+    def compose(self) -> ComposeResult:
+        yield MetricsStrip()
+        yield Dashboard()
+
+
+async def test_dashboard_renders_at_80x24_and_200x60() -> None:
+    for size in ((80, 24), (200, 60)):
+        app = _Host()
+        async with app.run_test(size=size) as pilot:
+            app.query_one(Dashboard).show(_snap(ONE_GPU))
+            app.query_one(MetricsStrip).show(_snap(ONE_GPU))
+            await pilot.pause()
+            tiles = list(app.query(MetricTile))
+            assert len(tiles) == len(metrics_view.TILES)
+            vram = app.query_one("#tile-vram", MetricTile)
+            assert vram.has_class("high")
+            assert "23.5 GiB" in str(vram.query_one(".value").render())
