@@ -7,11 +7,17 @@ The Textual app is imported lazily, only for the commands that open it, so headl
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from coder_tui import __version__
 from coder_tui.core.errors import UserError
+
+# Further subcommands, one module each under coder_tui/cli/: ``register(subparsers, common)`` adds
+# the parser and sets ``func`` (taking the parsed args, returning an exit code). Their modules
+# import heavy things only inside ``func``, so ``coder-tui --version`` stays fast.
+EXTRA_COMMANDS: tuple[str, ...] = ()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
         "serve", parents=[common], help="start llama-server headless and print its log"
     )
     serve.add_argument("profile", nargs="?")
+
+    for name in EXTRA_COMMANDS:
+        module = importlib.import_module(f"coder_tui.cli.{name}")
+        module.register(sub, common)
     return p
 
 
@@ -73,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     from coder_tui import commands
 
+    func = getattr(args, "func", None)
+    if func is not None:
+        return int(func(args))
     if args.command == "demo":
         return commands.demo(args)
     if args.command == "profiles":
