@@ -32,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--attach", metavar="URL", help="watch and chat with a server started elsewhere")
     p.add_argument("--profile", metavar="NAME", help="profile to open (default: default_profile)")
     p.add_argument("--no-start", action="store_true", help="open the TUI without starting a server")
+    p.add_argument(
+        "--keep-server",
+        action="store_true",
+        help="leave the server running when coder-tui exits (a later start finds it)",
+    )
     # --config is accepted before or after the subcommand (SUPPRESS keeps an earlier value).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="config file")
@@ -58,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
         "serve", parents=[common], help="start llama-server headless and print its log"
     )
     serve.add_argument("profile", nargs="?")
+    serve.add_argument(
+        "--stop-leftover",
+        action="store_true",
+        help="stop a llama-server that an earlier coder-tui run left on the port, then start",
+    )
+    serve.add_argument(
+        "--keep-server", action="store_true", help="leave the server running when coder-tui exits"
+    )
 
     for name in EXTRA_COMMANDS:
         module = importlib.import_module(f"coder_tui.cli.{name}")

@@ -73,15 +73,29 @@ def _profile_items(profile: object) -> list[tuple[str, object]]:
 def serve(args: argparse.Namespace) -> int:
     config = _load(args)
     profile = config.profile(args.profile)
-    return asyncio.run(_serve(config, profile.name))
+    return asyncio.run(
+        _serve(config, profile.name, stop_leftover=args.stop_leftover, keep=args.keep_server)
+    )
 
 
-async def _serve(config: Config, profile_name: str) -> int:
+async def _serve(config: Config, profile_name: str, *, stop_leftover: bool, keep: bool) -> int:
+    from coder_tui.core.server import ownership
     from coder_tui.core.server.events import Exited, LogLine, Ready, StateChanged
-    from coder_tui.core.server.process import ServerManager
+    from coder_tui.core.server.process import LeftoverServer, ServerManager
 
     paths = app_paths()
-    manager = ServerManager(config.server, log_dir=paths.log_dir, cache_dir=paths.cache_dir)
+    manager = ServerManager(
+        config.server,
+        log_dir=paths.log_dir,
+        cache_dir=paths.cache_dir,
+        run_dir=paths.run_dir,
+        keep_on_exit=keep,
+    )
+    if stop_leftover:
+        record = ownership.leftover(paths.run_dir, config.server.port)
+        if record is not None:
+            print(f"[coder-tui] stopping leftover llama-server pid {record.pid}", flush=True)
+            await asyncio.to_thread(ownership.stop_leftover, record, paths.run_dir)
     done = asyncio.Event()
     crashed: list[Exited] = []
 
@@ -111,14 +125,22 @@ async def _serve(config: Config, profile_name: str) -> int:
         waiter = asyncio.create_task(done.wait())
         await asyncio.wait({start, waiter}, return_when=asyncio.FIRST_COMPLETED)
         if start.done():
-            start.result()  # raises StartFailed
+            try:
+                start.result()  # raises StartFailed
+            except LeftoverServer as exc:
+                raise UserError(f"{exc}; stop it with: coder-tui serve --stop-leftover") from None
             print(f"[coder-tui] log: {manager.log_path}", flush=True)
             await waiter
         else:
             start.cancel()
             await asyncio.gather(start, return_exceptions=True)
     finally:
-        await manager.stop()
+        if keep and manager.running:
+            print(f"[coder-tui] leaving llama-server running (pid {manager.pid})", flush=True)
+            manager.detach()
+        else:
+            await manager.stop()
+            manager.close()
     return 1 if crashed else 0
 
 
@@ -149,6 +171,7 @@ def tui(args: argparse.Namespace) -> int:
         profile_name=getattr(args, "profile", None),
         attach_url=attach,
         autostart=not getattr(args, "no_start", False),
+        keep_server=getattr(args, "keep_server", False),
     )
     app.run()
     return int(app.return_code or 0)

@@ -6,8 +6,12 @@ attributes and messages and never touch the services' internals. I/O runs in wor
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import signal
+import threading
+import time
 from collections.abc import Callable
 from contextlib import aclosing
 from typing import ClassVar
@@ -31,13 +35,18 @@ from coder_tui.core.server.events import (
     ServerState,
     StateChanged,
 )
-from coder_tui.core.server.process import ServerManager
+from coder_tui.core.server.ownership import stop_leftover
+from coder_tui.core.server.process import LeftoverServer, PortOwned, ServerManager
 from coder_tui.core.store import HistoryStore
 from coder_tui.ui.messages import MetricsUpdated, ServerEventMessage, ServerFailed
+from coder_tui.ui.screens.confirm import ConfirmScreen
 from coder_tui.ui.screens.dashboard import DashboardScreen
 from coder_tui.ui.screens.main import MainScreen
 from coder_tui.ui.widgets.server_bar import ServerBar
 from coder_tui.ui.widgets.server_log import ServerLog
+
+BACKSTOP_S = 15.0
+"""After SIGHUP/SIGTERM, exit hard if a clean stop has not finished by then."""
 
 
 class CoderApp(App[int]):
@@ -65,6 +74,7 @@ class CoderApp(App[int]):
         autostart: bool = True,
         store: HistoryStore | None = None,
         sample_metrics: bool = True,
+        keep_server: bool = False,
     ) -> None:
         super().__init__()
         self.config = config
@@ -75,6 +85,7 @@ class CoderApp(App[int]):
         self.attached: AttachedServer | None = None
         self.store = store
         self.sample_metrics = sample_metrics
+        self.keep_server = keep_server
         self.main: MainScreen | None = None
         self.sampler: MetricsSampler | None = None
         self.last_metrics: MetricsSnapshot | None = None
@@ -110,8 +121,13 @@ class CoderApp(App[int]):
         self.profile_name = profile.name
         paths = app_paths()
         self.manager = ServerManager(
-            self.config.server, log_dir=paths.log_dir, cache_dir=paths.cache_dir
+            self.config.server,
+            log_dir=paths.log_dir,
+            cache_dir=paths.cache_dir,
+            run_dir=paths.run_dir,
+            keep_on_exit=self.keep_server,
         )
+        self._install_signal_handlers()
         self._unlisten = self.manager.add_listener(self._forward)
         self.main.profile = profile
         self.main.server_url = bar.url = self.manager.url
@@ -142,8 +158,53 @@ class CoderApp(App[int]):
             return
         try:
             await self.manager.start(self.config.profile(self.profile_name))
+        except LeftoverServer as exc:
+            self.call_later(self._offer_stop_leftover, exc)
+        except PortOwned as exc:
+            self.notify(f"{exc}: attaching read-only", severity="warning", timeout=10)
+            self.call_later(self._attach_instead)
         except UserError as exc:
             self.post_message(ServerFailed(str(exc)))
+
+    def _offer_stop_leftover(self, exc: LeftoverServer) -> None:
+        async def answer(yes: bool | None) -> None:
+            if yes and self.manager is not None and self.manager.run_dir is not None:
+                run_dir = self.manager.run_dir
+                await asyncio.to_thread(stop_leftover, exc.record, run_dir)
+                self._start()
+            else:
+                self.post_message(ServerFailed(f"{exc}; not started"))
+
+        self.push_screen(ConfirmScreen(f"{exc}.\n\nStop it and start this profile?"), answer)
+
+    def _attach_instead(self) -> None:
+        """Another coder-tui manages this port: watch its server without managing it."""
+        if self.manager is None or self.main is None:
+            return
+        url = self.manager.url
+        if self._unlisten is not None:
+            self._unlisten()
+        self.manager.close()
+        self.manager = None
+        self.attached = AttachedServer(url)
+        self._unlisten = self.attached.add_listener(self._forward)
+        self.main.query_one(ServerBar).profile = "attached"
+        self._watch_attached()
+
+    def _install_signal_handlers(self) -> None:
+        """SIGHUP (SSH dropped) and SIGTERM: stop the server, then exit, with a hard backstop."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._on_terminate_signal)
+
+    def _on_terminate_signal(self) -> None:
+        def backstop() -> None:
+            time.sleep(BACKSTOP_S)
+            os._exit(1)
+
+        threading.Thread(target=backstop, daemon=True, name="exit-backstop").start()
+        self.call_later(self.action_quit)
 
     @work(exclusive=True, group="metrics", exit_on_error=False)
     async def _sample_metrics(self, url: str) -> None:
@@ -198,8 +259,12 @@ class CoderApp(App[int]):
         if self.main is not None:
             self.workers.cancel_group(self.main, "chat")
         if self.manager is not None:
-            with contextlib.suppress(Exception):
-                await self.manager.stop()
+            if self.keep_server and self.manager.running:
+                self.manager.detach()  # --keep-server: left running on purpose, record kept
+            else:
+                with contextlib.suppress(Exception):
+                    await self.manager.stop()
+                self.manager.close()
 
     async def on_unmount(self) -> None:
         # The screens are gone by now: stop forwarding events before the final stop.

@@ -36,6 +36,13 @@ from coder_tui.core.server.events import (
 )
 from coder_tui.core.server.exitreason import explain_exit
 from coder_tui.core.server.health import NotReady, wait_ready
+from coder_tui.core.server.ownership import (
+    PortLock,
+    RunRecord,
+    clear_record,
+    leftover,
+    write_record,
+)
 from coder_tui.core.server.ports import port_holder, port_is_free
 
 Listener = Callable[[ServerEvent], None]
@@ -43,6 +50,18 @@ Listener = Callable[[ServerEvent], None]
 
 class StartFailed(ServerError):
     """The server exited or timed out before it was ready; the message carries its last log lines."""
+
+
+class PortOwned(ServerError):
+    """Another coder-tui instance manages the server on this port."""
+
+
+class LeftoverServer(ServerError):
+    """A llama-server that an earlier coder-tui run started still holds the port."""
+
+    def __init__(self, message: str, record: RunRecord) -> None:
+        super().__init__(message)
+        self.record = record
 
 
 def _set_pdeathsig() -> None:  # runs in the child between fork and exec
@@ -67,9 +86,16 @@ class ServerManager:
         *,
         log_dir: Path,
         cache_dir: Path | None = None,
+        run_dir: Path | None = None,
+        keep_on_exit: bool = False,
         ring_lines: int = 2000,
     ) -> None:
         self.settings = settings
+        self.run_dir = run_dir
+        self.keep_on_exit = keep_on_exit
+        """Spawn without the parent-death signal, so ``detach`` can leave the server running."""
+        self._started_at = 0.0
+        self._port_lock = PortLock(run_dir, settings.port) if run_dir is not None else None
         self.log_dir = settings.log_dir or log_dir
         self.cache_dir = cache_dir
         self.url = base_url(settings)
@@ -121,6 +147,7 @@ class ServerManager:
             if self.running:
                 raise ServerError(f"a server is already running (profile {self.profile_name})")
             argv = await asyncio.to_thread(self.prepare, profile)
+            self._claim_port()
             if not port_is_free(self.settings.host, self.settings.port):
                 raise ServerError(
                     f"port {self.settings.port} on {self.settings.host} is already taken by "
@@ -143,7 +170,7 @@ class ServerManager:
                     stderr=asyncio.subprocess.PIPE,
                     env=env,
                     start_new_session=True,
-                    preexec_fn=_set_pdeathsig,
+                    preexec_fn=None if self.keep_on_exit else _set_pdeathsig,
                     limit=1 << 20,
                 )
             except OSError as exc:
@@ -152,6 +179,20 @@ class ServerManager:
                 raise StartFailed(f"cannot run {argv[0]}: {exc}") from None
             self._proc = proc
             self.pid = proc.pid
+            self._started_at = time.time()
+            if self.run_dir is not None:
+                with contextlib.suppress(OSError):
+                    write_record(
+                        self.run_dir,
+                        RunRecord(
+                            proc.pid,
+                            self.settings.port,
+                            tuple(argv),
+                            str(profile.model),
+                            time.time(),
+                            os.getpid(),
+                        ),
+                    )
             assert proc.stdout is not None and proc.stderr is not None
             self._drains = [
                 asyncio.create_task(self._drain(proc.stdout, "stdout")),
@@ -185,6 +226,51 @@ class ServerManager:
             ready = Ready(profile.name, self.url, proc.pid, self.load_time_s)
             self._emit(ready)
             return ready
+
+    def _claim_port(self) -> None:
+        """Take the port's lock and refuse a port that an earlier run's server still holds."""
+        if self.run_dir is None or self._port_lock is None:
+            return
+        port = self.settings.port
+        if not self._port_lock.acquire():
+            holder = self._port_lock.holder()
+            raise PortOwned(
+                f"another coder-tui (pid {holder}) manages the server on port {port}; "
+                f"watch it with: coder-tui --attach {self.url}"
+            )
+        record = leftover(self.run_dir, port)
+        if record is not None:
+            raise LeftoverServer(
+                f"a llama-server from an earlier coder-tui run (pid {record.pid}, model "
+                f"{Path(record.model).name}) still holds port {port}",
+                record,
+            )
+
+    def detach(self) -> None:
+        """Leave the server running on purpose (``--keep-server``): it is not stopped on close,
+        its record is kept (marked) so a later start finds it, and the port lock is released.
+        Only a manager made with ``keep_on_exit`` spawns servers that survive coder-tui."""
+        if self.run_dir is not None and self._proc is not None and self.argv:
+            with contextlib.suppress(OSError):
+                write_record(
+                    self.run_dir,
+                    RunRecord(
+                        self._proc.pid,
+                        self.settings.port,
+                        tuple(self.argv),
+                        str(self.profile.model) if self.profile else "",
+                        self._started_at,
+                        os.getpid(),
+                        keep=True,
+                    ),
+                )
+        self._proc = None
+        self.close()
+
+    def close(self) -> None:
+        """Release the port lock (the server must already be stopped or detached)."""
+        if self._port_lock is not None:
+            self._port_lock.release()
 
     @property
     def profile_name(self) -> str | None:
@@ -253,6 +339,8 @@ class ServerManager:
         for task in self._drains:
             task.cancel()
         self._close_log()
+        if self.run_dir is not None:
+            clear_record(self.run_dir, self.settings.port, proc.pid)
         expected = self._stopping
         sig = -code if code < 0 else None
         reason = "stopped" if expected else explain_exit(code, tuple(self.log_lines))
