@@ -1,0 +1,130 @@
+"""The Prometheus exporter: ``/metrics`` over HTTP, fed the snapshots a sampler already takes.
+
+Owns ``PrometheusExporter`` (a stoppable HTTP server on a daemon thread with its own registry,
+loopback by default) and the ``--listen`` helpers (``parse_listen``, ``is_loopback``,
+``check_listen``). What the metrics are, and their names, is ``export_metrics``'s (re-exported
+here, so ``coder_tui.core.export`` is the one import the CLI and the UI need); sampling is
+``metrics.bus``'s. The TUI hands its own snapshots to ``PrometheusExporter.update``: no extra
+sampling.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+from typing import Any
+
+from prometheus_client.exposition import generate_latest, start_http_server
+from prometheus_client.registry import CollectorRegistry
+
+from coder_tui.core.errors import UserError
+from coder_tui.core.export_metrics import PREFIX, ProfileLabels, SnapshotCollector, quant_of, render
+from coder_tui.core.metrics.types import MetricsSnapshot
+
+DEFAULT_LISTEN = "127.0.0.1:9464"
+"""9464: the port Prometheus's default-port list gives OpenTelemetry-style exporters."""
+
+__all__ = [
+    "DEFAULT_LISTEN",
+    "PREFIX",
+    "ProfileLabels",
+    "PrometheusExporter",
+    "SnapshotCollector",
+    "check_listen",
+    "is_loopback",
+    "parse_listen",
+    "quant_of",
+    "render",
+]
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9464`` for IPv6) as (host, port); ``UserError`` if malformed."""
+    host, sep, port_s = text.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
+        raise UserError(f"--listen {text!r}: expected HOST:PORT, e.g. {DEFAULT_LISTEN}")
+    return host, int(port_s)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address or ``localhost`` (no DNS lookups)."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_listen(host: str, *, allow_remote: bool) -> None:
+    """Refuse a non-loopback address unless ``allow_remote``: the metrics name models and paths."""
+    if not allow_remote and not is_loopback(host):
+        raise UserError(
+            f"refusing to serve metrics on {host}, which other machines can reach; "
+            "pass --allow-remote to do it anyway (or listen on 127.0.0.1)"
+        )
+
+
+class PrometheusExporter:
+    """``/metrics`` over HTTP from its own registry, on a daemon thread; ``stop`` joins it."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 9464,
+        *,
+        collector: SnapshotCollector | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.collector = collector or SnapshotCollector()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self.collector)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The scrape URL (the bound port once started, so port 0 works)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/metrics"
+
+    def update(self, snap: MetricsSnapshot, labels: ProfileLabels | None = None) -> None:
+        """Serve ``snap`` (the caller's sampler feeds this; nothing samples here)."""
+        self.collector.update(snap, labels)
+
+    def render(self) -> str:
+        """The exposition text a scrape would get now."""
+        return generate_latest(self.registry).decode("utf-8")
+
+    def start(self) -> None:
+        """Bind and serve; ``UserError`` when the address is taken or invalid."""
+        if self._server is not None:
+            return
+        try:
+            server, thread = start_http_server(self.port, addr=self.host, registry=self.registry)
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            raise UserError(f"cannot listen on {self.host}:{self.port}: {reason}") from None
+        self._server, self._thread = server, thread
+        self.port = int(server.server_address[1])
+
+    def stop(self) -> None:
+        """Stop serving and close the socket (idempotent)."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5.0)
+
+    def __enter__(self) -> PrometheusExporter:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
