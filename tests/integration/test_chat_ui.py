@@ -67,7 +67,7 @@ async def test_cancel_keeps_partial_reply(demo_config: Config, tmp_path: Path) -
             prompt = main.query_one(PromptInput)
             prompt.post_message(PromptInput.Submitted(prompt, "long"))
             await _until(lambda: main.generating, 10)
-            await asyncio.sleep(0.2)
+            await _until(lambda: bool(main.query(MessageView).last().body.source), 10)
             await pilot.press("escape")
             await _until(lambda: not main.generating)
             reply = store.messages(main.conversation.id)[-1]  # type: ignore[union-attr]

@@ -224,6 +224,15 @@ class HistoryStore:
         )
         return [StoredMessage(*row) for row in rows]  # type: ignore[arg-type]
 
+    def last_speed(self, profile: str) -> float | None:
+        """Generation tokens/s of the newest finished reply from ``profile`` (picker, compare)."""
+        rows = self._read(
+            "SELECT predicted_per_second FROM messages WHERE profile = ? AND role = 'assistant' "
+            "AND predicted_per_second IS NOT NULL ORDER BY id DESC LIMIT 1",
+            (profile,),
+        )
+        return float(rows[0][0]) if rows else None  # type: ignore[arg-type]
+
     def message(self, msg_id: int) -> StoredMessage | None:
         sql = f"SELECT {_MSG_COLUMNS} FROM messages WHERE id = ?"  # noqa: S608 (constant columns)
         rows = self._read(sql, (msg_id,))

@@ -62,7 +62,8 @@ _ACTIVE = (ServerPhase.PROMPT, ServerPhase.GENERATING)
 def speed(snap: MetricsSnapshot, kind: str) -> tuple[float | None, str]:
     """Tokens/s for ``kind`` (``generation`` or ``prompt``) and whether it is live.
 
-    While the phase runs, the rate over the last interval (live). Otherwise the speed of the last
+    While the phase runs, the running request's speed so far (for generation; else the rate over
+    the last interval): live. Otherwise the speed of the last
     finished request, per busy second: the same number as the server's own ``timings`` (a rate
     per wall second would be diluted by idle time and mean little after a short reply).
     """
@@ -71,6 +72,8 @@ def speed(snap: MetricsSnapshot, kind: str) -> tuple[float | None, str]:
         return None, ""
     phase = ServerPhase.GENERATING if kind == "generation" else ServerPhase.PROMPT
     live = getattr(server, f"{kind}_tokens_per_s")
+    if kind == "generation" and server.generation_tokens_per_request_s:
+        live = server.generation_tokens_per_request_s
     if server.phase is phase and live:
         return live, "live"
     busy = getattr(server, f"{kind}_tokens_per_busy_s")

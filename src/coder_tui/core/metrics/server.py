@@ -140,6 +140,7 @@ class ServerProbe:
         self._prev_counters: dict[str, float] | None = None
         self._prev_t: float | None = None
         self._prev_slots: dict[int, tuple[int | None, int, bool]] = {}
+        self._first_seen: dict[tuple[int, int | None], tuple[float, int]] = {}
 
     def reset(self, base_url: str | None = None) -> None:
         """Forget the previous counters (a new server, maybe at a new address)."""
@@ -224,6 +225,7 @@ class ServerProbe:
             return d[tokens] / d[seconds] if d.get(seconds, 0) > 0 and tokens in d else None
 
         gen_rate = self._live_generation(slots, d.get("tokens_predicted_total"), dt)
+        request_rate = self._request_rate(slots, now)
         if gen_rate is None and slots is None:
             gen_rate = rate("tokens_predicted_total")
         used = [s.context_tokens for s in slots or () if s.context_tokens is not None]
@@ -238,6 +240,7 @@ class ServerProbe:
             prompt_tokens_per_s=rate("prompt_tokens_total"),
             prompt_tokens_per_busy_s=busy("prompt_tokens_total", "prompt_seconds_total"),
             generation_tokens_per_s=gen_rate,
+            generation_tokens_per_request_s=request_rate,
             generation_tokens_per_busy_s=busy(
                 "tokens_predicted_total", "tokens_predicted_seconds_total"
             ),
@@ -253,6 +256,23 @@ class ServerProbe:
             kv_used_tokens=sum(used) if used else None,
             kv_fill_ratio=max(fills) if fills else None,
         )
+
+    def _request_rate(self, slots: tuple[SlotSample, ...] | None, now: float) -> float | None:
+        """Speed of the longest-running generating request since it was first seen."""
+        firsts = self._first_seen
+        seen: dict[tuple[int, int | None], tuple[float, int]] = {}
+        best: float | None = None
+        for s in slots or ():
+            if not s.is_processing or not s.tokens_decoded:
+                continue
+            key = (s.id, s.task_id)
+            t0, n0 = firsts.get(key, (now, s.tokens_decoded))
+            seen[key] = (t0, n0)
+            if now > t0 and s.tokens_decoded > n0:
+                rate = (s.tokens_decoded - n0) / (now - t0)
+                best = rate if best is None else max(best, rate)
+        self._first_seen = seen
+        return best
 
     def _live_generation(
         self, slots: tuple[SlotSample, ...] | None, ended_tokens: float | None, dt: float | None

@@ -145,6 +145,10 @@ class ServerSample:
     """Prompt tokens per second of prompt processing (the server's prompt_per_second)."""
     generation_tokens_per_s: float | None = None
     """Tokens generated per wall second over the interval, live (from ``/slots``)."""
+    generation_tokens_per_request_s: float | None = None
+    """The running request's speed so far: tokens decoded since it was first seen generating,
+    per second since then. Steadier than the per-interval rate, and it converges on the server's
+    own ``timings.predicted_per_second`` as the request goes on."""
     generation_tokens_per_busy_s: float | None = None
     """Tokens per second of generation for requests that finished in the interval: llama-server
     adds a request's tokens and time to its counters when the request ends, so this matches the

@@ -268,7 +268,9 @@ class Swapper:
             phases.append((SwapPhase.STOPPING, time.monotonic() - t))
             vram = await self._release(old_pid, progress, phases)
 
-        if self.gpu is not None:
+        if self.gpu is not None and (vram is None or vram.status != "timeout"):
+            # Re-read with nothing of ours running (other programs' use drifts); after a timeout
+            # the reading would count what was not released, so the old baseline stays.
             self.baseline = await read_baseline(self.gpu) or self.baseline
         attempt = await self._start(to, progress)
         phases += attempt.phases

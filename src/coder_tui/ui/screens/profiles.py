@@ -1,0 +1,107 @@
+"""The profile picker: every profile's model, size, quant, split and last numbers; the flags that
+change against the running one; Enter to swap (the App runs the swap and shows its phases)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Footer, Static
+
+from coder_tui.core.config import Profile
+from coder_tui.core.profile_info import ProfileInfo
+from coder_tui.core.profiles import diff_profiles
+from coder_tui.core.sanitize import sanitize
+from coder_tui.ui import format as fmt
+
+
+def diff_text(current: Profile | None, other: Profile) -> str:
+    """The settings that change from ``current`` to ``other``, one per line."""
+    if current is None:
+        return "no server running: Enter starts this profile"
+    if current.name == other.name:
+        return "this is the running profile"
+    changes = diff_profiles(current, other)
+    if not changes:
+        return "same flags as the running profile: a swap would change nothing"
+    lines = []
+    for field, old, new in changes:
+        old_s = old.name if hasattr(old, "name") and field == "model" else old  # type: ignore[union-attr]
+        new_s = new.name if hasattr(new, "name") and field == "model" else new  # type: ignore[union-attr]
+        lines.append(f"{field}: {old_s} → {new_s}")
+    return "\n".join(lines)
+
+
+class ProfilesScreen(ModalScreen[str | None]):
+    """Pick a profile; dismisses with its name (or None)."""
+
+    DEFAULT_CSS = """
+    ProfilesScreen { align: center middle; }
+    ProfilesScreen > Vertical {
+        width: 95%; max-width: 140; height: 85%; border: round $accent; background: $surface;
+    }
+    ProfilesScreen DataTable { height: 1fr; }
+    ProfilesScreen #diff { height: auto; max-height: 8; padding: 0 1; color: $text-muted; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss_none", "Close")]
+
+    def __init__(
+        self,
+        profiles: Mapping[str, Profile],
+        infos: Mapping[str, ProfileInfo],
+        current: Profile | None,
+        last_speed: Mapping[str, float | None],
+        load_times: Mapping[str, float],
+    ) -> None:
+        super().__init__()
+        self.profiles = profiles
+        self.infos = infos
+        self.current = current
+        self.last_speed = last_speed
+        self.load_times = load_times
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("profiles  (Enter swap · Esc close)")
+            yield DataTable(id="table", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="diff", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("", "profile", "model", "size", "quant", "-ngl", "cpu-moe", "gen", "load")
+        for name, info in self.infos.items():
+            running = self.current is not None and self.current.name == name
+            load = self.load_times.get(name)
+            table.add_row(
+                "▶" if running else "",
+                name,
+                sanitize(info.model_file),
+                fmt.size(info.size_bytes) if not info.error else "missing",
+                info.quant or "–",
+                "–" if info.n_gpu_layers is None else str(info.n_gpu_layers),
+                "–" if info.n_cpu_moe is None else str(info.n_cpu_moe),
+                fmt.tokens(self.last_speed.get(name)),
+                "–" if load is None else f"{load:.1f} s",
+                key=name,
+            )
+        table.focus()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        name = event.row_key.value
+        if name is not None and name in self.profiles:
+            info = self.infos[name]
+            text = diff_text(self.current, self.profiles[name])
+            if info.error:
+                text = f"{info.error}\n{text}"
+            self.query_one("#diff", Static).update(text)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.dismiss(event.row_key.value)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
