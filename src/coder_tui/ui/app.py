@@ -21,11 +21,13 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 
 from coder_tui import __version__
-from coder_tui.core.config import ChatSettings, Config
+from coder_tui.core.config import ChatSettings, Config, Profile
 from coder_tui.core.errors import UserError
 from coder_tui.core.metrics.bus import MetricsSampler
+from coder_tui.core.metrics.gpu import GpuProbe
 from coder_tui.core.metrics.types import MetricsSnapshot
 from coder_tui.core.paths import app_paths
+from coder_tui.core.profile_info import profile_info
 from coder_tui.core.server.attach import AttachedServer
 from coder_tui.core.server.events import (
     Exited,
@@ -37,11 +39,13 @@ from coder_tui.core.server.events import (
 )
 from coder_tui.core.server.ownership import stop_leftover
 from coder_tui.core.server.process import LeftoverServer, PortOwned, ServerManager
+from coder_tui.core.server.swap import SwapEvent, Swapper, SwapProgress, SwapResult
 from coder_tui.core.store import HistoryStore
 from coder_tui.ui.messages import MetricsUpdated, ServerEventMessage, ServerFailed
 from coder_tui.ui.screens.confirm import ConfirmScreen
 from coder_tui.ui.screens.dashboard import DashboardScreen
 from coder_tui.ui.screens.main import MainScreen
+from coder_tui.ui.screens.profiles import ProfilesScreen, diff_text
 from coder_tui.ui.widgets.server_bar import ServerBar
 from coder_tui.ui.widgets.server_log import ServerLog
 
@@ -58,10 +62,18 @@ class CoderApp(App[int]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012 (Textual's own)
     BINDINGS: ClassVar[list[BindingType]] = [
         # Function keys work while the prompt has focus; the letters when it does not.
-        Binding("f2,s", "start", "Start", key_display="F2"),
-        Binding("f3,x", "stop", "Stop", key_display="F3"),
-        Binding("f5,r", "restart", "Restart", key_display="F5"),
-        Binding("f4", "dashboard", "Dashboard", key_display="F4"),
+        # Function keys win over the focused widget (TextArea takes F6/F7 for selection), so they
+        # work while typing; the letters only when the prompt does not have focus.
+        Binding("f1", "toggle_help", "Keys", priority=True),
+        Binding("f2", "start", "Start", priority=True, show=False),
+        Binding("f3", "stop", "Stop", priority=True, show=False),
+        Binding("f5", "restart", "Restart", priority=True, show=False),
+        Binding("f4", "dashboard", "Dashboard", priority=True),
+        Binding("f6", "profiles", "Profiles", priority=True),
+        Binding("f7", "compare", "Compare", priority=True),
+        Binding("s", "start", "Start", show=False),
+        Binding("x", "stop", "Stop", show=False),
+        Binding("r", "restart", "Restart", show=False),
         Binding("ctrl+q,q", "quit", "Quit", key_display="^q"),
     ]
 
@@ -87,6 +99,8 @@ class CoderApp(App[int]):
         self.sample_metrics = sample_metrics
         self.keep_server = keep_server
         self.main: MainScreen | None = None
+        self.swapper: Swapper | None = None
+        self.load_times: dict[str, float] = {}
         self.sampler: MetricsSampler | None = None
         self.last_metrics: MetricsSnapshot | None = None
         self._unlisten: Callable[[], None] | None = None
@@ -102,6 +116,9 @@ class CoderApp(App[int]):
         api_key = os.environ.get(chat.api_key_env) if chat.api_key_env else None
         self.main = MainScreen(self.store, chat, api_key)
         await self.push_screen(self.main)
+        if not self.sample_metrics:
+            for selector in ("#strip", "#tiles"):
+                self.main.query_one(selector).display = False
         bar = self.main.query_one(ServerBar)
         if self.attach_url:
             self.attached = AttachedServer(self.attach_url)
@@ -129,6 +146,7 @@ class CoderApp(App[int]):
         )
         self._install_signal_handlers()
         self._unlisten = self.manager.add_listener(self._forward)
+        self.swapper = Swapper(self.manager, gpu=GpuProbe())
         self.main.profile = profile
         self.main.server_url = bar.url = self.manager.url
         bar.profile = profile.name
@@ -240,6 +258,97 @@ class CoderApp(App[int]):
         if self.manager is not None:
             self._stop(then_start=True)
 
+    def action_profiles(self) -> None:
+        if self.config is None or self.manager is None:
+            self.notify("attached to a server started elsewhere: no profiles to swap")
+            return
+        self._open_profiles()
+
+    @work(exclusive=True, group="profiles", exit_on_error=False)
+    async def _open_profiles(self) -> None:
+        assert self.config is not None and self.manager is not None
+        profiles = self.config.profiles
+        infos = {n: await asyncio.to_thread(profile_info, p) for n, p in profiles.items()}
+        speeds = {n: self.store.last_speed(n) if self.store else None for n in profiles}
+        screen = ProfilesScreen(profiles, infos, self.manager.profile, speeds, self.load_times)
+        self.push_screen(screen, self._swap_to)
+
+    def _swap_to(self, name: str | None) -> None:
+        if name is None or self.config is None or self.manager is None:
+            return
+        if self.main is not None and self.main.generating:
+            self.notify("a reply is streaming: Esc cancels it, then swap", severity="warning")
+            return
+        target = self.config.profile(name)
+        current = self.manager.profile if self.manager.running else None
+        question = f"Swap to {name}?\n\n{diff_text(current, target)}"
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._swap(target)
+
+        self.push_screen(ConfirmScreen(question), answer)
+
+    @work(group="swap", exit_on_error=False)
+    async def _swap(self, profile: Profile) -> None:
+        if self.swapper is None or self.main is None:
+            return
+        bar = self.main.query_one(ServerBar)
+
+        def progress(event: SwapEvent) -> None:
+            if isinstance(event, SwapProgress):
+                bar.detail = f"swap → {event.profile_to}: {event.phase.value}"
+
+        result = await self.swapper.swap(profile, on_event=progress)
+        self.after_swap(result)
+
+    def after_swap(self, result: SwapResult) -> None:
+        """Show how a swap ended; the chat carries on with whatever now serves."""
+        if self.main is None or self.config is None:
+            return
+        bar = self.main.query_one(ServerBar)
+        if result.profile is not None:
+            self.profile_name = result.profile
+            self.main.profile = self.config.profile(result.profile)
+            bar.profile = result.profile
+        if result.unchanged:
+            bar.detail = ""
+            self.notify(f"{result.requested}: same flags as the running server, nothing to do")
+        elif result.ok:
+            bar.detail = ""
+            self.notify(f"now serving {result.profile} ({result.total_s:.1f} s)")
+        else:
+            bar.detail = (result.error or "swap failed").splitlines()[0]
+            self.main.query_one(ServerLog).add_lines(list(result.log_tail))
+            self.notify(result.error or "swap failed", severity="error", timeout=15)
+
+    def action_compare(self) -> None:
+        if self.config is None or self.manager is None or self.swapper is None:
+            self.notify("compare needs profiles that coder-tui manages")
+            return
+        if self.main is not None and self.main.generating:
+            self.notify("a reply is streaming: Esc cancels it first", severity="warning")
+            return
+        from coder_tui.ui.screens.compare import CompareScreen
+
+        prompt = self.main.last_prompt() if self.main is not None else ""
+        self.push_screen(
+            CompareScreen(
+                self.config.profiles,
+                self.swapper,
+                self.manager,
+                prompt=prompt,
+                on_swap=self.after_swap,
+            )
+        )
+
+    def action_toggle_help(self) -> None:
+        """F1: the key panel (every binding of the focused widget, its screen and the app)."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
     def action_dashboard(self) -> None:
         if isinstance(self.screen, DashboardScreen):
             self.pop_screen()
@@ -289,6 +398,8 @@ class CoderApp(App[int]):
                 bar.profile = event.profile
         elif isinstance(event, Ready):
             bar.load_time_s = event.load_time_s
+            if event.profile:
+                self.load_times[event.profile] = event.load_time_s
             bar.detail = ""
             if self.sampler is not None and self.manager is not None:
                 self.sampler.watch(pid=event.pid, profile=self.manager.profile, base_url=event.url)

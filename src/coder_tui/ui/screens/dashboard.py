@@ -22,7 +22,7 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Dashboard(id="full-dashboard")
-        yield Footer()
+        yield Footer(compact=True)
 
     def show(self, snap: MetricsSnapshot) -> None:
         self.query_one(Dashboard).show(snap)

@@ -48,11 +48,11 @@ class MainScreen(Screen[None]):
     """Server state on top, chat on the left, server log on the right (hidden when narrow)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel reply"),
-        Binding("ctrl+r", "retry", "Retry"),
+        Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+b", "copy_code", "Copy code"),
-        Binding("ctrl+n", "new_conversation", "New chat"),
         Binding("ctrl+l", "conversations", "Chats"),
+        Binding("ctrl+r", "retry", "Retry", show=False),
+        Binding("ctrl+n", "new_conversation", "New chat", show=False),
     ]
 
     def __init__(self, store: HistoryStore, chat: ChatSettings, api_key: str | None = None) -> None:
@@ -65,6 +65,7 @@ class MainScreen(Screen[None]):
         self.profile: Profile | None = None
         self.conversation: Conversation | None = None
         self._stream: Any = None
+        self._busy = False
         self.request_extra: dict[str, Any] = {}
         """Extra request fields for every reply (tests use ``ignore_eos`` for long replies)."""
 
@@ -76,7 +77,7 @@ class MainScreen(Screen[None]):
             with Vertical(id="side"):
                 yield Dashboard(compact=True, id="tiles")
                 yield ServerLog(id="server-log")
-        yield Footer()
+        yield Footer(compact=True)
 
     def show_metrics(self, snap: MetricsSnapshot) -> None:
         """Update the tiles (wide) or the strip (narrow); the hidden one is left alone."""
@@ -99,7 +100,8 @@ class MainScreen(Screen[None]):
     # -- chat ----------------------------------------------------------------------------------
     @property
     def generating(self) -> bool:
-        return self._stream is not None
+        """A reply is on its way (from the moment it is asked for until it is saved)."""
+        return self._busy
 
     async def on_prompt_input_submitted(self, message: PromptInput.Submitted) -> None:
         if self.generating:
@@ -115,6 +117,7 @@ class MainScreen(Screen[None]):
         profile = self.profile.name if self.profile else None
         stored = self.store.add_user_message(self.conversation.id, message.text, profile)
         await self.query_one(ChatView).add(stored)
+        self._busy = True
         self._reply(self.conversation.id)
 
     def _system_prompt(self) -> str | None:
@@ -138,6 +141,13 @@ class MainScreen(Screen[None]):
 
     @work(exclusive=True, group="chat", exit_on_error=False)
     async def _reply(self, conv_id: int) -> None:
+        self._busy = True
+        try:
+            await self._stream_reply(conv_id)
+        finally:
+            self._busy = False
+
+    async def _stream_reply(self, conv_id: int) -> None:
         chat = self.query_one(ChatView)
         profile = self.profile.name if self.profile else None
         model = self.profile.model.name if self.profile else None
@@ -203,6 +213,13 @@ class MainScreen(Screen[None]):
         elif end.status not in ("done", "cancelled"):
             self.notify(f"reply ended: {end.status} {end.message}", severity="error")
 
+    def last_prompt(self) -> str:
+        """The newest prompt of the open conversation (compare mode starts from it)."""
+        if self.conversation is None:
+            return ""
+        prompts = [m for m in self.store.messages(self.conversation.id) if m.role == "user"]
+        return prompts[-1].content if prompts else ""
+
     # -- actions -------------------------------------------------------------------------------
     def action_cancel(self) -> None:
         if self._stream is not None:
@@ -213,6 +230,7 @@ class MainScreen(Screen[None]):
             return
         if not any(m.role == "user" for m in self.store.messages(self.conversation.id)):
             return
+        self._busy = True
         self._reply(self.conversation.id)
 
     def action_copy_code(self) -> None:

@@ -19,6 +19,7 @@ class MessageView(Vertical):
     MessageView > .who { color: $text-muted; text-style: bold; }
     MessageView > .stats { color: $text-muted; }
     MessageView > Markdown { margin: 0; padding: 0; }
+    MessageView MarkdownParagraph:last-child { margin-bottom: 0; }
     """
 
     def __init__(self, role: str, text: str = "", *, who: str = "", stats: str = "") -> None:
@@ -31,14 +32,18 @@ class MessageView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(self._who, classes="who", markup=False)
         yield Markdown(self._initial)
-        yield Static(self._stats, classes="stats", markup=False)
+        stats = Static(self._stats, classes="stats", markup=False)
+        stats.display = bool(self._stats)
+        yield stats
 
     @property
     def body(self) -> Markdown:
         return self.query_one(Markdown)
 
     def set_stats(self, text: str, status: str | None = None) -> None:
-        self.query_one(".stats", Static).update(text)
+        stats = self.query_one(".stats", Static)
+        stats.update(text)
+        stats.display = bool(text)
         if status is not None:
             for cls in ("interrupted", "error", "cancelled"):
                 self.set_class(cls == status, cls)

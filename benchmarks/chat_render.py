@@ -1,0 +1,353 @@
+"""CPU use and token-to-screen delay of the chat pane while a reply streams (issue 3, acceptance 6).
+
+Starts ``benchmarks/sse_source.py`` in its own process (loopback, synthetic tokens at a fixed rate),
+runs ``CoderApp`` headless in this process attached to it, sends a prompt, and measures:
+
+- CPU: ``time.process_time()`` of this process (the app; the source runs elsewhere) over the
+  streaming window, from the reply's first Markdown update to its last, as a share of one core;
+- delay: for each token, the first frame the app composes after the reply's Markdown widget holds
+  the token (a hook on ``Markdown.append`` and one on ``App._display``) minus the ``time.time()``
+  at which the source wrote it (same clock, same machine).
+
+Headless Textual composes every frame but skips turning it into terminal bytes, so by default the
+frame hook also encodes each frame (``render_segments``) to count that cost; ``--no-encode`` skips
+it. Prints a Markdown table and appends it under a date header to ``docs/performance.md``.
+
+    python benchmarks/chat_render.py            # about 70 s
+    python benchmarks/chat_render.py --quick    # about 15 s, shorter replies
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import contextlib
+import datetime
+import inspect
+import json
+import platform
+import select
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import textual
+from textual._compositor import CompositorUpdate
+from textual.await_complete import AwaitComplete
+
+from coder_tui.core.store import HistoryStore
+from coder_tui.ui.app import CoderApp
+from coder_tui.ui.widgets.chat_view import ChatView
+from coder_tui.ui.widgets.message import MessageView
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sse_source import tokens_for  # the source's own token texts
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = Path(__file__).with_name("sse_source.py")
+CPU_TARGET = 0.15  # share of one core at 100 tokens/s
+P95_TARGET_MS = 150.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    rate: float
+    tokens: int
+    mode: str = "prose"
+
+
+SCENARIOS = (
+    Scenario("prose", 50, 500),
+    Scenario("prose", 100, 1000),
+    Scenario("prose", 200, 2000),
+    Scenario("prose", 1000, 5000),
+    Scenario("one code block", 100, 2000, "code"),
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    scenario: Scenario
+    cpu_share: float
+    cpu_first_quarter: float
+    cpu_last_quarter: float
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+    updates_per_s: float
+    frames_per_s: float
+    append_ms_first: float
+    append_ms_last: float
+
+
+@dataclass
+class Probe:
+    """Timestamps of one reply: Markdown updates (text in the widget) and composed frames."""
+
+    encode: bool
+    appends: list[tuple[float, float, int]] = field(default_factory=list)
+    """(time.time(), process_time(), length of the Markdown source) after each update."""
+    append_s: list[float] = field(default_factory=list)
+    frames: list[float] = field(default_factory=list)
+
+    def hook_frames(self, app: CoderApp) -> None:
+        display = app._display
+
+        def _display(screen: Any, renderable: Any) -> None:
+            if renderable is not None and not app._batch_count:
+                if self.encode and isinstance(renderable, CompositorUpdate):
+                    renderable.render_segments(app.console)
+                self.frames.append(time.time())
+            display(screen, renderable)
+
+        app._display = _display  # type: ignore[method-assign]
+
+    def hook_reply(self, chat: ChatView) -> None:
+        start_reply = chat.start_reply
+
+        async def _start_reply(who: str) -> MessageView:
+            view = await start_reply(who)
+            body = view.body
+            append = body.append
+
+            def _append(markdown: str) -> AwaitComplete:
+                began = time.perf_counter()
+
+                async def run() -> None:
+                    await append(markdown)
+                    self.append_s.append(time.perf_counter() - began)
+                    self.appends.append((time.time(), time.process_time(), len(body.source)))
+
+                return AwaitComplete(run())
+
+            body.append = _append  # type: ignore[method-assign]
+            return view
+
+        chat.start_reply = _start_reply  # type: ignore[method-assign]
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _share(marks: list[tuple[float, float, int]]) -> float:
+    if len(marks) < 2 or marks[-1][0] <= marks[0][0]:
+        return float("nan")
+    return (marks[-1][1] - marks[0][1]) / (marks[-1][0] - marks[0][0])
+
+
+def analyse(sc: Scenario, probe: Probe, sent: list[float], source: str) -> Result:
+    texts = tokens_for(sc.tokens, sc.mode)
+    if source != "".join(texts):
+        raise RuntimeError("the reply on screen is not the text the source sent")
+    if len(sent) != len(texts):
+        raise RuntimeError(f"source sent {len(sent)} tokens, expected {len(texts)}")
+    lengths = [n for _, _, n in probe.appends]
+    ends, total = [], 0
+    for text in texts:
+        total += len(text)
+        ends.append(total)
+    delays = []
+    for end, sent_at in zip(ends, sent, strict=True):
+        in_widget = probe.appends[bisect.bisect_left(lengths, end)][0]
+        k = bisect.bisect_left(probe.frames, in_widget)
+        shown = probe.frames[k] if k < len(probe.frames) else in_widget
+        delays.append((shown - sent_at) * 1000)
+    marks = probe.appends
+    quarter = max(2, len(marks) // 4)
+    wall = marks[-1][0] - marks[0][0]
+    frames = [f for f in probe.frames if marks[0][0] <= f <= marks[-1][0]]
+    slices = max(1, len(probe.append_s) // 4)
+    return Result(
+        sc,
+        cpu_share=_share(marks),
+        cpu_first_quarter=_share(marks[:quarter]),
+        cpu_last_quarter=_share(marks[-quarter:]),
+        p50_ms=_quantile(delays, 0.50),
+        p95_ms=_quantile(delays, 0.95),
+        max_ms=max(delays),
+        updates_per_s=(len(marks) - 1) / wall if wall > 0 else float("nan"),
+        frames_per_s=len(frames) / wall if wall > 0 else float("nan"),
+        append_ms_first=1000 * sum(probe.append_s[:slices]) / slices,
+        append_ms_last=1000 * sum(probe.append_s[-slices:]) / slices,
+    )
+
+
+async def _until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what} after {timeout_s:g} s")
+        await asyncio.sleep(0.05)
+
+
+def _make_app(url: str, store: HistoryStore, metrics: bool) -> CoderApp:
+    kwargs: dict[str, Any] = {"attach_url": url, "autostart": False, "store": store}
+    if "sample_metrics" in inspect.signature(CoderApp).parameters:
+        kwargs["sample_metrics"] = metrics
+    return CoderApp(None, **kwargs)
+
+
+async def run_scenario(url: str, sc: Scenario, args: argparse.Namespace) -> Result:
+    with tempfile.TemporaryDirectory() as tmp, HistoryStore(Path(tmp) / "h.sqlite3") as store:
+        app = _make_app(url, store, args.metrics)
+        async with app.run_test(size=tuple(args.size)) as pilot:
+            await _until(lambda: app.main is not None, 5, "the main screen")
+            main = app.main
+            assert main is not None
+            await _until(lambda: main.server_ready, 10, "the attached source to be ready")
+            probe = Probe(encode=args.encode)
+            probe.hook_frames(app)
+            probe.hook_reply(main.query_one(ChatView))
+            main.request_extra = {"bench": {"rate": sc.rate, "tokens": sc.tokens, "mode": sc.mode}}
+            await pilot.press(*"go", "enter")
+            await _until(lambda: main.generating, 10, "the reply to start")
+            await _until(lambda: not main.generating, sc.tokens / sc.rate + 60, "the reply to end")
+            await pilot.pause(0.1)
+            source = main.query(MessageView).last().body.source
+        sent = await asyncio.to_thread(_get_sent, url)
+    return analyse(sc, probe, sent, source)
+
+
+async def idle_share(url: str, args: argparse.Namespace, seconds: float = 3.0) -> float:
+    """CPU share of the app attached and idle (prompt focused, nothing streaming)."""
+    with tempfile.TemporaryDirectory() as tmp, HistoryStore(Path(tmp) / "h.sqlite3") as store:
+        app = _make_app(url, store, args.metrics)
+        async with app.run_test(size=tuple(args.size)):
+            await asyncio.sleep(1.0)
+            cpu, wall = time.process_time(), time.monotonic()
+            await asyncio.sleep(seconds)
+            return (time.process_time() - cpu) / (time.monotonic() - wall)
+
+
+def _get_sent(url: str) -> list[float]:
+    with urllib.request.urlopen(f"{url}/sent", timeout=5) as resp:
+        return [float(t) for t in json.load(resp)["sent"]]
+
+
+@contextlib.contextmanager
+def source_process() -> Any:
+    """The SSE source in its own process; always terminated on the way out."""
+    proc = subprocess.Popen(
+        [sys.executable, str(SOURCE), "--max-seconds", "900"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 10)
+        line = proc.stdout.readline() if ready else ""
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"the SSE source did not start (said {line!r})")
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def table(results: list[Result], idle: float, args: argparse.Namespace) -> str:
+    lines = [
+        "| reply | tokens/s | tokens | app CPU (one core) | vs 15 % | CPU first ¼ → last ¼ "
+        "| delay p50 | delay p95 | vs 150 ms | delay max | updates/s | frames/s "
+        "| append ms first ¼ → last ¼ |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        sc = r.scenario
+        lines.append(
+            f"| {sc.name} | {sc.rate:g} | {sc.tokens} | {_pct(r.cpu_share)} "
+            f"| {r.cpu_share / CPU_TARGET:.2f}× | {_pct(r.cpu_first_quarter)} → "
+            f"{_pct(r.cpu_last_quarter)} | {r.p50_ms:.0f} ms | {r.p95_ms:.0f} ms "
+            f"| {r.p95_ms / P95_TARGET_MS:.2f}× | {r.max_ms:.0f} ms | {r.updates_per_s:.1f} "
+            f"| {r.frames_per_s:.1f} | {r.append_ms_first:.1f} → {r.append_ms_last:.1f} |"
+        )
+    at_100 = [r for r in results if r.scenario.rate == 100 and r.scenario.mode == "prose"]
+    verdict = []
+    if at_100:
+        r = at_100[0]
+        ok_cpu = r.cpu_share <= CPU_TARGET
+        verdict.append(
+            f"CPU at 100 tokens/s {_pct(r.cpu_share)}: {'meets' if ok_cpu else 'MISSES'}"
+        )
+    worst = max(results, key=lambda r: r.p95_ms if r.scenario.rate <= 200 else 0)
+    ok_delay = worst.p95_ms <= P95_TARGET_MS
+    verdict.append(
+        f"worst p95 delay at ≤ 200 tokens/s ({worst.scenario.name} at {worst.scenario.rate:g}) "
+        f"{worst.p95_ms:.0f} ms: "
+        f"{'meets' if ok_delay else 'MISSES'}"
+    )
+    notes = [
+        "",
+        f"Idle (attached, nothing streaming): {_pct(idle)} of one core. "
+        f"Targets: ≤ 15 % of one core at 100 tokens/s, p95 delay ≤ 150 ms. {'; '.join(verdict)}.",
+        f"Terminal {args.size[0]}x{args.size[1]} headless, frames "
+        f"{'encoded to terminal bytes' if args.encode else 'composed, not encoded'}, metrics "
+        f"sampling {'on' if args.metrics else 'off'}; Python {platform.python_version()}, "
+        f"Textual {textual.__version__}, {_cpu_name()}.",
+    ]
+    return "\n".join(lines + notes)
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+async def main_async(args: argparse.Namespace) -> str:
+    scenarios = SCENARIOS
+    if args.quick:
+        scenarios = tuple(
+            Scenario(s.name, s.rate, max(100, int(s.rate * 2)), s.mode) for s in SCENARIOS
+        )
+    results = []
+    with source_process() as url:
+        idle = await idle_share(url, args)
+        for sc in scenarios:
+            print(f"… {sc.name} at {sc.rate:g} tokens/s, {sc.tokens} tokens", file=sys.stderr)
+            results.append(await run_scenario(url, sc, args))
+    return table(results, idle, args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 s replies instead of 10-20 s")
+    parser.add_argument("--size", type=int, nargs=2, default=(120, 40), metavar=("COLS", "ROWS"))
+    parser.add_argument("--no-encode", dest="encode", action="store_false")
+    parser.add_argument("--no-metrics", dest="metrics", action="store_false")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "performance.md")
+    parser.add_argument("--no-write", dest="write", action="store_false")
+    args = parser.parse_args()
+    text = asyncio.run(main_async(args))
+    print(text)
+    if args.write:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        with args.output.open("a", encoding="utf-8") as out:
+            out.write(f"\n## Chat rendering ({stamp}, `benchmarks/chat_render.py`)\n\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Compare mode: the same prompt on two profiles, replies side by side with their numbers.
+
+The screen is handed the swapper and the server manager (services stay the App's); its worker
+iterates ``core.compare.run_compare`` and renders what comes: progress, each run, the result table
+with deltas, and the unified diff of the two replies (``d``). ``e`` exports Markdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, DataTable, Footer, Input, Label, Markdown, Select, Static
+
+from coder_tui.core.atomic import write_text_atomic
+from coder_tui.core.compare import (
+    METRICS,
+    CompareFailed,
+    CompareProgress,
+    CompareResult,
+    CompareRun,
+    Stat,
+    run_compare,
+    to_markdown,
+    unified_diff,
+)
+from coder_tui.core.config import Profile
+from coder_tui.core.paths import app_paths
+from coder_tui.core.server.process import ServerManager
+from coder_tui.core.server.swap import Swapper, SwapResult
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _with_spread(s: Stat) -> str:
+    return _num(s.mean) + (f" ± {s.stdev:.2f}" if s.n > 1 and s.stdev is not None else "")
+
+
+class CompareScreen(Screen[None]):
+    """Pick A, B, a prompt and a repeat count; run; read the replies and the deltas."""
+
+    DEFAULT_CSS = """
+    CompareScreen #setup { height: auto; padding: 0 1; }
+    CompareScreen #setup Select { width: 28; }
+    CompareScreen #setup #repeats { width: 10; }
+    CompareScreen #prompt-in { width: 1fr; }
+    CompareScreen #status { height: 1; padding: 0 1; color: $text-muted; }
+    CompareScreen #numbers { height: auto; max-height: 8; }
+    CompareScreen #replies { height: 1fr; }
+    CompareScreen #replies > VerticalScroll { width: 1fr; border: round $panel-lighten-2; }
+    CompareScreen #diff { display: none; height: 1fr; border: round $accent; }
+    CompareScreen.-diff #diff { display: block; }
+    CompareScreen.-diff #replies { display: none; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("ctrl+d", "toggle_diff", "Diff"),
+        Binding("ctrl+e", "export", "Export"),
+    ]
+
+    def __init__(
+        self,
+        profiles: Mapping[str, Profile],
+        swapper: Swapper,
+        manager: ServerManager,
+        *,
+        prompt: str = "",
+        on_swap: Callable[[SwapResult], None] | None = None,
+        max_tokens: int = 256,
+    ) -> None:
+        super().__init__()
+        self.profiles = profiles
+        self.swapper = swapper
+        self.manager = manager
+        self.initial_prompt = prompt
+        self.on_swap = on_swap
+        self.max_tokens = max_tokens
+        self.result: CompareResult | None = None
+
+    def compose(self) -> ComposeResult:
+        names = list(self.profiles)
+        current = self.manager.profile_name or (names[0] if names else None)
+        other = next((n for n in names if n != current), current)
+        options = [(n, n) for n in names]
+        with Vertical(id="setup"):
+            with Horizontal():
+                yield Label("A ")
+                yield Select(options, value=current or Select.BLANK, id="a", allow_blank=False)
+                yield Label(" B ")
+                yield Select(options, value=other or Select.BLANK, id="b", allow_blank=False)
+                yield Label(" runs ")
+                yield Input("1", id="repeats", type="integer")
+                yield Button("Run", id="run", variant="primary")
+            yield Input(self.initial_prompt, placeholder="prompt", id="prompt-in")
+        yield Static("", id="status", markup=False)
+        yield DataTable(id="numbers", cursor_type="none")
+        with Horizontal(id="replies"):
+            with VerticalScroll(id="col-a"):
+                yield Markdown("", id="reply-a")
+            with VerticalScroll(id="col-b"):
+                yield Markdown("", id="reply-b")
+        with VerticalScroll(id="diff"):
+            yield Static("", id="diff-text", markup=False)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("metric", "A", "B", "delta")
+        self.query_one("#prompt-in", Input).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "run":
+            self.start()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.start()
+
+    def start(self) -> None:
+        a = self.query_one("#a", Select).value
+        b = self.query_one("#b", Select).value
+        prompt = self.query_one("#prompt-in", Input).value.strip()
+        repeats_text = self.query_one("#repeats", Input).value or "1"
+        if not isinstance(a, str) or not isinstance(b, str) or not prompt:
+            self.notify("choose two profiles and write a prompt", severity="warning")
+            return
+        repeats = max(1, min(20, int(repeats_text)))
+        self._run(self.profiles[a], self.profiles[b], prompt, repeats)
+
+    @work(exclusive=True, group="compare", exit_on_error=False)
+    async def _run(self, a: Profile, b: Profile, prompt: str, repeats: int) -> None:
+        status = self.query_one("#status", Static)
+        for md in (self.query_one("#reply-a", Markdown), self.query_one("#reply-b", Markdown)):
+            await md.update("")
+        self.query_one(DataTable).clear()
+        return_to = self.profiles.get(self.manager.profile_name or "")
+        async for event in run_compare(
+            self.swapper,
+            self.manager,
+            a,
+            b,
+            prompt,
+            repeats=repeats,
+            max_tokens=self.max_tokens,
+            return_to=return_to,
+            on_swap=self.on_swap,
+        ):
+            if isinstance(event, CompareProgress):
+                status.update(f"[{event.step}/{event.steps}] {event.message}")
+            elif isinstance(event, CompareRun):
+                target = "#reply-a" if event.profile == a.name else "#reply-b"
+                await self.query_one(target, Markdown).update(event.text)
+            elif isinstance(event, CompareFailed):
+                status.update(event.message)
+                self.notify(event.message, severity="error")
+            elif isinstance(event, CompareResult):
+                self.show_result(event)
+                status.update(f"done: {a.name} vs {b.name}, {repeats} run(s) each")
+
+    def show_result(self, result: CompareResult) -> None:
+        self.result = result
+        table = self.query_one(DataTable)
+        table.clear()
+        for key, label in METRICS:
+            sa, sb, delta = result.stats(key)
+            table.add_row(
+                label,
+                _with_spread(sa),
+                _with_spread(sb),
+                "–" if delta is None else f"{delta:+.1f} %",
+            )
+        last_a = result.runs_a[-1].text if result.runs_a else ""
+        last_b = result.runs_b[-1].text if result.runs_b else ""
+        diff = unified_diff(last_a, last_b, result.a, result.b)
+        self.query_one("#diff-text", Static).update(diff or "(the replies are identical)")
+
+    def action_toggle_diff(self) -> None:
+        self.toggle_class("-diff")
+
+    def action_export(self) -> None:
+        if self.result is None:
+            self.notify("nothing to export yet")
+            return
+        r = self.result
+        path = app_paths().data_dir / "exports" / f"compare-{r.a}-vs-{r.b}.md"
+        write_text_atomic(path, to_markdown(r))
+        self.notify(f"exported to {path}")

@@ -1,0 +1,89 @@
+"""The bench statistics: summaries, the t distribution, Welch's test and the significance mark."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from coder_tui.core.bench.stats import (
+    betainc,
+    compare,
+    delta_pct,
+    summarize,
+    t_quantile,
+    t_two_sided_p,
+    welch_p,
+)
+from coder_tui.core.bench.table import Row
+
+
+def test_summary_of_known_values() -> None:
+    s = summarize([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])
+    assert s.n == 8 and s.mean == 5.0 and s.median == 4.5
+    assert s.stdev == pytest.approx(2.138089935)
+    half = 2.364624 * 2.138089935 / math.sqrt(8)  # t(0.975, 7)
+    assert s.ci95_low == pytest.approx(5 - half, rel=1e-5)
+    assert s.ci95_high == pytest.approx(5 + half, rel=1e-5)
+
+
+def test_summary_of_few_values() -> None:
+    assert summarize([]).mean is None and summarize([]).n == 0
+    one = summarize([3.0])
+    assert one.mean == 3.0 and one.median == 3.0 and one.stdev is None and one.ci95_low is None
+
+
+@pytest.mark.parametrize(
+    ("t", "df", "p"),
+    [(2.0, 10, 0.0733880), (1.0, 8, 0.3465935), (2.776445, 4, 0.05), (0.0, 3, 1.0)],
+)
+def test_t_distribution_matches_tables(t: float, df: float, p: float) -> None:
+    assert t_two_sided_p(t, df) == pytest.approx(p, abs=1e-5)
+    assert t_two_sided_p(-t, df) == pytest.approx(p, abs=1e-5)
+
+
+def test_t_quantile_and_betainc() -> None:
+    assert t_quantile(0.975, 4) == pytest.approx(2.776445, abs=1e-5)
+    assert t_quantile(0.975, 1000) == pytest.approx(1.962339, abs=1e-4)
+    assert betainc(2, 3, 0.4) == pytest.approx(0.5248, abs=1e-4)
+    assert betainc(1, 1, 0.3) == pytest.approx(0.3)
+
+
+def test_welch_known_example() -> None:
+    # equal variances and sizes: Welch's t equals Student's, t = -1, df = 8
+    assert welch_p([1, 2, 3, 4, 5], [2, 3, 4, 5, 6]) == pytest.approx(0.3465935, abs=1e-6)
+
+
+def test_delta_is_relative_to_the_second_like_the_seed() -> None:
+    assert delta_pct(21.78, 11.79) == pytest.approx(84.7, abs=0.05)
+    assert delta_pct(26, 33) == pytest.approx(-21.2, abs=0.05)
+    assert delta_pct(1.0, 0.0) is None and delta_pct(None, 1.0) is None
+
+
+def test_clear_difference_is_significant() -> None:
+    c = compare([21.5, 21.8, 22.0, 21.7, 21.9], [11.6, 11.9, 11.8, 11.7, 11.9])
+    assert c.significant and c.p_value is not None and c.p_value < 1e-6
+    assert c.delta_pct == pytest.approx(84.7, abs=0.5)
+
+
+def test_difference_inside_the_spread_is_not_significant() -> None:
+    c = compare([20.0, 22.0, 19.5, 22.5], [20.5, 21.5, 19.0, 22.8])
+    assert not c.significant and c.p_value is not None and c.p_value > 0.5
+
+
+def test_degenerate_cases() -> None:
+    assert not compare([5.0, 5.0], [5.0, 5.0]).significant  # no spread, equal
+    assert compare([5.0, 5.0], [4.0, 4.0]).significant  # no spread, every value differs
+    one = compare([30.0], [10.0, 10.1])
+    assert not one.significant and one.p_value is None  # too few samples on a side
+    assert compare([], [1.0]).delta_pct is None
+
+
+def test_delta_text_marks_not_significant() -> None:
+    measured = Row("Overall Speed", "k", "t/s", (2.0, 1.0), ("a", "b"), 84.66, 0.001, True)
+    assert measured.delta_text() == "+84.7%"
+    ns = Row("Overall Speed", "k", "t/s", (2.0, 1.0), ("a", "b"), 1.23, 0.4, False)
+    assert ns.delta_text() == "+1.2% (n.s.)"
+    fact = Row("Model Size", "k", "bytes", (26.0, 33.0), ("a", "b"), -21.2, None, None)
+    assert fact.delta_text() == "-21%"
+    assert Row("x", "k", "u", (None, None), ("-", "-")).delta_text() == "-"
