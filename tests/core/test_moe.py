@@ -181,3 +181,46 @@ def test_tied_output_reads_the_whole_embedding(tmp_path: Path) -> None:
 def test_measure_ram_bandwidth_is_quick_and_plausible() -> None:
     bw = moe.measure_ram_bandwidth(size_bytes=8 << 20, repeats=2)
     assert 1e8 < bw < 1e13
+
+
+def test_short_prompt_is_not_pcie_bound() -> None:
+    """Under 32 tokens a prompt is computed where the weights are (no op offload over PCIe)."""
+    from coder_tui.core.metrics.moe import OP_OFFLOAD_MIN_BATCH, moe_sample
+    from coder_tui.core.metrics.types import Bound, Placement, ServerPhase, TokenTraffic
+
+    placement = Placement(
+        n_layers=4,
+        gpu_layers=(0, 1, 2, 3),
+        output_on_gpu=True,
+        cpu_expert_layers=(0,),
+        has_gpu=True,
+    )
+    traffic = TokenTraffic(
+        ram_bytes_per_token=1000,
+        vram_bytes_per_token=10,
+        ram_expert_bytes_per_token=900,
+        ram_weight_bytes=10_000,
+        vram_weight_bytes=100,
+        prompt_pcie_bytes_per_ubatch=10_000,
+    )
+
+    def bound(tokens: float | None) -> Bound:
+        return moe_sample(
+            placement,
+            traffic,
+            ram_bandwidth_bytes_per_s=1e9,
+            vram_bandwidth_bytes_per_s=1e12,
+            generation_tokens_per_s=None,
+            phase=ServerPhase.PROMPT,
+            prompt_tokens_in_interval=tokens,
+        ).bound
+
+    assert bound(OP_OFFLOAD_MIN_BATCH - 1) is Bound.RAM_BANDWIDTH
+    assert bound(OP_OFFLOAD_MIN_BATCH) is Bound.PCIE
+    assert bound(None) is Bound.PCIE
+
+
+def test_ram_bandwidth_uses_every_thread() -> None:
+    from coder_tui.core.metrics.moe import measure_ram_bandwidth
+
+    assert measure_ram_bandwidth(4 << 20, repeats=1, threads=2) > 0

@@ -155,3 +155,21 @@ async def test_polls_at_most_once_per_interval() -> None:
         first = await probe.sample()
         second = await probe.sample()
     assert first is second and sorted(calls) == ["/metrics", "/slots"]
+
+
+def test_one_token_request_gives_no_busy_speed() -> None:
+    """llama-server times a one-token request at ~1 µs; that must not read as 1M tokens/s."""
+    from coder_tui.core.metrics.server import ServerProbe
+
+    probe = ServerProbe("http://127.0.0.1:1")
+    base = {
+        "tokens_predicted_total": 10.0,
+        "tokens_predicted_seconds_total": 1.0,
+        "prompt_tokens_total": 5.0,
+        "prompt_seconds_total": 0.5,
+    }
+    probe.compute(0.0, base, None)
+    tiny = dict(base, tokens_predicted_total=11.0, tokens_predicted_seconds_total=1.000001)
+    assert probe.compute(1.0, tiny, None).generation_tokens_per_busy_s is None
+    real = dict(tiny, tokens_predicted_total=211.0, tokens_predicted_seconds_total=2.000001)
+    assert probe.compute(2.0, real, None).generation_tokens_per_busy_s == 200.0

@@ -315,7 +315,16 @@ class PcieSampler:
         self._sums: dict[int, list[float]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._active = threading.Event()
+        self._active.set()
         self._thread: threading.Thread | None = None
+
+    def set_active(self, active: bool) -> None:
+        """Read only while ``active`` (the owner pauses it while the server idles)."""
+        if active:
+            self._active.set()
+        else:
+            self._active.clear()
 
     def start(self) -> None:
         if self._thread is None and self.probe.nvml is not None:
@@ -324,12 +333,15 @@ class PcieSampler:
 
     def stop(self, timeout_s: float = 2.0) -> None:
         self._stop.set()
+        self._active.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if not self._active.wait(0.5):
+                continue  # paused: check for stop twice a second, read nothing
             self.poll_once()
             self._stop.wait(self.interval_s)
 

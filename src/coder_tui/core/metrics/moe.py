@@ -31,9 +31,11 @@ lookup, is never offloaded).
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -238,8 +240,14 @@ def moe_sample(
     vram_bandwidth_bytes_per_s: float | None,
     generation_tokens_per_s: float | None,
     phase: ServerPhase,
+    prompt_tokens_in_interval: float | None = None,
 ) -> MoeSample:
-    """The traffic model at the live speed, its roofline, and the bound for ``phase``."""
+    """The traffic model at the live speed, its roofline, and the bound for ``phase``.
+
+    A prompt phase copies CPU-resident experts over PCIe only for batches of 32 tokens or more
+    (llama.cpp's op offload threshold); a shorter prompt is computed where the weights are, like
+    decode. ``prompt_tokens_in_interval`` (when known) tells the two apart.
+    """
     ceiling = decode_ceiling(traffic, ram_bandwidth_bytes_per_s, vram_bandwidth_bytes_per_s)
     tps = generation_tokens_per_s
     generating = phase is ServerPhase.GENERATING and tps is not None and tps > 0
@@ -249,7 +257,11 @@ def moe_sample(
             bound = Bound.VRAM_BANDWIDTH  # only an embedding row or a norm left in RAM
     elif phase is ServerPhase.PROMPT:
         bound = Bound.PCIE if traffic.prompt_pcie_bytes_per_ubatch else Bound.GPU_COMPUTE
-        if not p.has_gpu:
+        small = (
+            prompt_tokens_in_interval is not None
+            and prompt_tokens_in_interval < OP_OFFLOAD_MIN_BATCH
+        )
+        if not p.has_gpu or (small and traffic.ram_bytes_per_token):
             bound = Bound.RAM_BANDWIDTH
     else:
         bound = Bound.NONE
@@ -267,17 +279,32 @@ def moe_sample(
     )
 
 
-def measure_ram_bandwidth(size_bytes: int = 64 << 20, repeats: int = 3) -> float:
-    """RAM copy bandwidth in bytes/s (read + write) from numpy copies, about 50-100 ms.
+OP_OFFLOAD_MIN_BATCH = 32
+"""Batches this large or larger run CPU-resident weights on the GPU, copied over PCIe
+(``ggml-backend`` op offload; the CUDA backend's ``offload_op`` minimum batch size)."""
 
-    One thread, so a lower bound on what all cores reach; callers cache the result.
+
+def measure_ram_bandwidth(
+    size_bytes: int = 64 << 20, repeats: int = 3, threads: int | None = None
+) -> float:
+    """RAM copy bandwidth in bytes/s (read + write) from numpy copies on ``threads`` threads at
+    once (default: every CPU), about 50-150 ms; callers cache the result.
+
+    llama.cpp reads CPU-resident experts on all its threads, and one thread reaches only a
+    fraction of a socket's bandwidth (measured on the H100 host: 13-15 GB/s on one thread while
+    the 8-thread server read 19 GB/s of expert weights), so the roofline measures with as many.
+    numpy releases the GIL while it copies, so the threads run in parallel.
     """
-    src = np.ones(size_bytes // 8, dtype=np.float64)
-    dst = np.empty_like(src)
-    np.copyto(dst, src)  # fault the pages in before timing
+    n = max(1, threads if threads is not None else (os.cpu_count() or 1))
+    chunk = max(1 << 20, size_bytes // n) // 8
+    srcs = [np.ones(chunk, dtype=np.float64) for _ in range(n)]
+    dsts = [np.empty_like(a) for a in srcs]
+    for src, dst in zip(srcs, dsts, strict=True):
+        np.copyto(dst, src)  # fault the pages in before timing
     best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        np.copyto(dst, src)
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * src.nbytes / max(best, 1e-9)
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            list(pool.map(np.copyto, dsts, srcs))
+            best = min(best, time.perf_counter() - start)
+    return 2.0 * sum(a.nbytes for a in srcs) / max(best, 1e-9)

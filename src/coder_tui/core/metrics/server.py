@@ -119,6 +119,11 @@ def _phase(
     return ServerPhase.IDLE
 
 
+MIN_BUSY_S = 0.005
+"""Busy time below which a counter delta gives no speed (llama-server times a one-token request
+at about a microsecond, which read as a million tokens/s)."""
+
+
 class ServerProbe:
     """Polls one llama-server; keeps the previous counters to turn them into speeds."""
 
@@ -222,7 +227,10 @@ class ServerProbe:
             return d[key] / dt if key in d and dt else None
 
         def busy(tokens: str, seconds: str) -> float | None:
-            return d[tokens] / d[seconds] if d.get(seconds, 0) > 0 and tokens in d else None
+            # A one-token request is timed at about a microsecond: no meaningful speed.
+            if d.get(seconds, 0) < MIN_BUSY_S or d.get(tokens, 0) < 2:
+                return None
+            return d[tokens] / d[seconds]
 
         gen_rate = self._live_generation(slots, d.get("tokens_predicted_total"), dt)
         request_rate = self._request_rate(slots, now)
