@@ -172,4 +172,4 @@ def test_one_token_request_gives_no_busy_speed() -> None:
     tiny = dict(base, tokens_predicted_total=11.0, tokens_predicted_seconds_total=1.000001)
     assert probe.compute(1.0, tiny, None).generation_tokens_per_busy_s is None
     real = dict(tiny, tokens_predicted_total=211.0, tokens_predicted_seconds_total=2.000001)
-    assert probe.compute(2.0, real, None).generation_tokens_per_busy_s == 200.0
+    assert probe.compute(2.0, real, None).generation_tokens_per_busy_s == pytest.approx(200.0)
