@@ -17,7 +17,7 @@ from coder_tui.core.errors import UserError
 # Further subcommands, one module each under coder_tui/cli/: ``register(subparsers, common)`` adds
 # the parser and sets ``func`` (taking the parsed args, returning an exit code). Their modules
 # import heavy things only inside ``func``, so ``coder-tui --version`` stays fast.
-EXTRA_COMMANDS: tuple[str, ...] = ("bench", "export", "fit", "tune")
+EXTRA_COMMANDS: tuple[str, ...] = ("bench", "env", "export", "fit", "tune")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,6 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--attach", metavar="URL", help="watch and chat with a server started elsewhere")
     p.add_argument("--profile", metavar="NAME", help="profile to open (default: default_profile)")
     p.add_argument("--no-start", action="store_true", help="open the TUI without starting a server")
+    p.add_argument(
+        "--refresh-hz",
+        type=float,
+        metavar="HZ",
+        help="redraw and sample at most this often (lower it on slow SSH links; default 60 fps, "
+        "metrics at 1 Hz)",
+    )
     p.add_argument(
         "--keep-server",
         action="store_true",

@@ -162,8 +162,16 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def tui(args: argparse.Namespace) -> int:
+    import os
+
     attach = getattr(args, "attach", None)
     config = None if attach and not args.config else _load(args)
+    hz = getattr(args, "refresh_hz", None)
+    if hz is not None:
+        if hz <= 0:
+            raise UserError(f"--refresh-hz: expected a rate > 0, got {hz:g}")
+        # Textual reads its frame-rate cap once, when it is first imported.
+        os.environ["TEXTUAL_FPS"] = str(max(1, round(hz)))
     from coder_tui.ui.app import CoderApp
 
     app = CoderApp(
@@ -172,6 +180,7 @@ def tui(args: argparse.Namespace) -> int:
         attach_url=attach,
         autostart=not getattr(args, "no_start", False),
         keep_server=getattr(args, "keep_server", False),
+        metrics_interval_s=1.0 / hz if hz and hz < 1 else 1.0,
     )
     app.run()
     return int(app.return_code or 0)

@@ -256,9 +256,11 @@ def test_write_profile_goes_to_the_state_file_atomically(
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text('last_profile = "a"\n[profiles.old]\nmodel = "/m.gguf"\n')
     written: list[Path] = []
-    real = fit_tools.write_text_atomic
+    from coder_tui.core import state as state_mod
+
+    real = state_mod.write_text_atomic
     monkeypatch.setattr(
-        fit_tools, "write_text_atomic", lambda p, t: (written.append(p), real(p, t))[1]
+        state_mod, "write_text_atomic", lambda p, t: (written.append(p), real(p, t))[1]
     )
     argv = ["fit", str(layout.path), "--vram", "8GiB", "--ram-bw", "50GB/s", "--no-fit-params"]
     argv += ["--ctx", "200000", "--cache-type", "q4_0", "--ubatch", "1024"]

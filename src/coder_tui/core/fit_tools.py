@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coder_tui.core.atomic import write_text_atomic
 from coder_tui.core.errors import UserError
 from coder_tui.core.fit import FitOption, FitRequest
+from coder_tui.core.state import update_state
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found, no-redef, unused-ignore]
+    pass  # type: ignore[import-not-found, no-redef, unused-ignore]
 
 FIT_PARAMS_TIMEOUT_S = 60.0
 
@@ -152,25 +152,14 @@ def save_state_profile(state_file: Path, name: str, table: Mapping[str, Any]) ->
 
     A state file that exists but is not valid TOML is left alone (``UserError``), never clobbered.
     """
-    import tomli_w
-
     if not name.strip():
         raise UserError("profile name must not be empty")
-    doc: dict[str, Any] = {}
-    try:
-        text = state_file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = ""
-    except OSError as exc:
-        raise UserError(f"{state_file}: cannot read: {exc.strerror or exc}") from None
-    if text:
-        try:
-            doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"{state_file}: not valid TOML ({exc}); not overwriting it") from None
-    profiles = doc.get("profiles")
-    if not isinstance(profiles, dict):
-        profiles = {}
-    profiles[name] = {k: v for k, v in table.items() if v is not None}
-    doc["profiles"] = profiles
-    write_text_atomic(state_file, tomli_w.dumps(doc))
+
+    def add(doc: dict[str, Any]) -> None:
+        profiles = doc.get("profiles")
+        if not isinstance(profiles, dict):
+            profiles = {}
+        profiles[name] = {k: v for k, v in table.items() if v is not None}
+        doc["profiles"] = profiles
+
+    update_state(state_file, add)

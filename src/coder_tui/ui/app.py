@@ -6,28 +6,23 @@ attributes and messages and never touch the services' internals. I/O runs in wor
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import signal
-import threading
-import time
 from collections.abc import Callable
 from contextlib import aclosing
 from typing import ClassVar
 
 from textual import work
-from textual.app import App
 from textual.binding import Binding, BindingType
 
 from coder_tui import __version__
-from coder_tui.core.config import ChatSettings, Config, Profile
+from coder_tui.core.config import ChatSettings, Config
+from coder_tui.core.connect import env_lines
 from coder_tui.core.errors import UserError
-from coder_tui.core.metrics.bus import MetricsSampler
+from coder_tui.core.metrics.bus import MetricsSampler, SamplerConfig
 from coder_tui.core.metrics.gpu import GpuProbe
 from coder_tui.core.metrics.types import MetricsSnapshot
 from coder_tui.core.paths import app_paths
-from coder_tui.core.profile_info import profile_info
 from coder_tui.core.server.attach import AttachedServer
 from coder_tui.core.server.events import (
     Exited,
@@ -37,23 +32,22 @@ from coder_tui.core.server.events import (
     ServerState,
     StateChanged,
 )
-from coder_tui.core.server.ownership import stop_leftover
-from coder_tui.core.server.process import LeftoverServer, PortOwned, ServerManager
-from coder_tui.core.server.swap import SwapEvent, Swapper, SwapProgress, SwapResult
+from coder_tui.core.server.process import ServerManager
+from coder_tui.core.server.swap import Swapper
+from coder_tui.core.state import load_state, remember
 from coder_tui.core.store import HistoryStore
 from coder_tui.ui.messages import MetricsUpdated, ServerEventMessage, ServerFailed
-from coder_tui.ui.screens.confirm import ConfirmScreen
+from coder_tui.ui.screens.connect import ConnectScreen
 from coder_tui.ui.screens.dashboard import DashboardScreen
 from coder_tui.ui.screens.main import MainScreen
-from coder_tui.ui.screens.profiles import ProfilesScreen, diff_text
+from coder_tui.ui.server_actions import ServerActions
+from coder_tui.ui.swap_actions import SwapActions
+from coder_tui.ui.themes import BUILTIN_DIR, DEFAULT_THEME, load_themes
 from coder_tui.ui.widgets.server_bar import ServerBar
 from coder_tui.ui.widgets.server_log import ServerLog
 
-BACKSTOP_S = 15.0
-"""After SIGHUP/SIGTERM, exit hard if a clean stop has not finished by then."""
 
-
-class CoderApp(App[int]):
+class CoderApp(ServerActions, SwapActions):
     """coder-tui's main window."""
 
     CSS_PATH = "app.tcss"
@@ -71,6 +65,7 @@ class CoderApp(App[int]):
         Binding("f4", "dashboard", "Dashboard", priority=True),
         Binding("f6", "profiles", "Profiles", priority=True),
         Binding("f7", "compare", "Compare", priority=True),
+        Binding("f8", "connect", "Connect", priority=True),
         Binding("s", "start", "Start", show=False),
         Binding("x", "stop", "Stop", show=False),
         Binding("r", "restart", "Restart", show=False),
@@ -87,6 +82,7 @@ class CoderApp(App[int]):
         store: HistoryStore | None = None,
         sample_metrics: bool = True,
         keep_server: bool = False,
+        metrics_interval_s: float = 1.0,
     ) -> None:
         super().__init__()
         self.config = config
@@ -98,6 +94,7 @@ class CoderApp(App[int]):
         self.store = store
         self.sample_metrics = sample_metrics
         self.keep_server = keep_server
+        self.metrics_interval_s = metrics_interval_s
         self.main: MainScreen | None = None
         self.swapper: Swapper | None = None
         self.load_times: dict[str, float] = {}
@@ -106,6 +103,7 @@ class CoderApp(App[int]):
         self._unlisten: Callable[[], None] | None = None
 
     async def on_mount(self) -> None:
+        self._load_themes()
         if self.store is None:
             try:
                 self.store = HistoryStore(app_paths().history_db)
@@ -159,188 +157,39 @@ class CoderApp(App[int]):
         self.post_message(ServerEventMessage(event))
 
     # -- workers -------------------------------------------------------------------------------
-    @work(exclusive=True, group="server", exit_on_error=False)
-    async def _start(self) -> None:
-        await self._start_now()
-
-    @work(exclusive=True, group="server", exit_on_error=False)
-    async def _stop(self, then_start: bool = False) -> None:
-        if self.manager is None:
-            return
-        await self.manager.stop()
-        if then_start:
-            await self._start_now()
-
-    async def _start_now(self) -> None:
-        if self.manager is None or self.config is None:
-            return
-        try:
-            await self.manager.start(self.config.profile(self.profile_name))
-        except LeftoverServer as exc:
-            self.call_later(self._offer_stop_leftover, exc)
-        except PortOwned as exc:
-            self.notify(f"{exc}: attaching read-only", severity="warning", timeout=10)
-            self.call_later(self._attach_instead)
-        except UserError as exc:
-            self.post_message(ServerFailed(str(exc)))
-
-    def _offer_stop_leftover(self, exc: LeftoverServer) -> None:
-        async def answer(yes: bool | None) -> None:
-            if yes and self.manager is not None and self.manager.run_dir is not None:
-                run_dir = self.manager.run_dir
-                await asyncio.to_thread(stop_leftover, exc.record, run_dir)
-                self._start()
-            else:
-                self.post_message(ServerFailed(f"{exc}; not started"))
-
-        self.push_screen(ConfirmScreen(f"{exc}.\n\nStop it and start this profile?"), answer)
-
-    def _attach_instead(self) -> None:
-        """Another coder-tui manages this port: watch its server without managing it."""
-        if self.manager is None or self.main is None:
-            return
-        url = self.manager.url
-        if self._unlisten is not None:
-            self._unlisten()
-        self.manager.close()
-        self.manager = None
-        self.attached = AttachedServer(url)
-        self._unlisten = self.attached.add_listener(self._forward)
-        self.main.query_one(ServerBar).profile = "attached"
-        self._watch_attached()
-
-    def _install_signal_handlers(self) -> None:
-        """SIGHUP (SSH dropped) and SIGTERM: stop the server, then exit, with a hard backstop."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGHUP, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self._on_terminate_signal)
-
-    def _on_terminate_signal(self) -> None:
-        def backstop() -> None:
-            time.sleep(BACKSTOP_S)
-            os._exit(1)
-
-        threading.Thread(target=backstop, daemon=True, name="exit-backstop").start()
-        self.call_later(self.action_quit)
-
     @work(exclusive=True, group="metrics", exit_on_error=False)
     async def _sample_metrics(self, url: str) -> None:
-        self.sampler = MetricsSampler(url)
+        interval = max(1.0, self.metrics_interval_s)
+        self.sampler = MetricsSampler(
+            url, config=SamplerConfig(interval_s=interval, server_interval_s=interval)
+        )
         if self.attached is not None:
             self.sampler.watch(pid=None, base_url=url)
         async with aclosing(self.sampler.run()) as snapshots:
             async for snap in snapshots:
                 self.post_message(MetricsUpdated(snap))
 
-    @work(exclusive=True, group="attach", exit_on_error=False)
-    async def _watch_attached(self) -> None:
-        if self.attached is not None:
-            await self.attached.watch()
-
-    # -- actions -------------------------------------------------------------------------------
-    def action_start(self) -> None:
-        if self.manager is None:
-            self.notify("attached to a server started elsewhere: coder-tui does not start it")
-            return
-        if self.manager.running:
-            self.notify("the server is already running")
-            return
-        self._start()
-
-    def action_stop(self) -> None:
-        if self.manager is None:
-            self.notify("attached to a server started elsewhere: coder-tui never stops it")
-            return
-        self._stop()
-
-    def action_restart(self) -> None:
-        if self.manager is not None:
-            self._stop(then_start=True)
-
-    def action_profiles(self) -> None:
-        if self.config is None or self.manager is None:
-            self.notify("attached to a server started elsewhere: no profiles to swap")
-            return
-        self._open_profiles()
-
-    @work(exclusive=True, group="profiles", exit_on_error=False)
-    async def _open_profiles(self) -> None:
-        assert self.config is not None and self.manager is not None
-        profiles = self.config.profiles
-        infos = {n: await asyncio.to_thread(profile_info, p) for n, p in profiles.items()}
-        speeds = {n: self.store.last_speed(n) if self.store else None for n in profiles}
-        screen = ProfilesScreen(profiles, infos, self.manager.profile, speeds, self.load_times)
-        self.push_screen(screen, self._swap_to)
-
-    def _swap_to(self, name: str | None) -> None:
-        if name is None or self.config is None or self.manager is None:
-            return
-        if self.main is not None and self.main.generating:
-            self.notify("a reply is streaming: Esc cancels it, then swap", severity="warning")
-            return
-        target = self.config.profile(name)
-        current = self.manager.profile if self.manager.running else None
-        question = f"Swap to {name}?\n\n{diff_text(current, target)}"
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self._swap(target)
-
-        self.push_screen(ConfirmScreen(question), answer)
-
-    @work(group="swap", exit_on_error=False)
-    async def _swap(self, profile: Profile) -> None:
-        if self.swapper is None or self.main is None:
-            return
-        bar = self.main.query_one(ServerBar)
-
-        def progress(event: SwapEvent) -> None:
-            if isinstance(event, SwapProgress):
-                bar.detail = f"swap → {event.profile_to}: {event.phase.value}"
-
-        result = await self.swapper.swap(profile, on_event=progress)
-        self.after_swap(result)
-
-    def after_swap(self, result: SwapResult) -> None:
-        """Show how a swap ended; the chat carries on with whatever now serves."""
-        if self.main is None or self.config is None:
-            return
-        bar = self.main.query_one(ServerBar)
-        if result.profile is not None:
-            self.profile_name = result.profile
-            self.main.profile = self.config.profile(result.profile)
-            bar.profile = result.profile
-        if result.unchanged:
-            bar.detail = ""
-            self.notify(f"{result.requested}: same flags as the running server, nothing to do")
-        elif result.ok:
-            bar.detail = ""
-            self.notify(f"now serving {result.profile} ({result.total_s:.1f} s)")
-        else:
-            bar.detail = (result.error or "swap failed").splitlines()[0]
-            self.main.query_one(ServerLog).add_lines(list(result.log_tail))
-            self.notify(result.error or "swap failed", severity="error", timeout=15)
-
-    def action_compare(self) -> None:
-        if self.config is None or self.manager is None or self.swapper is None:
-            self.notify("compare needs profiles that coder-tui manages")
-            return
-        if self.main is not None and self.main.generating:
-            self.notify("a reply is streaming: Esc cancels it first", severity="warning")
-            return
-        from coder_tui.ui.screens.compare import CompareScreen
-
-        prompt = self.main.last_prompt() if self.main is not None else ""
-        self.push_screen(
-            CompareScreen(
-                self.config.profiles,
-                self.swapper,
-                self.manager,
-                prompt=prompt,
-                on_swap=self.after_swap,
-            )
+    def _load_themes(self) -> None:
+        """Shipped and user themes; a broken file is reported and skipped. The choice persists."""
+        paths = app_paths()
+        themes, problems = load_themes(BUILTIN_DIR, paths.config_dir / "themes")
+        for theme in themes:
+            self.register_theme(theme)
+        for problem in problems:
+            self.notify(f"theme skipped: {problem}", severity="warning", timeout=10)
+        wanted = load_state(paths.state_file).get("theme")
+        self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
+        self.theme_changed_signal.subscribe(
+            self, lambda theme: remember(paths.state_file, theme=theme.name)
         )
+
+    def action_connect(self) -> None:
+        """F8: base URLs and environment lines for coding agents (same as ``coder-tui env``)."""
+        url = self.attached.url if self.attached else (self.manager.url if self.manager else "")
+        profile = self.manager.profile if self.manager else None
+        model = profile.model.stem if profile else None
+        title = f"Connect a coding agent to {url}" + (f" ({profile.name})" if profile else "")
+        self.push_screen(ConnectScreen(env_lines(url, model), title))
 
     def action_toggle_help(self) -> None:
         """F1: the key panel (every binding of the focused widget, its screen and the app)."""

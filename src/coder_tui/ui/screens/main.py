@@ -28,6 +28,7 @@ from coder_tui.ui.coalesce import Coalescer
 from coder_tui.ui.widgets.chat_view import ChatView, reply_footer
 from coder_tui.ui.widgets.dashboard import Dashboard, MetricsStrip
 from coder_tui.ui.widgets.prompt import PromptInput
+from coder_tui.ui.widgets.reply_stream import ReplyStream
 from coder_tui.ui.widgets.server_bar import ServerBar
 from coder_tui.ui.widgets.server_log import ServerLog
 
@@ -155,7 +156,10 @@ class MainScreen(Screen[None]):
         msg_id = self.store.begin_reply(conv_id, profile, model)
         messages = self._history(conv_id)
         md = Markdown.get_stream(view.body)
-        coalescer = Coalescer(md.write)
+        # Deltas are coalesced (about 10 updates a second, a timer shows late text) and rendered
+        # by ReplyStream: finished blocks go to the body once, the open block is drawn apart.
+        reply = ReplyStream(view)
+        coalescer = Coalescer(reply.write)
         parts: list[str] = []
         end: StreamEnd | None = None
         last_save = time.monotonic()
@@ -187,6 +191,7 @@ class MainScreen(Screen[None]):
             finally:
                 self._stream = None
                 await coalescer.close()
+                await reply.close()
                 await md.stop()
         assert end is not None
         timings, usage = end.timings, end.usage

@@ -1,4 +1,7 @@
-"""One chat message: who said it, its Markdown body, and the numbers under a reply."""
+"""One chat message: who said it, its Markdown body, and the numbers under a reply.
+
+While a reply streams, ``ReplyStream`` mounts the open block's widgets right after the body.
+"""
 
 from __future__ import annotations
 
@@ -20,25 +23,27 @@ class MessageView(Vertical):
     MessageView > .stats { color: $text-muted; }
     MessageView > Markdown { margin: 0; padding: 0; }
     MessageView MarkdownParagraph:last-child { margin-bottom: 0; }
+    MessageView > Markdown.reply-tail.-after-paragraph { margin-top: 1; }
     """
 
     def __init__(self, role: str, text: str = "", *, who: str = "", stats: str = "") -> None:
         super().__init__(classes=role)
         self.role = role
-        self._initial = text
         self._who = who or role
         self._stats = stats
+        self._body = Markdown(text)
 
     def compose(self) -> ComposeResult:
         yield Static(self._who, classes="who", markup=False)
-        yield Markdown(self._initial)
+        yield self._body
         stats = Static(self._stats, classes="stats", markup=False)
         stats.display = bool(self._stats)
         yield stats
 
     @property
     def body(self) -> Markdown:
-        return self.query_one(Markdown)
+        """The reply's Markdown (while a reply streams, its open block is shown after it)."""
+        return self._body
 
     def set_stats(self, text: str, status: str | None = None) -> None:
         stats = self.query_one(".stats", Static)
