@@ -186,7 +186,7 @@ class CoderApp(ServerActions, SwapActions):
     def action_connect(self) -> None:
         """F8: base URLs and environment lines for coding agents (same as ``coder-tui env``)."""
         url = self.attached.url if self.attached else (self.manager.url if self.manager else "")
-        profile = self.manager.profile if self.manager else None
+        profile = self.main.profile if self.main else None
         model = profile.model.stem if profile else None
         title = f"Connect a coding agent to {url}" + (f" ({profile.name})" if profile else "")
         self.push_screen(ConnectScreen(env_lines(url, model), title))

@@ -66,8 +66,10 @@ def load_theme_file(path: Path) -> tuple[Theme | None, list[Problem]]:
                 problems.append(Problem(path, None, key, "missing (every theme needs primary)"))
             continue
         try:
+            if not isinstance(value, str):
+                raise TypeError(value)
             Color.parse(value)
-        except (ColorParseError, TypeError, ValueError):
+        except (ColorParseError, TypeError, ValueError, AttributeError):
             problems.append(Problem(path, where.line((key,)), key, f"not a colour: {value!r}"))
             continue
         colours[key] = str(value)
