@@ -95,6 +95,7 @@ class CoderApp(ServerActions, SwapActions):
         self.sample_metrics = sample_metrics
         self.keep_server = keep_server
         self.metrics_interval_s = metrics_interval_s
+        self._own_store = False
         self.main: MainScreen | None = None
         self.swapper: Swapper | None = None
         self.load_times: dict[str, float] = {}
@@ -107,6 +108,7 @@ class CoderApp(ServerActions, SwapActions):
         if self.store is None:
             try:
                 self.store = HistoryStore(app_paths().history_db)
+                self._own_store = True
             except UserError as exc:
                 self.exit(return_code=2, message=str(exc))
                 return
@@ -229,8 +231,8 @@ class CoderApp(ServerActions, SwapActions):
         if self._unlisten is not None:
             self._unlisten()
         await self._stop_services()
-        if self.store is not None:
-            self.store.close()
+        if self.store is not None and self._own_store:
+            self.store.close()  # a store handed in by the caller is the caller's to close
 
     # -- messages ------------------------------------------------------------------------------
     def on_server_event_message(self, message: ServerEventMessage) -> None:
