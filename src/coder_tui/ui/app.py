@@ -66,6 +66,7 @@ class CoderApp(ServerActions, SwapActions):
         Binding("f6", "profiles", "Profiles", priority=True),
         Binding("f7", "compare", "Compare", priority=True),
         Binding("f8", "connect", "Connect", priority=True),
+        Binding("f9", "bench", "Bench", priority=True),
         Binding("s", "start", "Start", show=False),
         Binding("x", "stop", "Stop", show=False),
         Binding("r", "restart", "Restart", show=False),

@@ -105,3 +105,21 @@ class SwapActions(AppBase):
                 on_swap=self.after_swap,
             )
         )
+
+    def action_bench(self) -> None:
+        """F9: the benchmark, run through this app's server; the profile is restarted after."""
+        if self.config is None or self.manager is None:
+            self.notify("the bench needs profiles that coder-tui manages")
+            return
+        if self.main is not None and self.main.generating:
+            self.notify("a reply is streaming: Esc cancels it first", severity="warning")
+            return
+        from coder_tui.ui.screens.bench import BenchScreen
+
+        back_to = self.manager.profile if self.manager.running else None
+
+        def restore() -> None:
+            if back_to is not None and self.swapper is not None:
+                self._swap(back_to)
+
+        self.push_screen(BenchScreen(self.config, self.manager, restore=restore))

@@ -84,8 +84,10 @@ class ServerBackend:
         log_dir: Path,
         cache_dir: Path | None = None,
         stall_timeout_s: float = 300.0,
+        manager: ServerManager | None = None,
     ) -> None:
-        self.manager = ServerManager(settings, log_dir=log_dir, cache_dir=cache_dir)
+        # The TUI hands in its own manager (it owns the port); the CLI lets the backend make one.
+        self.manager = manager or ServerManager(settings, log_dir=log_dir, cache_dir=cache_dir)
         self.stall_timeout_s = stall_timeout_s
         self.version: str | None = None
         self._client: ChatClient | None = None

@@ -1,0 +1,160 @@
+"""The bench screen (F9): the headless ``coder-tui bench`` run from the TUI, with live progress.
+
+Runs ``core.bench.BenchRun`` through the App's own server manager (it owns the port): profiles are
+loaded in turn (A B A B ...), then the profile that served before is started again. Esc stops the
+run and keeps what finished. The result is the same Markdown report the CLI prints, and it is
+saved in the history database like a CLI run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import (
+    Button,
+    Checkbox,
+    Footer,
+    Input,
+    Label,
+    Markdown,
+    ProgressBar,
+    SelectionList,
+    Static,
+)
+
+from coder_tui.core.bench import report
+from coder_tui.core.bench.prompts import parse_categories, select_prompts
+from coder_tui.core.bench.runner import BenchRun, Finished, Loading, Measured, ServerBackend
+from coder_tui.core.bench.store import BenchStore
+from coder_tui.core.bench.types import BenchResult, Settings
+from coder_tui.core.config import Config, Profile
+from coder_tui.core.paths import app_paths
+from coder_tui.core.server.process import ServerManager
+
+
+class BenchScreen(Screen[None]):
+    """Choose profiles, runs and length; run; read the seed-style table."""
+
+    DEFAULT_CSS = """
+    BenchScreen #setup { height: auto; padding: 0 1; }
+    BenchScreen SelectionList { height: auto; max-height: 8; width: 40; }
+    BenchScreen #options { height: auto; width: 1fr; padding: 0 1; }
+    BenchScreen #options Input { width: 12; }
+    BenchScreen #status { height: 1; padding: 0 1; color: $text-muted; }
+    BenchScreen #report { height: 1fr; border: round $panel-lighten-2; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "stop_or_back", "Stop / back"),
+    ]
+
+    def __init__(
+        self,
+        config: Config,
+        manager: ServerManager,
+        *,
+        restore: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.manager = manager
+        self.restore = restore
+        self.bench: BenchRun | None = None
+        self.result: BenchResult | None = None
+
+    def compose(self) -> ComposeResult:
+        names = list(self.config.profiles)
+        current = self.manager.profile_name
+        chosen = {current, next((n for n in names if n != current), None)}
+        with Horizontal(id="setup"):
+            yield SelectionList[str](*[(n, n, n in chosen) for n in names], id="profiles")
+            with Vertical(id="options"):
+                with Horizontal():
+                    yield Label("runs ")
+                    yield Input("2", id="runs", type="integer")
+                    yield Label("  max tokens ")
+                    yield Input("64", id="max-tokens", type="integer")
+                yield Checkbox(
+                    "fixed length (ignore EOS: equal work per profile)", True, id="fixed"
+                )
+                yield Input("coding,writing", placeholder="categories", id="categories")
+                yield Button("Run", id="run", variant="primary")
+        yield ProgressBar(id="progress", show_eta=True)
+        yield Static("", id="status", markup=False)
+        with VerticalScroll(id="report"):
+            yield Markdown("", id="report-md")
+        yield Footer(compact=True)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "run" and self.bench is None:
+            self.start()
+
+    def start(self) -> None:
+        names = list(self.query_one("#profiles", SelectionList).selected)
+        if not names:
+            self.notify("select at least one profile", severity="warning")
+            return
+        categories = parse_categories(self.query_one("#categories", Input).value or None)
+        prompts = select_prompts(categories, 1)
+        settings = Settings(
+            runs=max(1, int(self.query_one("#runs", Input).value or "1")),
+            categories=categories,
+            prompt_ids=tuple(p.id for p in prompts),
+            max_tokens=max(1, int(self.query_one("#max-tokens", Input).value or "64")),
+            fixed_length=self.query_one("#fixed", Checkbox).value,
+        )
+        profiles: Mapping[str, Profile] = self.config.profiles
+        paths = app_paths()
+        backend = ServerBackend(
+            self.config.server,
+            log_dir=paths.log_dir,
+            cache_dir=paths.cache_dir,
+            manager=self.manager,
+        )
+        self.bench = BenchRun([profiles[n] for n in names], prompts, settings, backend)
+        self._run(self.bench)
+
+    @work(exclusive=True, group="bench", exit_on_error=False)
+    async def _run(self, bench: BenchRun) -> None:
+        bar = self.query_one(ProgressBar)
+        status = self.query_one("#status", Static)
+        try:
+            async with contextlib.aclosing(bench.events()) as events:
+                async for event in events:
+                    if isinstance(event, Loading):
+                        status.update(f"loading {event.profile}")
+                    elif isinstance(event, Measured):
+                        p = event.progress
+                        bar.update(total=p.total, progress=p.done)
+                        status.update(f"{event.sample.profile}: {event.sample.prompt_id}")
+                    elif isinstance(event, Finished):
+                        await self.show(event.result)
+        finally:
+            if self.result is None:
+                await self.show(bench.result())
+            self.bench = None
+            if self.restore is not None:
+                self.restore()
+
+    async def show(self, result: BenchResult) -> None:
+        if result.samples:
+            with BenchStore(app_paths().history_db) as store:
+                result = replace(result, run_id=store.save(result))
+        self.result = result
+        await self.query_one("#report-md", Markdown).update(report.markdown(result))
+        note = " (stopped early)" if result.interrupted else ""
+        self.query_one("#status", Static).update(f"done{note}: {len(result.samples)} requests")
+
+    def action_stop_or_back(self) -> None:
+        if self.bench is not None:
+            self.bench.cancel()
+            self.notify("stopping after the request in flight")
+        else:
+            self.app.pop_screen()
