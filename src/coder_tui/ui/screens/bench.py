@@ -45,9 +45,11 @@ class BenchScreen(Screen[None]):
 
     DEFAULT_CSS = """
     BenchScreen #setup { height: auto; padding: 0 1; }
-    BenchScreen SelectionList { height: auto; max-height: 8; width: 40; }
+    BenchScreen SelectionList { height: auto; max-height: 6; width: 30; }
     BenchScreen #options { height: auto; width: 1fr; padding: 0 1; }
-    BenchScreen #options Input { width: 12; }
+    BenchScreen #options > Horizontal { height: 1; }
+    BenchScreen #options Input { width: 8; }
+    BenchScreen #categories { width: 1fr; }
     BenchScreen #status { height: 1; padding: 0 1; color: $text-muted; }
     BenchScreen #report { height: 1fr; border: round $panel-lighten-2; }
     """
@@ -74,18 +76,20 @@ class BenchScreen(Screen[None]):
         current = self.manager.profile_name
         chosen = {current, next((n for n in names if n != current), None)}
         with Horizontal(id="setup"):
-            yield SelectionList[str](*[(n, n, n in chosen) for n in names], id="profiles")
+            yield SelectionList[str](
+                *[(n, n, n in chosen) for n in names], id="profiles", compact=True
+            )
             with Vertical(id="options"):
                 with Horizontal():
                     yield Label("runs ")
-                    yield Input("2", id="runs", type="integer")
+                    yield Input("2", id="runs", type="integer", compact=True)
                     yield Label("  max tokens ")
-                    yield Input("64", id="max-tokens", type="integer")
-                yield Checkbox(
-                    "fixed length (ignore EOS: equal work per profile)", True, id="fixed"
-                )
-                yield Input("coding,writing", placeholder="categories", id="categories")
-                yield Button("Run", id="run", variant="primary")
+                    yield Input("64", id="max-tokens", type="integer", compact=True)
+                with Horizontal():
+                    yield Label("categories ")
+                    yield Input("coding,writing", id="categories", compact=True)
+                yield Checkbox("fixed length (equal work)", True, id="fixed", compact=True)
+                yield Button("Run", id="run", variant="primary", compact=True)
         yield ProgressBar(id="progress", show_eta=True)
         yield Static("", id="status", markup=False)
         with VerticalScroll(id="report"):

@@ -48,6 +48,7 @@ class CompareScreen(Screen[None]):
 
     DEFAULT_CSS = """
     CompareScreen #setup { height: auto; padding: 0 1; }
+    CompareScreen #setup > Horizontal { height: 1; }
     CompareScreen #setup Select { width: 28; }
     CompareScreen #setup #repeats { width: 10; }
     CompareScreen #prompt-in { width: 1fr; }
@@ -92,13 +93,17 @@ class CompareScreen(Screen[None]):
         with Vertical(id="setup"):
             with Horizontal():
                 yield Label("A ")
-                yield Select(options, value=current or Select.BLANK, id="a", allow_blank=False)
+                yield Select(
+                    options, value=current or Select.BLANK, id="a", allow_blank=False, compact=True
+                )
                 yield Label(" B ")
-                yield Select(options, value=other or Select.BLANK, id="b", allow_blank=False)
+                yield Select(
+                    options, value=other or Select.BLANK, id="b", allow_blank=False, compact=True
+                )
                 yield Label(" runs ")
-                yield Input("1", id="repeats", type="integer")
-                yield Button("Run", id="run", variant="primary")
-            yield Input(self.initial_prompt, placeholder="prompt", id="prompt-in")
+                yield Input("1", id="repeats", type="integer", compact=True)
+                yield Button("Run", id="run", variant="primary", compact=True)
+            yield Input(self.initial_prompt, placeholder="prompt", id="prompt-in", compact=True)
         yield Static("", id="status", markup=False)
         yield DataTable(id="numbers", cursor_type="none")
         with Horizontal(id="replies"):
