@@ -119,7 +119,7 @@ def _phase(
     return ServerPhase.IDLE
 
 
-MIN_BUSY_S = 0.005
+MIN_BUSY_S = 0.0005
 """Busy time below which a counter delta gives no speed (llama-server times a one-token request
 at about a microsecond, which read as a million tokens/s)."""
 
@@ -221,16 +221,20 @@ class ServerProbe:
         )
         if counters is not None and prev is not None and dt and dt > 0 and not restarted:
             d = {k: counters[k] - prev.get(k, 0.0) for k in counters}
+        # First sight of a server that already served (a request that finished before the first
+        # poll): its busy speed is still known from the totals, which then span every request.
+        first = counters if counters is not None and (prev is None or restarted) else None
         self._prev_counters = counters
 
         def rate(key: str) -> float | None:
             return d[key] / dt if key in d and dt else None
 
         def busy(tokens: str, seconds: str) -> float | None:
+            src = d or first or {}
             # A one-token request is timed at about a microsecond: no meaningful speed.
-            if d.get(seconds, 0) < MIN_BUSY_S or d.get(tokens, 0) < 2:
+            if src.get(seconds, 0) < MIN_BUSY_S or src.get(tokens, 0) < 2:
                 return None
-            return d[tokens] / d[seconds]
+            return src[tokens] / src[seconds]
 
         gen_rate = self._live_generation(slots, d.get("tokens_predicted_total"), dt)
         request_rate = self._request_rate(slots, now)
