@@ -7,7 +7,7 @@ the ring buffers. ``async for snap in sampler.run()`` yields frozen ``MetricsSna
 or closing the iterator closes NVML, stops the thread and the HTTP client. Rendering is the UI's.
 
 History series: ``generation_tokens_per_s``, ``generation_tokens_per_busy_s``,
-``prompt_tokens_per_s``, ``kv_fill_ratio``, ``cpu_percent``, ``ram_used_bytes``,
+``prompt_tokens_per_s``, ``prompt_tokens_per_busy_s``, ``kv_fill_ratio``, ``cpu_percent``, ``ram_used_bytes``,
 ``swap_used_bytes``, ``swap_in_bytes_per_s``, ``server_cpu_percent``, ``server_rss_bytes``,
 ``ram_read_bytes_per_s``, ``efficiency``, and per GPU ``gpu{i}.vram_used_bytes``,
 ``gpu{i}.server_vram_bytes``, ``gpu{i}.gpu_util_percent``, ``gpu{i}.mem_util_percent``,
@@ -247,6 +247,7 @@ class MetricsSampler:
                 "generation_tokens_per_s": s.generation_tokens_per_s if s else None,
                 "generation_tokens_per_busy_s": s.generation_tokens_per_busy_s if s else None,
                 "prompt_tokens_per_s": s.prompt_tokens_per_s if s else None,
+                "prompt_tokens_per_busy_s": s.prompt_tokens_per_busy_s if s else None,
                 "kv_fill_ratio": s.kv_fill_ratio if s else None,
                 "cpu_percent": host.cpu_percent if host else None,
                 "ram_used_bytes": host.ram_used_bytes if host else None,
