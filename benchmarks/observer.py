@@ -1,0 +1,180 @@
+"""What watching costs the model: llama-server decode tokens/s with and without coder-tui looking.
+
+The bench demo model (Q4_K_M) is served with its threads on every core, and each arm runs the same
+fixed-length generation (``ignore_eos``, 384 tokens), interleaved round by round:
+  (a) nothing watching: the request alone;
+  (b) coder-tui's dashboard (F4) at default rates, attached to the server, while the request runs;
+  (c) coder-tui chatting: the app sends the request itself and renders the reply;
+  (d) nvitop watching, if it is installed (skipped otherwise, and said so).
+Speeds are the server's own ``timings.predicted_per_second``. Each arm is reported as a ratio to
+(a) (median over rounds, with the spread). Targets (issue 10): (b) and (c) at least 0.98.
+
+    python benchmarks/observer.py [--rounds 5] [--tokens 384]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from coder_tui.core.config import Config, load_config
+from coder_tui.core.demo import prepare_demo
+from coder_tui.core.server.ports import free_port
+from coder_tui.core.server.process import ServerManager
+from coder_tui.core.store import HistoryStore
+from coder_tui.ui.app import CoderApp
+from coder_tui.ui.widgets.prompt import PromptInput
+
+PROMPT = "Write a Python function that parses a CSV file."
+
+
+async def generate(url: str, tokens: int) -> float:
+    body = {
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": tokens,
+        "ignore_eos": True,
+        "temperature": 0,
+        "cache_prompt": False,
+    }
+    async with httpx.AsyncClient(timeout=300, trust_env=False) as client:
+        resp = await client.post(f"{url}/v1/chat/completions", json=body)
+        return float(resp.json()["timings"]["predicted_per_second"])
+
+
+async def until(cond: Any, timeout_s: float = 60.0) -> None:
+    end = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > end:
+            raise TimeoutError
+        await asyncio.sleep(0.05)
+
+
+async def arm_dashboard(url: str, tokens: int, tmp: Path) -> float:
+    with HistoryStore(tmp / f"h-{time.monotonic_ns()}.sqlite3") as store:
+        app = CoderApp(None, attach_url=url, store=store)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await until(lambda: app.main is not None and app.main.server_ready)
+            await pilot.press("f4")
+            await asyncio.sleep(2.0)  # the samplers settle at their rates
+            speed = await generate(url, tokens)
+            await pilot.press("ctrl+q")
+    return speed
+
+
+async def arm_chat(url: str, tokens: int, tmp: Path) -> float:
+    with HistoryStore(tmp / f"h-{time.monotonic_ns()}.sqlite3") as store:
+        app = CoderApp(None, attach_url=url, store=store)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await until(lambda: app.main is not None and app.main.server_ready)
+            main = app.main
+            assert main is not None
+            main.request_extra = {"ignore_eos": True, "max_tokens": tokens, "cache_prompt": False}
+            await asyncio.sleep(2.0)
+            prompt = main.query_one(PromptInput)
+            prompt.post_message(PromptInput.Submitted(prompt, PROMPT))
+            await until(lambda: main.generating, 10)
+            await until(lambda: not main.generating, 300)
+            conv = main.conversation
+            assert conv is not None
+            reply = store.messages(conv.id)[-1]
+            await pilot.press("ctrl+q")
+    if reply.predicted_per_second is None:
+        raise RuntimeError(f"the chat reply has no timings: {reply.status}")
+    return reply.predicted_per_second
+
+
+async def arm_nvitop(url: str, tokens: int) -> float:
+    proc = subprocess.Popen(
+        ["nvitop"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        await asyncio.sleep(2.0)
+        return await generate(url, tokens)
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+async def run(config: Config, rounds: int, tokens: int, tmp: Path) -> dict[str, list[float]]:
+    mgr = ServerManager(config.server, log_dir=tmp / "logs")
+    await mgr.start(config.profile("q4_k_m"))
+    try:
+        url = mgr.url
+        await generate(url, 32)  # warm-up
+        arms: dict[str, Any] = {
+            "a: nothing watching": lambda: generate(url, tokens),
+            "b: dashboard (F4), default rates": lambda: arm_dashboard(url, tokens, tmp),
+            "c: coder-tui chatting": lambda: arm_chat(url, tokens, tmp),
+        }
+        if shutil.which("nvitop"):
+            arms["d: nvitop"] = lambda: arm_nvitop(url, tokens)
+        results: dict[str, list[float]] = {name: [] for name in arms}
+        for r in range(rounds):
+            for name, fn in arms.items():
+                speed = await fn()
+                results[name].append(speed)
+                print(f"round {r + 1}: {name}: {speed:.1f} t/s", file=sys.stderr)
+        return results
+    finally:
+        await mgr.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=384)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="observer-"))
+    demo = prepare_demo(tmp / "demo", "bench", ("Q4_K_M",), port=free_port())
+    config = load_config(demo.config_path)
+    import os
+
+    threads = os.cpu_count() or 1
+    profile = replace(config.profile("q4_k_m"), threads=threads)
+    config = replace(
+        config,
+        server=replace(config.server, port=free_port()),
+        profiles={"q4_k_m": profile},
+    )
+    results = asyncio.run(run(config, args.rounds, args.tokens, tmp))
+    base = results["a: nothing watching"]
+    lines = [
+        f"### observer ({time.strftime('%Y-%m-%d %H:%M')}, bench demo Q4_K_M, {threads} threads, "
+        f"{args.tokens} tokens, {args.rounds} interleaved rounds)",
+        "",
+        "| arm | median t/s | ratio to (a), median | ratio range | target |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, values in results.items():
+        ratios = [v / b for v, b in zip(values, base, strict=True)]
+        target = "≥ 0.98" if name[0] in "bc" else ""
+        lines.append(
+            f"| {name} | {statistics.median(values):.1f} | {statistics.median(ratios):.3f} | "
+            f"{min(ratios):.3f}-{max(ratios):.3f} | {target} |"
+        )
+    if "d: nvitop" not in results:
+        lines.append("")
+        lines.append("(d) nvitop is not installed here: not measured.")
+    table = "\n".join(lines)
+    print(table)
+    print(json.dumps(results), file=sys.stderr)
+    perf = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+    with perf.open("a", encoding="utf-8") as fh:
+        fh.write("\n" + table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
