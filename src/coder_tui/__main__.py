@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
         "metrics at 1 Hz)",
     )
     p.add_argument(
+        "--export",
+        metavar="HOST:PORT",
+        help="also serve the live metrics for Prometheus at HOST:PORT (loopback only), no extra sampling",
+    )
+    p.add_argument(
         "--keep-server",
         action="store_true",
         help="leave the server running when coder-tui exits (a later start finds it)",

@@ -71,16 +71,22 @@ def _profile_items(profile: object) -> list[tuple[str, object]]:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from coder_tui.core.security import key_exposure_warning
+
     config = _load(args)
     profile = config.profile(args.profile)
+    warning = key_exposure_warning(config)
+    if warning:
+        print(f"[coder-tui] {warning}", flush=True)
     return asyncio.run(
         _serve(config, profile.name, stop_leftover=args.stop_leftover, keep=args.keep_server)
     )
 
 
 async def _serve(config: Config, profile_name: str, *, stop_leftover: bool, keep: bool) -> int:
+    from coder_tui.core.security import advisory_warning
     from coder_tui.core.server import ownership
-    from coder_tui.core.server.events import Exited, LogLine, Ready, StateChanged
+    from coder_tui.core.server.events import Exited, LogLine, Ready, ServerState, StateChanged
     from coder_tui.core.server.process import LeftoverServer, ServerManager
 
     paths = app_paths()
@@ -104,6 +110,11 @@ async def _serve(config: Config, profile_name: str, *, stop_leftover: bool, keep
             print(f"  | {event.text}", flush=True)
         elif isinstance(event, StateChanged):
             print(f"[coder-tui] state: {event.state.value}", flush=True)
+            advisory = None
+            if event.state is ServerState.STARTING:  # the binary's version is known by then
+                advisory = advisory_warning(manager.version or "")
+            if advisory:
+                print(f"[coder-tui] {advisory}", flush=True)
         elif isinstance(event, Ready):
             print(
                 f"[coder-tui] ready at {event.url} (pid {event.pid}) after "
@@ -161,6 +172,17 @@ def demo(args: argparse.Namespace) -> int:
     return tui(args)
 
 
+def _exporter(listen: str | None) -> object | None:
+    """The Prometheus exporter for ``--export HOST:PORT`` (loopback only), not started yet."""
+    if not listen:
+        return None
+    from coder_tui.core.export import PrometheusExporter, check_listen, parse_listen
+
+    host, port = parse_listen(listen)
+    check_listen(host, allow_remote=False)
+    return PrometheusExporter(host, port)
+
+
 def tui(args: argparse.Namespace) -> int:
     import os
 
@@ -181,6 +203,7 @@ def tui(args: argparse.Namespace) -> int:
         autostart=not getattr(args, "no_start", False),
         keep_server=getattr(args, "keep_server", False),
         metrics_interval_s=1.0 / hz if hz and hz < 1 else 1.0,
+        exporter=_exporter(getattr(args, "export", None)),
     )
     app.run()
     return int(app.return_code or 0)

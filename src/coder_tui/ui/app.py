@@ -19,6 +19,7 @@ from coder_tui import __version__
 from coder_tui.core.config import ChatSettings, Config
 from coder_tui.core.connect import env_lines
 from coder_tui.core.errors import UserError
+from coder_tui.core.export import ProfileLabels, PrometheusExporter
 from coder_tui.core.metrics.bus import MetricsSampler, SamplerConfig
 from coder_tui.core.metrics.gpu import GpuProbe
 from coder_tui.core.metrics.types import MetricsSnapshot
@@ -84,6 +85,7 @@ class CoderApp(ServerActions, SwapActions):
         sample_metrics: bool = True,
         keep_server: bool = False,
         metrics_interval_s: float = 1.0,
+        exporter: object | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -97,6 +99,7 @@ class CoderApp(ServerActions, SwapActions):
         self.keep_server = keep_server
         self.metrics_interval_s = metrics_interval_s
         self._own_store = False
+        self.exporter = exporter if isinstance(exporter, PrometheusExporter) else None
         self.main: MainScreen | None = None
         self.swapper: Swapper | None = None
         self.load_times: dict[str, float] = {}
@@ -106,6 +109,13 @@ class CoderApp(ServerActions, SwapActions):
 
     async def on_mount(self) -> None:
         self._load_themes()
+        if self.exporter is not None:
+            try:
+                self.exporter.start()
+                self.notify(f"Prometheus metrics at {self.exporter.url}")
+            except UserError as exc:
+                self.notify(str(exc), severity="error", timeout=10)
+                self.exporter = None
         if self.store is None:
             try:
                 self.store = HistoryStore(app_paths().history_db)
@@ -232,6 +242,8 @@ class CoderApp(ServerActions, SwapActions):
         if self._unlisten is not None:
             self._unlisten()
         await self._stop_services()
+        if self.exporter is not None:
+            self.exporter.stop()
         if self.store is not None and self._own_store:
             self.store.close()  # a store handed in by the caller is the caller's to close
 
@@ -261,6 +273,10 @@ class CoderApp(ServerActions, SwapActions):
 
     def on_metrics_updated(self, message: MetricsUpdated) -> None:
         self.last_metrics = message.snapshot
+        if self.exporter is not None:  # the same snapshot, no extra sampling
+            profile = self.main.profile if self.main is not None else None
+            labels = ProfileLabels.from_profile(profile) if profile is not None else None
+            self.exporter.update(message.snapshot, labels)
         if isinstance(self.screen, DashboardScreen):
             self.screen.show(message.snapshot)
         elif self.main is not None and self.screen is self.main:
