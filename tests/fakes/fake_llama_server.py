@@ -8,10 +8,20 @@ Behaviour comes from ``FAKE_MODE`` in the environment:
   ignore_term  like normal, but ignores SIGTERM
   grandchild   like normal, and forks a child that sleeps in the same process group
   old_help     like normal, but --help shows an old server (bare --flash-attn, no --n-cpu-moe)
+  never_generate  like normal, but a chat request gets its 200 headers and then never a byte
+  missing_file    prints llama.cpp's "failed to open GGUF file" line and exits 1
+  bad_flag        prints llama.cpp's "invalid argument" line and exits 1
+  crash_ready     like normal, then dies of SIGSEGV FAKE_CRASH_AFTER_S seconds after loading
+
+In every serving mode POST /v1/chat/completions streams FAKE_TOKENS words ("w0 w1 ..."), one
+every FAKE_TOKEN_DELAY_S seconds, as OpenAI chunks, then [DONE]. With LLAMA_API_KEY set, a chat
+request without ``Authorization: Bearer <key>`` gets 401, and the key is printed once to the log
+(so tests can see that coder-tui redacts it).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -63,7 +73,8 @@ def main() -> int:
         print(OLD_HELP if mode == "old_help" else MODERN_HELP)
         return 0
     if "--version" in argv:
-        print("version: 9999 (fake)\nbuilt with fake for testing", file=sys.stderr)
+        version = os.environ.get("FAKE_VERSION", "9999 (fake)")
+        print(f"version: {version}\nbuilt with fake for testing", file=sys.stderr)
         return 0
     print(f"fake llama-server starting: {' '.join(argv)}", flush=True)
     if mode == "crash_load":
@@ -82,6 +93,20 @@ def main() -> int:
             flush=True,
         )
         return 1
+    if mode == "missing_file":
+        model = _arg(argv, "-m", "model.gguf")
+        print(
+            f"gguf_init_from_file: failed to open GGUF file '{model}' (No such file or directory)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
+    if mode == "bad_flag":
+        print("error: invalid argument: --bogus-flag", file=sys.stderr, flush=True)
+        return 1
+    key = os.environ.get("LLAMA_API_KEY")
+    if key:
+        print(f"fake: LLAMA_API_KEY={key} (a real server never prints it)", flush=True)
     if mode == "ignore_term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if mode == "grandchild" and os.fork() == 0:
@@ -107,6 +132,43 @@ def main() -> int:
             self.end_headers()
             self.wfile.write(body)
 
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            if self.path != "/v1/chat/completions":
+                self.send_error(404)
+                return
+            if key and self.headers.get("Authorization") != f"Bearer {key}":
+                body = b'{"error":{"code":401,"message":"Invalid API Key"}}'
+                self.send_response(401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            self.wfile.flush()
+            if mode == "never_generate":
+                time.sleep(600)
+                return
+            n = int(os.environ.get("FAKE_TOKENS", "40"))
+            delay = float(os.environ.get("FAKE_TOKEN_DELAY_S", "0.01"))
+            try:
+                for i in range(n):
+                    self._chunk({"choices": [{"index": 0, "delta": {"content": f"w{i} "}}]})
+                    time.sleep(delay)
+                self._chunk({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                return
+
+        def _chunk(self, obj: dict[str, object]) -> None:
+            self.wfile.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
+            self.wfile.flush()
+
         def log_message(self, fmt: str, *args: object) -> None:
             pass
 
@@ -115,6 +177,10 @@ def main() -> int:
     )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print("main: server is listening", flush=True)
+    if mode == "crash_ready":
+        time.sleep(load_s + float(os.environ.get("FAKE_CRASH_AFTER_S", "0.3")))
+        print("fake: crashing now", flush=True)
+        os.kill(os.getpid(), signal.SIGSEGV)
     try:
         while True:
             time.sleep(3600)

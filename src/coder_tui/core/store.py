@@ -12,11 +12,18 @@ transaction that reads and then writes can fail at once with "database is locked
 instead of waiting). One connection per ``HistoryStore``, serialised by a lock, so the store may be
 used from worker threads. Values out are frozen dataclasses, never live rows. Times are Unix
 seconds.
+
+A write that fails (disk full, the database locked by another process past the busy timeout)
+raises ``HistoryWriteError``: one line saying why, for the UI to show. A reply whose text could
+not be saved is kept in memory (``unsaved``) and written again by ``flush`` or by the next write
+of the same reply, so the caller loses nothing by carrying on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import os
 import sqlite3
 import threading
@@ -41,6 +48,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Conversation",
     "HistoryStore",
+    "HistoryWriteError",
     "MessageStatus",
     "Role",
     "StoredMessage",
@@ -75,11 +83,34 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+class HistoryWriteError(UserError, sqlite3.OperationalError):
+    """A write to the history database failed; ``str()`` is one line naming the file and why.
+
+    Still a ``sqlite3.OperationalError``, so code that caught that before keeps working."""
+
+
+def _why(exc: BaseException, busy_timeout_s: float) -> str:
+    text = str(exc).lower()
+    if "full" in text or getattr(exc, "errno", None) == errno.ENOSPC:
+        return "the disk is full"
+    if "locked" in text or "busy" in text:
+        return f"the database is locked by another process (waited {busy_timeout_s:g} s)"
+    if "readonly" in text or "read-only" in text:
+        return "the database is read-only"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _is_finish(call: functools.partial[None]) -> bool:
+    return getattr(call.func, "__name__", "") == "_finish"
+
+
 class HistoryStore:
     """The history database at ``path``, created (0600, folders 0700) and migrated on open."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout_s: float = 5.0) -> None:
         self.path = path
+        self.busy_timeout_s = busy_timeout_s
+        self._unsaved: dict[int, functools.partial[None]] = {}
         _mkdirs(path.parent)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
@@ -88,7 +119,7 @@ class HistoryStore:
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
-            self._db.execute("PRAGMA busy_timeout = 5000")
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000):d}")
             self._db.execute("PRAGMA journal_mode = WAL")
             # In WAL mode NORMAL still survives a crash or kill of coder-tui; only a power cut
             # can lose the last commits. FULL would fsync every streamed update.
@@ -150,13 +181,62 @@ class HistoryStore:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except (sqlite3.OperationalError, OSError) as exc:
+                raise self._write_error(exc) from None
             try:
                 yield self._db
+            except (sqlite3.OperationalError, OSError) as exc:
+                self._rollback()
+                raise self._write_error(exc) from None
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("COMMIT")
+            except (sqlite3.OperationalError, OSError) as exc:
+                self._rollback()
+                raise self._write_error(exc) from None
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):  # a failed COMMIT may have ended it already
+            self._db.execute("ROLLBACK")
+
+    def _write_error(self, exc: BaseException) -> HistoryWriteError:
+        if isinstance(exc, HistoryWriteError):
+            return exc
+        why = _why(exc, self.busy_timeout_s)
+        return HistoryWriteError(f"cannot save chat history to {self.path}: {why}")
+
+    # -- unsaved replies --------------------------------------------------------------------------
+
+    @property
+    def unsaved(self) -> tuple[int, ...]:
+        """Ids of replies whose latest text is only in memory (a write failed)."""
+        return tuple(self._unsaved)
+
+    def flush(self) -> bool:
+        """Write again every reply whose last write failed; True when nothing is left unsaved.
+
+        Raises ``HistoryWriteError`` if it still fails (the text stays kept)."""
+        for msg_id, call in list(self._unsaved.items()):
+            self._keeping(msg_id, call)
+        return not self._unsaved
+
+    def _keeping(self, msg_id: int, call: functools.partial[None]) -> None:
+        """Run a reply write; if it fails, keep it for ``flush`` and re-raise. A kept finish is
+        never replaced by a kept update (the finish is final); otherwise the newest call wins,
+        since every write carries the whole text."""
+        pending = self._unsaved.get(msg_id)
+        try:
+            call()
+        except HistoryWriteError:
+            if pending is None or not _is_finish(pending) or _is_finish(call):
+                self._unsaved[msg_id] = call
+            raise
+        if pending is not None and (_is_finish(call) or not _is_finish(pending)):
+            self._unsaved.pop(msg_id, None)
 
     def _read(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         with self._lock:
@@ -275,7 +355,12 @@ class HistoryStore:
         return self._insert(conv_id, "assistant", "", "streaming", profile, model).id
 
     def update_reply(self, msg_id: int, content: str) -> None:
-        """Save the reply's text so far (the whole text, not a delta)."""
+        """Save the reply's text so far (the whole text, not a delta).
+
+        On ``HistoryWriteError`` the text is kept for ``flush``."""
+        self._keeping(msg_id, functools.partial(self._update, msg_id, content))
+
+    def _update(self, msg_id: int, content: str) -> None:
         with self._write() as db:
             db.execute(
                 "UPDATE messages SET content = ?, updated_at = ? WHERE id = ?",
@@ -296,7 +381,39 @@ class HistoryStore:
         finish_reason: str | None = None,
         error: str | None = None,
     ) -> None:
-        """Save the reply's final text, its status and its numbers."""
+        """Save the reply's final text, its status and its numbers.
+
+        On ``HistoryWriteError`` all of it is kept for ``flush``."""
+        self._keeping(
+            msg_id,
+            functools.partial(
+                self._finish,
+                msg_id,
+                content,
+                status,
+                prompt_tokens,
+                completion_tokens,
+                ttft_s,
+                prompt_per_second,
+                predicted_per_second,
+                finish_reason,
+                error,
+            ),
+        )
+
+    def _finish(
+        self,
+        msg_id: int,
+        content: str,
+        status: MessageStatus,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        ttft_s: float | None,
+        prompt_per_second: float | None,
+        predicted_per_second: float | None,
+        finish_reason: str | None,
+        error: str | None,
+    ) -> None:
         now = time.time()
         with self._write() as db:
             db.execute(

@@ -3,7 +3,9 @@
 Owns the process's whole life and emits typed events (``events.py``) to listeners. Readiness over
 HTTP is ``health.py``'s; turning a profile into argv is ``profiles.py``'s; what the server accepts
 is ``caps.py``'s. The child runs in its own process group (so a stop reaches any helper processes
-it forks) and gets SIGTERM if coder-tui dies (Linux ``PR_SET_PDEATHSIG``).
+it forks) and gets SIGTERM if coder-tui dies (Linux ``PR_SET_PDEATHSIG``). An API key
+(``[server] api_key_env``) reaches it as ``LLAMA_API_KEY`` in its environment, never in argv, and
+is redacted from every log line kept or written (``security.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import httpx
 from coder_tui.core.config import Profile, ServerSettings
 from coder_tui.core.errors import ServerError
 from coder_tui.core.profiles import build_argv
+from coder_tui.core.security import KEY_ENV, Redactor, server_secrets
 from coder_tui.core.server import caps as caps_mod
 from coder_tui.core.server.binary import find_tool
 from coder_tui.core.server.events import (
@@ -114,6 +117,7 @@ class ServerManager:
         self._log_file: IO[str] | None = None
         self._stopping = False
         self._lock = asyncio.Lock()
+        self._redact = Redactor()
 
     # -- listeners ---------------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> Callable[[], None]:
@@ -147,6 +151,7 @@ class ServerManager:
             if self.running:
                 raise ServerError(f"a server is already running (profile {self.profile_name})")
             argv = await asyncio.to_thread(self.prepare, profile)
+            key_env = self._key_env()
             self._claim_port()
             if not port_is_free(self.settings.host, self.settings.port):
                 raise ServerError(
@@ -159,7 +164,8 @@ class ServerManager:
             self.log_lines.clear()
             self._stopping = False
             self._open_log(profile.name)
-            env = {**os.environ, **dict(profile.env)}
+            env = {**os.environ, **dict(profile.env), **key_env}
+            self._redact = Redactor(server_secrets({**dict(profile.env), **key_env}))
             self._set_state(ServerState.STARTING)
             spawned = time.monotonic()
             try:
@@ -226,6 +232,19 @@ class ServerManager:
             ready = Ready(profile.name, self.url, proc.pid, self.load_time_s)
             self._emit(ready)
             return ready
+
+    def _key_env(self) -> dict[str, str]:
+        """``{"LLAMA_API_KEY": key}`` from the variable ``[server] api_key_env`` names, if any."""
+        name = self.settings.api_key_env
+        if name is None:
+            return {}
+        key = os.environ.get(name)
+        if not key:
+            raise ServerError(
+                f"[server] api_key_env is {name}, but ${name} is not set: "
+                "export the API key in it before starting"
+            )
+        return {KEY_ENV: key}
 
     def _claim_port(self) -> None:
         """Take the port's lock and refuse a port that an earlier run's server still holds."""
@@ -325,7 +344,7 @@ class ServerManager:
                 raw = await stream.read(1 << 20)
             if not raw:
                 return
-            text = raw.decode("utf-8", "replace").rstrip("\r\n")
+            text = self._redact(raw.decode("utf-8", "replace").rstrip("\r\n"))
             self.log_lines.append(text)
             if self._log_file is not None:
                 with contextlib.suppress(OSError, ValueError):
