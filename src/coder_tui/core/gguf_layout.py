@@ -308,5 +308,13 @@ def read_layout(path: Path) -> GgufLayout:
         raise UserError(f"{path}: cannot read: {(exc.strerror or str(exc)).lower()}") from None
     except _Corrupt as exc:
         raise UserError(f"{path}: not a readable GGUF file: {exc}") from None
-    except Exception as exc:  # GGUFReader on bad data: ValueError, KeyError, IndexError, ...
+    except ValueError as exc:
+        # GGUFReader maps each tensor over the file: data cut short cannot take its shape.
+        if "reshape" in str(exc) or "buffer is smaller" in str(exc):
+            raise UserError(
+                f"{path}: not a readable GGUF file: tensor data runs past the end of the file "
+                f"(truncated? {size} bytes)"
+            ) from None
+        raise UserError(f"{path}: not a readable GGUF file: ValueError: {exc}") from None
+    except Exception as exc:  # GGUFReader on bad data: KeyError, IndexError, ...
         raise UserError(f"{path}: not a readable GGUF file: {type(exc).__name__}: {exc}") from None
