@@ -67,3 +67,27 @@ async def test_shell_shows_start_failure(tmp_path: Path, fake_server_binary: Pat
         await _wait_state(app, ServerState.CRASHED, pilot)
         await pilot.pause(0.3)
         assert "failed to load the model" in _bar(app).detail
+
+
+async def test_crashed_server_restarts_within_budget(
+    tmp_path: Path, fake_server_binary: Path
+) -> None:
+    from coder_tui.core.server.restart import RestartPolicy
+
+    app = CoderApp(_config(tmp_path, fake_server_binary), sample_metrics=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.restart_policy = RestartPolicy(max_restarts=1, base_backoff_s=0.1)
+        await _wait_state(app, ServerState.READY, pilot)
+        assert app.manager is not None and app.manager.pid is not None
+        first = app.manager.pid
+        psutil.Process(first).kill()
+        await _wait_state(app, ServerState.CRASHED, pilot)
+        await _wait_state(app, ServerState.READY, pilot)
+        second = app.manager.pid
+        assert second is not None and second != first
+        psutil.Process(second).kill()  # the budget (1 in 60 s) is spent now
+        await _wait_state(app, ServerState.CRASHED, pilot)
+        await asyncio.sleep(0.5)
+        assert _bar(app).state is ServerState.CRASHED
+        assert any("not restarting it again" in n.message for n in app._notifications)
+        await pilot.press("ctrl+q")

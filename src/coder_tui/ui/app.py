@@ -24,6 +24,7 @@ from coder_tui.core.metrics.bus import MetricsSampler, SamplerConfig
 from coder_tui.core.metrics.gpu import GpuProbe
 from coder_tui.core.metrics.types import MetricsSnapshot
 from coder_tui.core.paths import app_paths
+from coder_tui.core.security import advisory_warning, key_exposure_warning
 from coder_tui.core.server.attach import AttachedServer
 from coder_tui.core.server.events import (
     Exited,
@@ -34,6 +35,7 @@ from coder_tui.core.server.events import (
     StateChanged,
 )
 from coder_tui.core.server.process import ServerManager
+from coder_tui.core.server.restart import RestartPolicy
 from coder_tui.core.server.swap import Swapper
 from coder_tui.core.state import load_state, remember
 from coder_tui.core.store import HistoryStore
@@ -86,6 +88,7 @@ class CoderApp(ServerActions, SwapActions):
         keep_server: bool = False,
         metrics_interval_s: float = 1.0,
         exporter: object | None = None,
+        auto_restart: bool = True,
     ) -> None:
         super().__init__()
         self.config = config
@@ -99,6 +102,8 @@ class CoderApp(ServerActions, SwapActions):
         self.keep_server = keep_server
         self.metrics_interval_s = metrics_interval_s
         self._own_store = False
+        self.auto_restart = auto_restart
+        self.restart_policy = RestartPolicy()
         self.exporter = exporter if isinstance(exporter, PrometheusExporter) else None
         self.main: MainScreen | None = None
         self.swapper: Swapper | None = None
@@ -156,6 +161,9 @@ class CoderApp(ServerActions, SwapActions):
             keep_on_exit=self.keep_server,
         )
         self._install_signal_handlers()
+        exposure = key_exposure_warning(self.config)
+        if exposure:
+            self.notify(exposure, severity="warning", timeout=15)
         self._unlisten = self.manager.add_listener(self._forward)
         self.swapper = Swapper(self.manager, gpu=GpuProbe())
         self.main.profile = profile
@@ -262,6 +270,9 @@ class CoderApp(ServerActions, SwapActions):
                 bar.profile = event.profile
         elif isinstance(event, Ready):
             bar.load_time_s = event.load_time_s
+            advisory = advisory_warning(self.manager.version or "") if self.manager else None
+            if advisory:
+                self.notify(advisory, severity="warning", timeout=15)
             if event.profile:
                 self.load_times[event.profile] = event.load_time_s
             bar.detail = ""
@@ -270,6 +281,7 @@ class CoderApp(ServerActions, SwapActions):
         elif isinstance(event, Exited) and not event.expected:
             bar.detail = event.reason
             self.notify(f"llama-server {event.reason}", severity="error", timeout=10)
+            self._after_crash()
 
     def on_metrics_updated(self, message: MetricsUpdated) -> None:
         self.last_metrics = message.snapshot

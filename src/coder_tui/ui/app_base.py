@@ -17,6 +17,7 @@ from coder_tui.core.metrics.types import MetricsSnapshot
 from coder_tui.core.server.attach import AttachedServer
 from coder_tui.core.server.events import ServerEvent
 from coder_tui.core.server.process import ServerManager
+from coder_tui.core.server.restart import RestartPolicy
 from coder_tui.core.server.swap import Swapper
 from coder_tui.core.store import HistoryStore
 from coder_tui.ui.screens.main import MainScreen
@@ -41,9 +42,14 @@ class AppBase(App[int]):
     sampler: MetricsSampler | None
     last_metrics: MetricsSnapshot | None
     _unlisten: Callable[[], None] | None
+    auto_restart: bool
+    restart_policy: RestartPolicy
 
     def _forward(self, event: ServerEvent) -> None:
         raise NotImplementedError  # CoderApp posts it as a message
 
     def _watch_attached(self) -> object:
+        raise NotImplementedError  # ServerActions' worker
+
+    def _start(self) -> object:
         raise NotImplementedError  # ServerActions' worker

@@ -120,3 +120,15 @@ class ServerActions(AppBase):
     def action_restart(self) -> None:
         if self.manager is not None:
             self._stop(then_start=True)
+
+    def _after_crash(self) -> None:
+        """A server that crashed is restarted automatically, within the restart budget."""
+        if not self.auto_restart or self.manager is None:
+            return
+        delay = self.restart_policy.next_delay()
+        if delay is None:
+            self.notify(self.restart_policy.refusal(), severity="error", timeout=20)
+            return
+        self.restart_policy.record()
+        self.notify(f"restarting llama-server in {delay:g} s")
+        self.set_timer(delay, self._start)

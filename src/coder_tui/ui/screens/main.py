@@ -22,6 +22,7 @@ from textual.widgets import Footer, Markdown
 from coder_tui.core.client import ChatClient, Delta, StreamEnd
 from coder_tui.core.config import ChatSettings, Profile
 from coder_tui.core.metrics.types import MetricsSnapshot
+from coder_tui.core.server.restart import interrupted_notice, reply_end_notice
 from coder_tui.core.store import HistoryStore
 from coder_tui.core.store_schema import Conversation, status_for_end
 from coder_tui.ui.coalesce import Coalescer
@@ -95,8 +96,9 @@ class MainScreen(Screen[None]):
             await self.query_one(ChatView).show_conversation(
                 self.store.messages(self.conversation.id)
             )
-        if interrupted:
-            self.notify(f"{interrupted} reply(s) were interrupted last time; kept as they were")
+        notice = interrupted_notice(interrupted)
+        if notice:
+            self.notify(notice, timeout=8)
 
     # -- chat ----------------------------------------------------------------------------------
     @property
@@ -215,8 +217,9 @@ class MainScreen(Screen[None]):
             view.set_stats(reply_footer(stored), status)
         if end.status == "cancelled" and end.server_still_generating:
             self.notify("cancelled, but the server is still generating", severity="warning")
-        elif end.status not in ("done", "cancelled"):
-            self.notify(f"reply ended: {end.status} {end.message}", severity="error")
+        notice = reply_end_notice(end)
+        if notice:
+            self.notify(notice, severity="error", timeout=12)
 
     def last_prompt(self) -> str:
         """The newest prompt of the open conversation (compare mode starts from it)."""
