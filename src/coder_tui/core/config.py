@@ -20,6 +20,7 @@ from coder_tui.core.config_schema import (
     Config,
     FlashAttn,
     Profile,
+    Remote,
     ServerSettings,
 )
 from coder_tui.core.errors import ConfigError, Problem
@@ -42,7 +43,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 """KV cache types llama-server accepts for --cache-type-k / --cache-type-v."""
 FLASH_ATTN_VALUES = ("on", "off", "auto")
-TOP_KEYS = ("default_profile", "server", "chat", "profiles")
+TOP_KEYS = ("default_profile", "server", "chat", "profiles", "remotes")
 
 __all__ = [
     "CACHE_TYPES",
@@ -50,6 +51,7 @@ __all__ = [
     "Config",
     "FlashAttn",
     "Profile",
+    "Remote",
     "ServerSettings",
     "load_config",
     "parse_config",
@@ -253,6 +255,20 @@ PROFILE_KEYS: dict[str, Conv] = {
     "system_prompt": _string,
     "inherit": _string,
 }
+
+
+def _url(r: _Reader, key: KeyPath, v: object) -> object:
+    if isinstance(v, str) and v.startswith(("http://", "https://")) and len(v) > 8:
+        return v.rstrip("/")
+    return r.bad(key, f"expected an http(s) URL, got {show_value(v)}")
+
+
+REMOTE_KEYS: dict[str, Conv] = {
+    "name": _string,
+    "url": _url,
+    "api_key_env": _string,
+    "exporter_url": _url,
+}
 CHAT_KEYS: dict[str, Conv] = {
     "system_prompt": _string,
     "max_tokens": _integer(">= 1", lambda n: n >= 1),
@@ -317,6 +333,7 @@ class _Reader:
         if default is not None:
             default = _string(self, ("default_profile",), default)
         profiles = self.profiles(raw.get("profiles", {}))
+        remotes = self.remotes(raw.get("remotes", []))
         if isinstance(default, str) and isinstance(raw.get("profiles"), dict):
             names = list(raw["profiles"])  # type: ignore[call-overload]
             if names and default not in names:
@@ -330,7 +347,36 @@ class _Reader:
             profiles=MappingProxyType(profiles),
             default_profile=default if isinstance(default, str) else None,
             chat=ChatSettings(**chat),  # type: ignore[arg-type]
+            remotes=remotes,
         )
+
+    def remotes(self, value: object) -> tuple[Remote, ...]:
+        """The ``[[remotes]]`` array: each needs a unique ``name`` and a ``url``."""
+        if not isinstance(value, list):
+            self.bad(("remotes",), f"expected [[remotes]] tables, got {show_value(value)}")
+            return ()
+        out: list[Remote] = []
+        seen: set[str] = set()
+        for i, item in enumerate(value):
+            key: KeyPath = ("remotes", str(i))
+            table = self.table(key, item, REMOTE_KEYS)
+            if _NOT_A_TABLE in table:
+                continue
+            for required in ("name", "url"):
+                if required not in table:
+                    self.bad(key, f"missing required key `{required}`")
+            name = table.get("name")
+            if isinstance(name, str) and name in seen:
+                self.bad((*key, "name"), f"duplicate remote name {show_value(name)}")
+            if isinstance(name, str):
+                seen.add(name)
+            if (
+                all(v is not _INVALID for v in table.values())
+                and "name" in table
+                and "url" in table
+            ):
+                out.append(Remote(**table))  # type: ignore[arg-type]
+        return tuple(out)
 
     def remote(self, server: dict[str, object]) -> None:
         """A host other than loopback needs ``allow_remote = true`` and an API key."""

@@ -103,6 +103,20 @@ class Profile:
 
 
 @dataclass(frozen=True)
+class Remote:
+    """One ``[[remotes]]`` entry: a llama-server elsewhere that the fleet view watches."""
+
+    name: str
+    """A short name for the row (unique)."""
+    url: str
+    """Base URL of the llama-server, ``http://gpu-box:8084``."""
+    api_key_env: str | None = None
+    """Environment variable holding that server's API key (sent as a bearer token)."""
+    exporter_url: str | None = None
+    """That machine's ``coder-tui export`` endpoint, for its GPU numbers."""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole config file, validated."""
 
@@ -111,6 +125,7 @@ class Config:
     profiles: Mapping[str, Profile]
     default_profile: str | None = None
     chat: ChatSettings = field(default_factory=ChatSettings)
+    remotes: tuple[Remote, ...] = ()
 
     def profile(self, name: str | None = None) -> Profile:
         """The named profile, else the default one, else the only one (UserError if none fits)."""

@@ -23,24 +23,12 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from coder_tui.core.config_schema import Remote
 from coder_tui.core.metrics.server import ServerProbe
 from coder_tui.core.metrics.types import ServerPhase, ServerSample
 
 PROPS_REFRESH_S = 30.0
 """``/props`` hardly changes: read it again after this long, or when a server comes back."""
-
-
-@dataclass(frozen=True)
-class Remote:
-    """One ``[[remotes]]`` entry: a llama-server somewhere, and how to reach it."""
-
-    name: str
-    url: str
-    """Base URL of the llama-server (``http://gpu-box:8084``)."""
-    api_key_env: str | None = None
-    """Environment variable holding the server's API key (sent as a bearer token)."""
-    exporter_url: str | None = None
-    """That machine's ``coder-tui export`` endpoint (``http://gpu-box:9464/metrics``), for GPU numbers."""
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,8 @@ class _Scanner:
     # -- document --------------------------------------------------------------------------
     def run(self) -> None:
         header: KeyPath = ()
+        alias: KeyPath | None = None
+        counts: dict[KeyPath, int] = {}
         while True:
             self.skip_space(newlines=True)
             if self.eof():
@@ -143,9 +145,18 @@ class _Scanner:
                 self.skip_space()
                 self.expect("]]" if double else "]")
                 self.record(header, start)
+                alias = None
+                if double:  # [[x]]: its keys are also found as x.<index>.key
+                    index = counts.get(header, 0)
+                    counts[header] = index + 1
+                    alias = (*header, str(index))
+                    self.record(alias, start)
             else:
-                key = header + self.key()
+                own = self.key()
+                key = header + own
                 self.record(key, start)
+                if alias is not None:
+                    self.record(alias + own, start)
                 self.skip_space()
                 self.expect("=")
                 self.value(key)

@@ -20,6 +20,7 @@ from coder_tui.core.config import ChatSettings, Config
 from coder_tui.core.connect import env_lines
 from coder_tui.core.errors import UserError
 from coder_tui.core.export import ProfileLabels, PrometheusExporter
+from coder_tui.core.fleet import FleetRow
 from coder_tui.core.metrics.bus import MetricsSampler, SamplerConfig
 from coder_tui.core.metrics.gpu import GpuProbe
 from coder_tui.core.metrics.types import MetricsSnapshot
@@ -39,6 +40,7 @@ from coder_tui.core.server.restart import RestartPolicy
 from coder_tui.core.server.swap import Swapper
 from coder_tui.core.state import load_state, remember
 from coder_tui.core.store import HistoryStore
+from coder_tui.ui.fleet_actions import FleetActions
 from coder_tui.ui.messages import MetricsUpdated, ServerEventMessage, ServerFailed
 from coder_tui.ui.screens.connect import ConnectScreen
 from coder_tui.ui.screens.dashboard import DashboardScreen
@@ -50,7 +52,7 @@ from coder_tui.ui.widgets.server_bar import ServerBar
 from coder_tui.ui.widgets.server_log import ServerLog
 
 
-class CoderApp(ServerActions, SwapActions):
+class CoderApp(ServerActions, SwapActions, FleetActions):
     """coder-tui's main window."""
 
     CSS_PATH = "app.tcss"
@@ -104,6 +106,7 @@ class CoderApp(ServerActions, SwapActions):
         self._own_store = False
         self.auto_restart = auto_restart
         self.restart_policy = RestartPolicy()
+        self.fleet_rows: tuple[FleetRow, ...] = ()
         self.exporter = exporter if isinstance(exporter, PrometheusExporter) else None
         self.main: MainScreen | None = None
         self.swapper: Swapper | None = None
@@ -171,6 +174,8 @@ class CoderApp(ServerActions, SwapActions):
         bar.profile = profile.name
         if self.sample_metrics:
             self._sample_metrics(self.manager.url)
+        if self.config.remotes:
+            self._poll_fleet()
         if self.autostart:
             self.action_start()
 
@@ -223,10 +228,12 @@ class CoderApp(ServerActions, SwapActions):
         if isinstance(self.screen, DashboardScreen):
             self.pop_screen()
             return
-        screen = DashboardScreen()
+        screen = DashboardScreen(fleet=bool(self.config and self.config.remotes))
         self.push_screen(screen)
         if self.last_metrics is not None:
             self.call_after_refresh(screen.show, self.last_metrics)
+        if self.fleet_rows:
+            self.call_after_refresh(screen.show_fleet, self.fleet_rows)
 
     async def action_quit(self) -> None:
         await self._stop_services()
@@ -235,6 +242,7 @@ class CoderApp(ServerActions, SwapActions):
     async def _stop_services(self) -> None:
         self.workers.cancel_group(self, "server")
         self.workers.cancel_group(self, "metrics")
+        self.workers.cancel_group(self, "fleet")
         if self.main is not None:
             self.workers.cancel_group(self.main, "chat")
         if self.manager is not None:

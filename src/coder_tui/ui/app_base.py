@@ -12,6 +12,7 @@ from collections.abc import Callable
 from textual.app import App
 
 from coder_tui.core.config import Config
+from coder_tui.core.fleet import FleetRow
 from coder_tui.core.metrics.bus import MetricsSampler
 from coder_tui.core.metrics.types import MetricsSnapshot
 from coder_tui.core.server.attach import AttachedServer
@@ -43,6 +44,7 @@ class AppBase(App[int]):
     last_metrics: MetricsSnapshot | None
     _unlisten: Callable[[], None] | None
     auto_restart: bool
+    fleet_rows: tuple[FleetRow, ...]
     restart_policy: RestartPolicy
 
     def _forward(self, event: ServerEvent) -> None:

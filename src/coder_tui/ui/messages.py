@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
+from coder_tui.core.fleet import FleetRow
 from coder_tui.core.metrics.types import MetricsSnapshot
 from coder_tui.core.server.events import ServerEvent
 
@@ -33,3 +34,14 @@ class MetricsUpdated(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, MetricsUpdated)
+
+
+class FleetUpdated(Message):
+    """New rows for the fleet view (replaceable, like metrics)."""
+
+    def __init__(self, rows: tuple[FleetRow, ...]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, FleetUpdated)

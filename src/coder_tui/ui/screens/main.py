@@ -62,6 +62,8 @@ class MainScreen(Screen[None]):
         self.store = store
         self.chat_settings = chat
         self.api_key = api_key
+        self.local_api_key = api_key
+        """The key for this machine's server (``api_key`` changes while chatting with a remote)."""
         self.server_url = ""
         self.server_ready = False
         self.profile: Profile | None = None

@@ -1,6 +1,6 @@
 """One chat message: who said it, its Markdown body, and the numbers under a reply.
 
-While a reply streams, ``ReplyStream`` mounts the open block's widgets right after the body.
+While a reply streams, ``ReplyStream`` mounts an open code fence right after the body.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ class MessageView(Vertical):
     MessageView > .stats { color: $text-muted; }
     MessageView > Markdown { margin: 0; padding: 0; }
     MessageView MarkdownParagraph:last-child { margin-bottom: 0; }
-    MessageView > Markdown.reply-tail.-after-paragraph { margin-top: 1; }
     """
 
     def __init__(self, role: str, text: str = "", *, who: str = "", stats: str = "") -> None:

@@ -4,16 +4,17 @@
 is highlighted in full each time: a growing 2,000-token fence costs O(n) per update, O(n²) per
 reply. ``ReplyStream`` splits the reply at its last top-level Markdown block:
 
-- finished blocks go to the reply's real ``Markdown`` body once each (highlighted, as in history);
-- the open block is shown apart: prose in a small tail ``Markdown`` that holds only that block,
-  and an open code fence in a ``StreamingFence``, whose lines live in chunks of ``CHUNK_LINES``:
-  only the last chunk changes, as plain text, and each full chunk is highlighted once.
+- prose goes to the reply's real ``Markdown`` body as it comes (its ``append`` updates the last
+  paragraph in place, which is cheap);
+- an open top-level code fence is held apart in a ``StreamingFence``, whose lines live in chunks
+  of ``CHUNK_LINES``: only the last chunk changes, as plain text, and each full chunk is
+  highlighted once. When the fence closes (or the reply ends) it joins the body, highlighted once.
 
-When the fence closes, or the reply ends, the text joins the body and the tail widgets go, so the
-finished reply is the real Markdown render. The body's arrangement stays cached while the tail
-changes, so an update costs the same early and late in a long reply.
+So the finished reply is the body's real Markdown render, as a reply loaded from history is.
 
-The owner (``MainScreen``) feeds coalesced text through ``write`` and calls ``close`` at the end.
+While streaming, the reply keeps some empty rows below it (``min-height``), so that most updates
+don't change its height and move the whole anchored transcript. The owner (``MainScreen``) feeds
+coalesced text through ``write`` and calls ``close`` at the end.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from markdown_it import MarkdownIt
 from textual.containers import Vertical
 from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Markdown, Static
-from textual.widgets._markdown import MarkdownFence, MarkdownParagraph
+from textual.widgets._markdown import MarkdownFence
 
 from coder_tui.ui.widgets.message import MessageView
 
@@ -62,34 +62,6 @@ def fence_opening(line: str) -> Fence | None:
     if marker[0] == "`" and "`" in info:
         return None  # not a fence in CommonMark: an inline code span
     return Fence(marker[0], len(marker), info.strip())
-
-
-def split_open_block(text: str, parser: MarkdownIt | None = None) -> tuple[str, str]:
-    """Split Markdown into finished blocks and the last top-level block, which may still grow.
-
-    The split falls at the start of a line: ``closed + open == text``.
-    """
-    tokens = (parser or MarkdownIt("gfm-like")).parse(text)
-    start = 0
-    for token in reversed(tokens):
-        if token.map is not None and token.level == 0:
-            start = token.map[0]
-            break
-    if start <= 0:
-        return "", text
-    offset = _line_offset(text, start)
-    return text[:offset], text[offset:]
-
-
-def _line_offset(text: str, line: int) -> int:
-    """Offset of the start of line ``line`` (0-based, lines end with "\\n" as Markdown sees it)."""
-    offset = 0
-    for _ in range(line):
-        found = text.find("\n", offset)
-        if found < 0:
-            return len(text)
-        offset = found + 1
-    return offset
 
 
 class StreamingFence(Vertical):
@@ -148,23 +120,20 @@ class StreamingFence(Vertical):
 
 
 class ReplyStream:
-    """Renders a streaming reply into a ``MessageView``: its body, then the open block apart."""
+    """Renders a streaming reply into a ``MessageView``: the body, and an open fence apart."""
 
     def __init__(self, view: MessageView) -> None:
         self.view = view
         self.body: Markdown = view.body
         self.shown = 0
-        """Characters of the reply that are on screen (body and tail)."""
-        self._parser = MarkdownIt("gfm-like")
+        """Characters of the reply that are on screen (body and open fence)."""
         self._tail = ""
-        """Reply text after the body's: the last block, still open."""
+        """Reply text not in the body yet: an open fence, or what may start one."""
         self._fence: Fence | None = None
         self._fence_lines: list[str] = []
         """The open fence's complete code lines."""
         self._scanned = 0
         """Offset in the tail up to which the fence's lines are read."""
-        self._prose: Markdown | None = None
-        self._prose_text = ""
         self._fence_view: StreamingFence | None = None
 
     async def write(self, text: str) -> None:
@@ -175,46 +144,28 @@ class ReplyStream:
         with self.view.app.batch_update():
             self._reserve()
             await self._settle()
-            await self._show_tail()
+            await self._show_fence()
         self.shown += len(text)
         self._wake()
 
     async def close(self) -> None:
-        """The reply ended: everything joins the body and the tail widgets go."""
+        """The reply ended: everything joins the body and the fence view goes."""
         with self.view.app.batch_update():
             if self._tail:
                 await self.body.append(self._tail)
                 self._tail = ""
             self._fence = None
             await self._drop_fence()
-            if self._prose is not None:
-                await self._prose.remove()
-                self._prose = None
             self.view.styles.min_height = None
         self._wake()
 
-    def _reserve(self) -> None:
-        """Keep room under the reply so that most updates don't change its height.
-
-        Each height change moves the whole transcript (it is anchored to the bottom) and costs
-        two layouts and a full repaint; growing inside reserved rows costs one small repaint.
-        The room is a third of the transcript's height, taken again when it is used up.
-        """
-        view = self.view
-        used = sum(child.outer_size.height for child in view.children if child.display)
-        reserved = view.styles.min_height
-        current = int(reserved.value) if reserved is not None else 0
-        if used + 2 >= current:
-            parent = view.parent
-            step = max(4, (parent.size.height if isinstance(parent, Widget) else 24) // 3)
-            view.styles.min_height = used + step
-
-    def _wake(self) -> None:
-        """Have the screen draw now: refreshes asked for inside a batch wait for its next idle."""
-        self.view.screen.check_idle()
-
     async def _settle(self) -> None:
-        """Move finished blocks from the tail to the body; notice a fence opening or closing."""
+        """Send text to the body, except an open top-level code fence, which is held apart.
+
+        The body's own ``append`` updates its last block in place, cheap for prose; only a fence
+        is highlighted in full per update. A fence is taken as top-level when its opening line
+        starts at column 0 (indented ones may belong to a list item: those go to the body).
+        """
         while True:
             if self._fence is not None:
                 end = self._fence_end()
@@ -224,15 +175,19 @@ class ReplyStream:
                 self._fence = None
                 await self.body.append(closed)
                 continue
-            if "\n" not in self._tail:
+            at_line_start = not self.body.source or self.body.source.endswith("\n")
+            start = _fence_line(self._tail, at_line_start)
+            if start is None:
+                held = _maybe_fence_start(self._tail, at_line_start)
+                if held:
+                    await self.body.append(self._tail[:held])
+                    self._tail = self._tail[held:]
                 return
-            closed, self._tail = split_open_block(self._tail, self._parser)
-            if closed:
-                await self.body.append(closed)
-            first, newline, _ = self._tail.partition("\n")
-            self._fence = fence_opening(first) if newline else None
-            if self._fence is None:
-                return
+            if start:
+                await self.body.append(self._tail[:start])
+                self._tail = self._tail[start:]
+            first = self._tail.partition("\n")[0]
+            self._fence = fence_opening(first)
             self._fence_lines = []
             self._scanned = len(first) + 1
 
@@ -247,42 +202,65 @@ class ReplyStream:
             self._fence_lines.append(line)
         return None
 
-    async def _show_tail(self) -> None:
-        if self._fence is not None:
-            await self._hide_prose()
-            if self._fence_view is None or self._fence_view.fence is not self._fence:
-                await self._drop_fence()
-                self._fence_view = StreamingFence(self._fence)
-                await self.view.mount(self._fence_view, after=self.body)
-            await self._fence_view.show(self._fence_lines, self._tail[self._scanned :])
+    async def _show_fence(self) -> None:
+        if self._fence is None:
+            await self._drop_fence()
             return
-        await self._drop_fence()
-        await self._show_prose()
-
-    async def _show_prose(self) -> None:
-        if not self._tail.strip():
-            await self._hide_prose()
-            return
-        if self._prose is None:
-            self._prose = Markdown(classes="reply-tail")
-            await self.view.mount(self._prose, after=self.body)
-        # the body's last paragraph lost its bottom margin (last child): give the gap back
-        last = self.body.children[-1] if self.body.children else None
-        self._prose.set_class(isinstance(last, MarkdownParagraph), "-after-paragraph")
-        self._prose.display = True
-        if self._prose_text and self._tail.startswith(self._prose_text):
-            await self._prose.append(self._tail[len(self._prose_text) :])
-        else:
-            await self._prose.update(self._tail)
-        self._prose_text = self._tail
-
-    async def _hide_prose(self) -> None:
-        if self._prose is not None and self._prose_text:
-            await self._prose.update("")
-            self._prose_text = ""
-            self._prose.display = False
+        if self._fence_view is None or self._fence_view.fence is not self._fence:
+            await self._drop_fence()
+            self._fence_view = StreamingFence(self._fence)
+            await self.view.mount(self._fence_view, after=self.body)
+        await self._fence_view.show(self._fence_lines, self._tail[self._scanned :])
 
     async def _drop_fence(self) -> None:
         if self._fence_view is not None:
             await self._fence_view.remove()
             self._fence_view = None
+
+    def _reserve(self) -> None:
+        """Keep room under the reply so that most updates don't change its height.
+
+        Each height change moves the whole transcript (it is anchored to the bottom) and costs
+        two layouts and a repaint of everything on screen; growing inside reserved rows repaints
+        less. The room is a third of the transcript's height, taken again when used up.
+        """
+        view = self.view
+        used = sum(child.outer_size.height for child in view.children if child.display)
+        reserved = view.styles.min_height
+        current = int(reserved.value) if reserved is not None else 0
+        if used + 2 >= current:
+            parent = view.parent
+            step = max(4, (parent.size.height if isinstance(parent, Widget) else 24) // 3)
+            view.styles.min_height = used + step
+
+    def _wake(self) -> None:
+        """Have the screen draw now: refreshes asked for inside a batch wait for its next idle."""
+        self.view.screen.check_idle()
+
+
+def _fence_line(text: str, at_line_start: bool) -> int | None:
+    """Offset of the first complete column-0 fence opening line in ``text``, or None."""
+    offset = 0 if at_line_start else text.find("\n") + 1
+    while 0 <= offset < len(text) and (end := text.find("\n", offset)) >= 0:
+        if text[offset] in "`~" and fence_opening(text[offset:end]) is not None:
+            return offset
+        offset = end + 1
+    return None
+
+
+def _maybe_fence_start(text: str, at_line_start: bool) -> int:
+    """Where ``text``'s unfinished last line starts if it may still open a fence, else its end.
+
+    That line stays out of the body until its newline comes (at most one line, one update).
+    """
+    start = text.rfind("\n") + 1
+    if start == 0 and not at_line_start:
+        return len(text)
+    line = text[start:]
+    if (
+        line
+        and line[0] in "`~"
+        and (line == line[0] * len(line) or fence_opening(line) is not None)
+    ):
+        return start
+    return len(text)

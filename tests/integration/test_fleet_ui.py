@@ -1,0 +1,56 @@
+"""The fleet view on the dashboard: a second real server and a dead one; chat with the remote."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+from coder_tui.core.config import Config, Remote
+from coder_tui.core.server.ports import free_port
+from coder_tui.core.server.process import ServerManager
+from coder_tui.core.store import HistoryStore
+from coder_tui.ui.app import CoderApp
+from coder_tui.ui.screens.dashboard import DashboardScreen
+from coder_tui.ui.widgets.fleet import FleetTable
+
+
+async def _until(cond: object, timeout_s: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while not cond():  # type: ignore[operator]
+        if loop.time() > end:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_fleet_rows_and_chat_with_a_remote(demo_config: Config, tmp_path: Path) -> None:
+    other = ServerManager(
+        replace(demo_config.server, port=free_port()), log_dir=tmp_path / "other-logs"
+    )
+    await other.start(demo_config.profile("iq2_xxs"))
+    try:
+        remotes = (
+            Remote(name="box", url=other.url),
+            Remote(name="gone", url=f"http://127.0.0.1:{free_port()}"),
+        )
+        config = replace(demo_config, remotes=remotes)
+        with HistoryStore(tmp_path / "h.sqlite3") as store:
+            app = CoderApp(config, store=store, sample_metrics=False)
+            async with app.run_test(size=(160, 50)) as pilot:
+                await _until(lambda: app.main is not None and app.main.server_ready)
+                await _until(lambda: len(app.fleet_rows) == 2)
+                rows = {r.name: r for r in app.fleet_rows}
+                assert rows["box"].up and not rows["gone"].up and rows["gone"].error
+                await pilot.press("f4")
+                await pilot.pause()
+                assert isinstance(app.screen, DashboardScreen)
+                table = app.screen.query_one(FleetTable)
+                await _until(lambda: table.row_count == 3)
+                table.focus()
+                await pilot.press("down", "enter")  # the row after "(this machine)": box
+                await pilot.pause()
+                assert app.main is not None and app.main.server_url == other.url
+                await pilot.press("ctrl+q")
+    finally:
+        await other.stop()
