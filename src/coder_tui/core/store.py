@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import cast
 
 from coder_tui.core.errors import UserError
+from coder_tui.core.store_export import conversation_markdown
+from coder_tui.core.store_export import stats_line as stats_line  # re-exported for the UI
 from coder_tui.core.store_schema import (
     INTERRUPTED_NOTE,
     MIGRATIONS,
@@ -465,39 +467,8 @@ class HistoryStore:
     # -- export ---------------------------------------------------------------------------------
 
     def export_markdown(self, conv_id: int) -> str:
-        """The conversation as Markdown: title, then each message with role, profile, model and
-        numbers; the content as it is (it is Markdown already)."""
+        """The conversation as Markdown (``store_export.conversation_markdown``)."""
         conv = self.conversation(conv_id)
         if conv is None:
             raise KeyError(conv_id)
-        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(conv.created_at))
-        parts = [f"# {conv.title or 'Conversation'}", "", f"_Exported from coder-tui; {created}_"]
-        if conv.system_prompt:
-            parts += ["", "## System prompt", "", conv.system_prompt]
-        for msg in self.messages(conv_id):
-            head = [msg.role.capitalize()]
-            head += [x for x in (msg.profile, msg.model) if x]
-            parts += ["", f"## {' · '.join(head)}", "", msg.content]
-            if msg.role == "assistant":
-                parts += ["", f"_{stats_line(msg)}_"]
-        return "\n".join(parts) + "\n"
-
-
-def stats_line(msg: StoredMessage) -> str:
-    """One line of a reply's numbers: status, tokens, first token, speeds, finish, error."""
-    bits: list[str] = [msg.status]
-    if msg.prompt_tokens is not None:
-        bits.append(f"{msg.prompt_tokens} prompt tokens")
-    if msg.completion_tokens is not None:
-        bits.append(f"{msg.completion_tokens} tokens")
-    if msg.ttft_s is not None:
-        bits.append(f"first token {msg.ttft_s:.2f} s")
-    if msg.prompt_per_second is not None:
-        bits.append(f"prompt {msg.prompt_per_second:.1f} tok/s")
-    if msg.predicted_per_second is not None:
-        bits.append(f"generation {msg.predicted_per_second:.1f} tok/s")
-    if msg.finish_reason:
-        bits.append(f"finish {msg.finish_reason}")
-    if msg.error:
-        bits.append(msg.error)
-    return " · ".join(bits)
+        return conversation_markdown(conv, self.messages(conv_id))
