@@ -8,8 +8,9 @@ prints ``PORT <n>`` on stdout and serves until stdin closes (the parent went awa
 - ``POST /v1/chat/completions``: an SSE stream of ``chat.completion.chunk`` events, one token per
   event at a fixed rate, then a chunk with ``finish_reason`` and ``timings``, then ``data: [DONE]``.
   The request's ``bench`` object (the app sends it through ``MainScreen.request_extra``) sets
-  ``rate`` (tokens/s), ``tokens``, ``mode`` (``prose`` or ``code``) and ``delay_s`` before the
-  first token;
+  ``rate`` (tokens/s), ``tokens``, ``mode`` (``prose``, ``code``: one growing code block, or
+  ``mixed``: prose and code blocks in turn), ``delay_s`` before the first token, and
+  ``pause_every``/``pause_s``: a pause of ``pause_s`` after every ``pause_every`` tokens;
 - ``GET /sent``: the ``time.time()`` at which each token of the last stream was written, so the
   benchmark can measure token-to-screen delay on the same clock;
 - anything else: 404.
@@ -32,12 +33,16 @@ from typing import Any
 HOST = "127.0.0.1"
 PARAGRAPH_EVERY = 40  # prose: a blank line every 40 tokens, as real replies have paragraphs
 CODE_LINE_EVERY = 8  # code: a newline every 8 tokens inside the fence
+MIXED_BLOCK = 400  # mixed: 160 tokens of prose, then a 240-token (30-line) code block, repeated
 
 
 def tokens_for(n: int, mode: str) -> list[str]:
     """The ``n`` token texts of a synthetic reply; token ``i`` contains the marker ``t<i>``."""
     out = []
     for i in range(n):
+        if mode == "mixed":
+            out.append(_mixed_token(i, n))
+            continue
         if mode == "code":
             text = f"t{i}\n" if (i + 1) % CODE_LINE_EVERY == 0 else f"t{i} "
             if i == 0:
@@ -48,6 +53,21 @@ def tokens_for(n: int, mode: str) -> list[str]:
             text = f"t{i}\n\n" if (i + 1) % PARAGRAPH_EVERY == 0 else f"t{i} "
         out.append(text)
     return out
+
+
+def _mixed_token(i: int, n: int) -> str:
+    """Prose paragraphs and ```python blocks in turn, as a long coding reply has."""
+    k = i % MIXED_BLOCK
+    prose = MIXED_BLOCK * 2 // 5
+    if k < prose:
+        text = f"t{i}\n\n" if (k + 1) % PARAGRAPH_EVERY == 0 else f"t{i} "
+    else:
+        text = f"t{i}\n" if (k - prose + 1) % CODE_LINE_EVERY == 0 else f"t{i} "
+        if k == prose:
+            text = "```python\n" + text
+        if k == MIXED_BLOCK - 1 or i == n - 1:
+            text = text.rstrip() + "\n```\n\n"
+    return text
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
@@ -130,9 +150,12 @@ class Source:
         await writer.drain()
         loop = asyncio.get_running_loop()
         await asyncio.sleep(float(bench.get("delay_s", 0.2)))
+        pause_every = int(bench.get("pause_every", 0))
+        pause_s = float(bench.get("pause_s", 0.0))
         start = loop.time()
         for i, text in enumerate(texts):
-            wait = start + i / rate - loop.time()
+            paused = pause_s * (i // pause_every) if pause_every else 0.0
+            wait = start + i / rate + paused - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             self.sent.append(time.time())

@@ -2,7 +2,7 @@
 
 ``Markdown.append`` re-parses the document's last block on every update, and an open code fence
 is highlighted in full each time: a growing 2,000-token fence costs O(n) per update, O(n²) per
-reply. ``ReplyStream`` splits the reply at its last top-level Markdown block:
+reply. ``ReplyStream`` keeps that one case apart:
 
 - prose goes to the reply's real ``Markdown`` body as it comes (its ``append`` updates the last
   paragraph in place, which is cheap);
