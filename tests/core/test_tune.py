@@ -195,7 +195,9 @@ async def test_start_oom_is_marked_and_the_rest_skipped(
 async def test_a_server_that_cannot_chat_is_a_failed_trial(
     fake_server_binary: Path, model_file: Path
 ) -> None:
-    config = config_for(fake_server_binary, model_file, {"FAKE_MODE": "normal"})
+    # The fake answers chat requests only with the key it was given: tune's request has none.
+    env = {"FAKE_MODE": "normal", "LLAMA_API_KEY": "sk-test-only"}
+    config = config_for(fake_server_binary, model_file, env)
     trial = await measure_trial(config, config.profile("p"), Candidate(99, 1), SETTINGS)
     assert trial.status is TrialStatus.FAILED and trial.load_time_s is not None
     assert trial.peak_vram_bytes is None  # no GPU here
