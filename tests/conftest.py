@@ -77,3 +77,15 @@ def fake_server_binary(tmp_path: Path) -> Path:
     )
     exe.chmod(0o755)
     return exe
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state_file() -> Iterator[None]:
+    """Each test starts with no remembered state (theme, last profile): a theme chosen by one
+    test must not leak into the next one's screens."""
+    from coder_tui.core.paths import app_paths
+
+    state = app_paths().state_file
+    state.unlink(missing_ok=True)
+    yield
+    state.unlink(missing_ok=True)

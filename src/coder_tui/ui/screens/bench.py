@@ -51,6 +51,8 @@ class BenchScreen(Screen[None]):
     BenchScreen #options Input { width: 8; }
     BenchScreen #categories { width: 1fr; }
     BenchScreen #status { height: 1; padding: 0 1; color: $text-muted; }
+    BenchScreen #progress { display: none; }
+    BenchScreen.-running #progress { display: block; }
     BenchScreen #report { height: 1fr; border: round $panel-lighten-2; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -129,6 +131,7 @@ class BenchScreen(Screen[None]):
     async def _run(self, bench: BenchRun) -> None:
         bar = self.query_one(ProgressBar)
         status = self.query_one("#status", Static)
+        self.add_class("-running")  # the bar (animated until the first request ends) shows now
         try:
             async with contextlib.aclosing(bench.events()) as events:
                 async for event in events:
@@ -144,6 +147,7 @@ class BenchScreen(Screen[None]):
             if self.result is None:
                 await self.show(bench.result())
             self.bench = None
+            self.remove_class("-running")
             if self.restore is not None:
                 self.restore()
 
