@@ -309,7 +309,7 @@ class GpuProbe:
 class PcieSampler:
     """A thread reading PCIe throughput at ``rate_hz``; ``take`` averages since the last take."""
 
-    def __init__(self, probe: GpuProbe, rate_hz: float = 5.0) -> None:
+    def __init__(self, probe: GpuProbe, rate_hz: float = 1.0) -> None:
         self.probe = probe
         self.interval_s = 1.0 / rate_hz
         self._sums: dict[int, list[float]] = {}
