@@ -86,6 +86,14 @@ async def test_compare_two_profiles_repeat_and_export(demo_config: Config, tmp_p
             assert sa.n == 3 and sb.n == 3 and delta is not None
             table = screen.query_one("DataTable")
             assert table.row_count == 5  # type: ignore[attr-defined]
+            await _until(lambda: screen.saved_run_id is not None)
+            from coder_tui.core.bench.store import BenchStore
+            from coder_tui.core.paths import app_paths
+
+            with BenchStore(app_paths().history_db) as bench_store:
+                saved = bench_store.load(screen.saved_run_id)  # type: ignore[arg-type]
+            assert {s.profile for s in saved.samples} == {"q4_k_m", "iq2_xxs"}
+            assert len(saved.samples) == 6
             await pilot.press("ctrl+d")
             assert screen.has_class("-diff")
             await pilot.press("ctrl+e")

@@ -7,6 +7,8 @@ with deltas, and the unified diff of the two replies (``d``). ``e`` exports Mark
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Mapping
 from typing import ClassVar
 
@@ -29,6 +31,7 @@ from coder_tui.core.compare import (
     to_markdown,
     unified_diff,
 )
+from coder_tui.core.compare_store import as_bench_result, save_compare
 from coder_tui.core.config import Profile
 from coder_tui.core.paths import app_paths
 from coder_tui.core.server.process import ServerManager
@@ -84,6 +87,7 @@ class CompareScreen(Screen[None]):
         self.on_swap = on_swap
         self.max_tokens = max_tokens
         self.result: CompareResult | None = None
+        self.saved_run_id: int | None = None
 
     def compose(self) -> ComposeResult:
         names = list(self.profiles)
@@ -144,6 +148,7 @@ class CompareScreen(Screen[None]):
             await md.update("")
         self.query_one(DataTable).clear()
         return_to = self.profiles.get(self.manager.profile_name or "")
+        started = time.time()
         async for event in run_compare(
             self.swapper,
             self.manager,
@@ -165,7 +170,19 @@ class CompareScreen(Screen[None]):
                 self.notify(event.message, severity="error")
             elif isinstance(event, CompareResult):
                 self.show_result(event)
-                status.update(f"done: {a.name} vs {b.name}, {repeats} run(s) each")
+                bench = as_bench_result(
+                    event,
+                    dict(self.profiles),
+                    max_tokens=self.max_tokens,
+                    llama_server_version=self.manager.version,
+                    started_at=started,
+                )
+                run_id = await asyncio.to_thread(save_compare, app_paths().history_db, bench)
+                self.saved_run_id = run_id
+                status.update(
+                    f"done: {a.name} vs {b.name}, {repeats} run(s) each; saved as bench run "
+                    f"#{run_id} (coder-tui bench show {run_id})"
+                )
 
     def show_result(self, result: CompareResult) -> None:
         self.result = result
