@@ -16,18 +16,11 @@ from coder_tui.ui.widgets.message import MessageView
 from coder_tui.ui.widgets.prompt import PromptInput
 from coder_tui.ui.widgets.server_bar import ServerBar
 
-
-async def _until(cond: object, timeout_s: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout_s
-    while not cond():  # type: ignore[operator]
-        if loop.time() > end:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+from .util import until
 
 
 async def _ready(app: CoderApp) -> MainScreen:
-    await _until(lambda: app.main is not None and app.main.server_ready)
+    await until(lambda: app.main is not None and app.main.server_ready)
     assert isinstance(app.screen, MainScreen)
     return app.screen
 
@@ -38,8 +31,8 @@ async def test_send_stream_and_store(demo_config: Config, tmp_path: Path) -> Non
         async with app.run_test(size=(120, 40)) as pilot:
             main = await _ready(app)
             await pilot.press(*"write a function", "enter")
-            await _until(lambda: len(main.query(MessageView)) == 2)
-            await _until(
+            await until(lambda: len(main.query(MessageView)) == 2)
+            await until(
                 lambda: (
                     not main.generating
                     and store.messages(main.conversation.id)[-1].status != "streaming"
@@ -66,10 +59,10 @@ async def test_cancel_keeps_partial_reply(demo_config: Config, tmp_path: Path) -
             await pilot.press(*"long")
             prompt = main.query_one(PromptInput)
             prompt.post_message(PromptInput.Submitted(prompt, "long"))
-            await _until(lambda: main.generating, 10)
-            await _until(lambda: bool(main.query(MessageView).last().body.source), 10)
+            await until(lambda: main.generating, 10)
+            await until(lambda: bool(main.query(MessageView).last().body.source), 10)
             await pilot.press("escape")
-            await _until(lambda: not main.generating)
+            await until(lambda: not main.generating)
             reply = store.messages(main.conversation.id)[-1]  # type: ignore[union-attr]
             assert reply.status == "cancelled"
             assert reply.content  # the words that arrived are kept
@@ -86,17 +79,17 @@ async def test_server_killed_mid_reply_is_stored_interrupted(
             main.request_extra = {"ignore_eos": True, "max_tokens": 4000}
             prompt = main.query_one(PromptInput)
             prompt.post_message(PromptInput.Submitted(prompt, "long"))
-            await _until(lambda: main.generating, 10)
+            await until(lambda: main.generating, 10)
             await asyncio.sleep(0.2)
             assert app.manager is not None and app.manager.pid is not None
             os.killpg(app.manager.pid, signal.SIGKILL)
-            await _until(lambda: not main.generating)
+            await until(lambda: not main.generating)
             reply = store.messages(main.conversation.id)[-1]  # type: ignore[union-attr]
             assert reply.status == "interrupted", reply
             assert reply.content
-            await _until(lambda: main.query_one(ServerBar).state is ServerState.CRASHED)
+            await until(lambda: main.query_one(ServerBar).state is ServerState.CRASHED)
             # The UI is still usable: the prompt takes text, and a restart brings the server back.
             await pilot.press(*"again")
             assert main.query_one(PromptInput).text == "again"
             await pilot.press("f2")
-            await _until(lambda: main.server_ready)
+            await until(lambda: main.server_ready)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,14 +13,7 @@ from coder_tui.ui.app import CoderApp
 from coder_tui.ui.screens.dashboard import DashboardScreen
 from coder_tui.ui.widgets.fleet import FleetTable
 
-
-async def _until(cond: object, timeout_s: float = 60.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout_s
-    while not cond():  # type: ignore[operator]
-        if loop.time() > end:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+from .util import until
 
 
 async def test_fleet_rows_and_chat_with_a_remote(demo_config: Config, tmp_path: Path) -> None:
@@ -38,15 +30,15 @@ async def test_fleet_rows_and_chat_with_a_remote(demo_config: Config, tmp_path: 
         with HistoryStore(tmp_path / "h.sqlite3") as store:
             app = CoderApp(config, store=store, sample_metrics=False)
             async with app.run_test(size=(160, 50)) as pilot:
-                await _until(lambda: app.main is not None and app.main.server_ready)
-                await _until(lambda: len(app.fleet_rows) == 2)
+                await until(lambda: app.main is not None and app.main.server_ready)
+                await until(lambda: len(app.fleet_rows) == 2)
                 rows = {r.name: r for r in app.fleet_rows}
                 assert rows["box"].up and not rows["gone"].up and rows["gone"].error
                 await pilot.press("f4")
                 await pilot.pause()
                 assert isinstance(app.screen, DashboardScreen)
                 table = app.screen.query_one(FleetTable)
-                await _until(lambda: table.row_count == 3)
+                await until(lambda: table.row_count == 3)
                 table.focus()
                 await pilot.press("down", "enter")  # the row after "(this machine)": box
                 await pilot.pause()

@@ -69,7 +69,8 @@ async def _query(client: httpx.AsyncClient, expr: str) -> list[dict[str, Any]]:
 
 async def _wait_for(client: httpx.AsyncClient, expr: str, deadline: float) -> list[dict[str, Any]]:
     while True:
-        with contextlib.suppress(httpx.HTTPError):
+        # Prometheus answers 503 "Service Unavailable" (not JSON) until it is ready.
+        with contextlib.suppress(httpx.HTTPError, ValueError):
             result = await _query(client, expr)
             if result:
                 return result
@@ -99,7 +100,7 @@ async def test_prometheus_scrapes_tokens_vram_and_moe_traffic(
     mgr = ServerManager(demo_config.server, log_dir=tmp_path / "logs")
     exp_port, prom_port = free_port(), free_port()
     (tmp_path / "prometheus.yml").write_text(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n"
         "scrape_configs:\n  - job_name: coder-tui\n    static_configs:\n"
         f"      - targets: ['127.0.0.1:{exp_port}']\n"
     )
@@ -127,12 +128,12 @@ async def test_prometheus_scrapes_tokens_vram_and_moe_traffic(
             stderr=subprocess.STDOUT,
         )
         load = asyncio.create_task(_keep_generating(mgr.url))
-        deadline = time.monotonic() + 35
+        deadline = time.monotonic() + 60  # generous: CI shares 2 cores
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{prom_port}", timeout=5, trust_env=False
         ) as client:
             # A few scrapes of a live exporter before looking at the values.
-            await _wait_for(client, 'count_over_time(up{job="coder-tui"}[1m]) >= 4', deadline)
+            await _wait_for(client, 'count_over_time(up{job="coder-tui"}[1m]) >= 3', deadline)
             [up] = await _query(client, 'up{job="coder-tui"}')
             assert up["value"][1] == "1"
 

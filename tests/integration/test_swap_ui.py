@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import psutil
@@ -17,14 +16,7 @@ from coder_tui.ui.screens.profiles import ProfilesScreen
 from coder_tui.ui.widgets.message import MessageView
 from coder_tui.ui.widgets.prompt import PromptInput
 
-
-async def _until(cond: object, timeout_s: float = 60.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout_s
-    while not cond():  # type: ignore[operator]
-        if loop.time() > end:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+from .util import until
 
 
 async def test_picker_diff_confirm_swap_keeps_conversation(
@@ -33,15 +25,15 @@ async def test_picker_diff_confirm_swap_keeps_conversation(
     with HistoryStore(tmp_path / "h.sqlite3") as store:
         app = CoderApp(demo_config, store=store, sample_metrics=False)
         async with app.run_test(size=(140, 45)) as pilot:
-            await _until(lambda: app.main is not None and app.main.server_ready)
+            await until(lambda: app.main is not None and app.main.server_ready)
             main = app.screen
             assert isinstance(main, MainScreen) and app.manager is not None
             old_pid = app.manager.pid
             prompt = main.query_one(PromptInput)
             prompt.post_message(PromptInput.Submitted(prompt, "hello"))
-            await _until(lambda: len(main.query(MessageView)) == 2 and not main.generating)
+            await until(lambda: len(main.query(MessageView)) == 2 and not main.generating)
             await pilot.press("f6")
-            await _until(lambda: isinstance(app.screen, ProfilesScreen))
+            await until(lambda: isinstance(app.screen, ProfilesScreen))
             # The table lists every profile with its quant read from the GGUF.
             table = app.screen.query_one("DataTable")
             assert table.row_count == 4  # type: ignore[attr-defined]
@@ -50,14 +42,14 @@ async def test_picker_diff_confirm_swap_keeps_conversation(
             diff = str(app.screen.query_one("#diff").render())
             assert "model: demo-small-Q4_K_M.gguf → demo-small-Q8_0.gguf" in diff
             await pilot.press("enter")
-            await _until(lambda: isinstance(app.screen, ConfirmScreen))
+            await until(lambda: isinstance(app.screen, ConfirmScreen))
             await pilot.press("y")
-            await _until(lambda: app.manager is not None and app.manager.profile_name == "q8_0")
-            await _until(lambda: main.server_ready)
+            await until(lambda: app.manager is not None and app.manager.profile_name == "q8_0")
+            await until(lambda: main.server_ready)
             assert old_pid is not None and not psutil.pid_exists(old_pid)
             # Same conversation; the next reply is labelled with the new profile.
             prompt.post_message(PromptInput.Submitted(prompt, "again"))
-            await _until(lambda: len(main.query(MessageView)) == 4 and not main.generating)
+            await until(lambda: len(main.query(MessageView)) == 4 and not main.generating)
             msgs = store.messages(main.conversation.id)  # type: ignore[union-attr]
             assert [m.profile for m in msgs if m.role == "assistant"] == ["q4_k_m", "q8_0"]
             assert app.load_times.keys() >= {"q4_k_m", "q8_0"}
@@ -68,16 +60,16 @@ async def test_compare_two_profiles_repeat_and_export(demo_config: Config, tmp_p
     with HistoryStore(tmp_path / "h.sqlite3") as store:
         app = CoderApp(demo_config, store=store, sample_metrics=False)
         async with app.run_test(size=(160, 50)) as pilot:
-            await _until(lambda: app.main is not None and app.main.server_ready)
+            await until(lambda: app.main is not None and app.main.server_ready)
             await pilot.press("f7")
-            await _until(lambda: isinstance(app.screen, CompareScreen))
+            await until(lambda: isinstance(app.screen, CompareScreen))
             screen = app.screen
             assert isinstance(screen, CompareScreen)
             screen.query_one("#b").value = "iq2_xxs"  # type: ignore[attr-defined]
             screen.query_one("#repeats").value = "3"  # type: ignore[attr-defined]
             screen.query_one("#prompt-in").value = "write a function"  # type: ignore[attr-defined]
             await pilot.click("#run")
-            await _until(lambda: screen.result is not None, 120)
+            await until(lambda: screen.result is not None, 120)
             result = screen.result
             assert result is not None
             assert len(result.runs_a) == 3 and len(result.runs_b) == 3
@@ -86,7 +78,7 @@ async def test_compare_two_profiles_repeat_and_export(demo_config: Config, tmp_p
             assert sa.n == 3 and sb.n == 3 and delta is not None
             table = screen.query_one("DataTable")
             assert table.row_count == 5  # type: ignore[attr-defined]
-            await _until(lambda: screen.saved_run_id is not None)
+            await until(lambda: screen.saved_run_id is not None)
             from coder_tui.core.bench.store import BenchStore
             from coder_tui.core.paths import app_paths
 
@@ -101,7 +93,7 @@ async def test_compare_two_profiles_repeat_and_export(demo_config: Config, tmp_p
             exports = list(Path(app_data_dir()).glob("exports/compare-q4_k_m-vs-iq2_xxs.md"))
             assert exports and "| generation tok/s |" in exports[0].read_text()
             # The compare returns to the profile that served before it.
-            await _until(lambda: app.manager is not None and app.manager.profile_name == "q4_k_m")
+            await until(lambda: app.manager is not None and app.manager.profile_name == "q4_k_m")
             await pilot.press("escape")
             await pilot.press("ctrl+q")
 
