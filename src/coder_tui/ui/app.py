@@ -31,7 +31,6 @@ from coder_tui.core.server.events import (
     Exited,
     LogLine,
     Ready,
-    ServerEvent,
     ServerState,
     StateChanged,
 )
@@ -178,9 +177,6 @@ class CoderApp(ServerActions, SwapActions, FleetActions):
             self._poll_fleet()
         if self.autostart:
             self.action_start()
-
-    def _forward(self, event: ServerEvent) -> None:
-        self.post_message(ServerEventMessage(event))
 
     # -- workers -------------------------------------------------------------------------------
     @work(exclusive=True, group="metrics", exit_on_error=False)

@@ -21,6 +21,7 @@ from coder_tui.core.server.process import ServerManager
 from coder_tui.core.server.restart import RestartPolicy
 from coder_tui.core.server.swap import Swapper
 from coder_tui.core.store import HistoryStore
+from coder_tui.ui.messages import ServerEventMessage
 from coder_tui.ui.screens.main import MainScreen
 
 
@@ -48,10 +49,5 @@ class AppBase(App[int]):
     restart_policy: RestartPolicy
 
     def _forward(self, event: ServerEvent) -> None:
-        raise NotImplementedError  # CoderApp posts it as a message
-
-    def _watch_attached(self) -> object:
-        raise NotImplementedError  # ServerActions' worker
-
-    def _start(self) -> object:
-        raise NotImplementedError  # ServerActions' worker
+        """Server events (from any thread or task) become messages to the App."""
+        self.post_message(ServerEventMessage(event))
