@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +88,34 @@ def test_delta_text_marks_not_significant() -> None:
     fact = Row("Model Size", "k", "bytes", (26.0, 33.0), ("a", "b"), -21.2, None, None)
     assert fact.delta_text() == "-21%"
     assert Row("x", "k", "u", (None, None), ("-", "-")).delta_text() == "-"
+
+
+def test_user_prompt_sets_from_the_config(tmp_path: Path) -> None:
+    """[bench.prompts]: a list per category; new names make categories, old ones get more."""
+    from coder_tui.core.bench.prompts import CATEGORIES, parse_categories, select_prompts
+    from coder_tui.core.config import parse_config
+
+    text = (
+        '[profiles.a]\nmodel = "m.gguf"\n\n[bench.prompts]\n'
+        'coding = ["Write a Rust function that reverses a string."]\n'
+        'sql = ["Write a SQL query for the top 5 customers.", "Explain a LEFT JOIN."]\n'
+    )
+    config = parse_config(text, tmp_path / "config.toml", check_files=False)
+    user = config.bench.prompts
+    assert parse_categories(None, user) == (*CATEGORIES, "sql")
+    sql = select_prompts(["sql"], None, user)
+    assert [p.id for p in sql] == ["sql/user-1", "sql/user-2"]
+    coding = select_prompts(["coding"], None, user)
+    assert coding[-1].id == "coding/user-1" and len(coding) >= 7
+
+
+def test_bad_user_prompt_set_is_a_config_error(tmp_path: Path) -> None:
+    from coder_tui.core.config import parse_config
+    from coder_tui.core.errors import ConfigError
+
+    text = '[profiles.a]\nmodel = "m.gguf"\n\n[bench.prompts]\nsql = "not a list"\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, tmp_path / "config.toml", check_files=False)
+    assert str(info.value) == (
+        'config.toml:5: bench.prompts.sql: expected a list of prompt texts, got "not a list"'
+    )

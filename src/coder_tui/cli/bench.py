@@ -215,8 +215,9 @@ def _bench(args: argparse.Namespace) -> int:
     profiles = [config.profile(n) for n in names] if names else [config.profile(None)]
     if len({p.name for p in profiles}) != len(profiles):
         raise UserError("--profiles names a profile twice")
-    categories = parse_categories(args.categories)
-    prompts = select_prompts(categories, args.prompts_per_category)
+    user = config.bench.prompts
+    categories = parse_categories(args.categories, user)
+    prompts = select_prompts(categories, args.prompts_per_category, user)
     settings = Settings(
         runs=args.runs,
         categories=categories,

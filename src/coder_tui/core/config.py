@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from coder_tui.core.config_schema import (
+    BenchSettings,
     ChatSettings,
     Config,
     FlashAttn,
@@ -43,7 +44,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 """KV cache types llama-server accepts for --cache-type-k / --cache-type-v."""
 FLASH_ATTN_VALUES = ("on", "off", "auto")
-TOP_KEYS = ("default_profile", "server", "chat", "profiles", "remotes")
+TOP_KEYS = ("default_profile", "server", "chat", "profiles", "remotes", "bench")
 
 __all__ = [
     "CACHE_TYPES",
@@ -263,6 +264,25 @@ def _url(r: _Reader, key: KeyPath, v: object) -> object:
     return r.bad(key, f"expected an http(s) URL, got {show_value(v)}")
 
 
+def _prompt_sets(r: _Reader, key: KeyPath, v: object) -> object:
+    if not isinstance(v, dict):
+        return r.bad(key, f"expected a table of prompt lists, got {show_value(v)}")
+    out: dict[str, tuple[str, ...]] = {}
+    ok = True
+    for category, prompts in v.items():
+        if (
+            not isinstance(prompts, list)
+            or not prompts
+            or not all(isinstance(p, str) and p.strip() for p in prompts)
+        ):
+            r.bad((*key, category), f"expected a list of prompt texts, got {show_value(prompts)}")
+            ok = False
+        else:
+            out[category] = tuple(prompts)
+    return MappingProxyType(out) if ok else _INVALID
+
+
+BENCH_KEYS: dict[str, Conv] = {"prompts": _prompt_sets}
 REMOTE_KEYS: dict[str, Conv] = {
     "name": _string,
     "url": _url,
@@ -334,6 +354,7 @@ class _Reader:
             default = _string(self, ("default_profile",), default)
         profiles = self.profiles(raw.get("profiles", {}))
         remotes = self.remotes(raw.get("remotes", []))
+        bench = self.table(("bench",), raw.get("bench", {}), BENCH_KEYS)
         if isinstance(default, str) and isinstance(raw.get("profiles"), dict):
             names = list(raw["profiles"])  # type: ignore[call-overload]
             if names and default not in names:
@@ -348,6 +369,7 @@ class _Reader:
             default_profile=default if isinstance(default, str) else None,
             chat=ChatSettings(**chat),  # type: ignore[arg-type]
             remotes=remotes,
+            bench=BenchSettings(**bench),  # type: ignore[arg-type]
         )
 
     def remotes(self, value: object) -> tuple[Remote, ...]:

@@ -18,6 +18,8 @@ TABLES: tuple[tuple[str, str, str], ...] = (
     ("ServerSettings", "[server]", "How coder-tui runs llama-server, shared by all profiles."),
     ("ChatSettings", "[chat]", "How the chat pane talks to the server."),
     ("Profile", "[profiles.NAME]", "One model and how to serve it; unset keys are not passed."),
+    ("Remote", "[[remotes]]", "A llama-server elsewhere, for the dashboard's fleet view."),
+    ("BenchSettings", "[bench]", "Additions to the benchmark's built-in prompt sets."),
 )
 
 
@@ -83,7 +85,7 @@ def reference_markdown() -> str:
             "| --- | --- | --- |",
         ]
         for field in dataclasses.fields(cls):
-            if field.name == "name":
+            if field.name == "name" and class_name == "Profile":
                 continue
             doc = docs.get(field.name, "").replace("|", "\\|")
             out.append(f"| `{field.name}` | {_default(field)} | {doc} |")

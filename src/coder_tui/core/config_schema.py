@@ -103,6 +103,15 @@ class Profile:
 
 
 @dataclass(frozen=True)
+class BenchSettings:
+    """The ``[bench]`` table: what ``coder-tui bench`` adds to its built-in prompt sets."""
+
+    prompts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """``[bench.prompts]``: a list of prompts per category (``coding = ["...", "..."]``); they
+    follow the built-in prompts of that category, and a new name makes a new category."""
+
+
+@dataclass(frozen=True)
 class Remote:
     """One ``[[remotes]]`` entry: a llama-server elsewhere that the fleet view watches."""
 
@@ -126,6 +135,7 @@ class Config:
     default_profile: str | None = None
     chat: ChatSettings = field(default_factory=ChatSettings)
     remotes: tuple[Remote, ...] = ()
+    bench: BenchSettings = field(default_factory=BenchSettings)
 
     def profile(self, name: str | None = None) -> Profile:
         """The named profile, else the default one, else the only one (UserError if none fits)."""

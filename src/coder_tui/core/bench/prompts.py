@@ -1,14 +1,14 @@
 """The built-in prompt sets, one per category, and choosing among them.
 
 Owns the prompts the speed benchmark sends (at least six per category; the seed's Snake game is
-``coding/snake``). The quality tasks, which come with unit tests, are ``quality.py``'s. Prompts
-are fixed text so that runs months apart measure the same work. User-defined sets from the config
-are not supported yet: the config schema would need a ``[bench]`` table.
+``coding/snake``) and merging the user's own sets from the config's ``[bench.prompts]`` table (a
+list of prompts per category; a new name makes a new category). The quality tasks, which come with
+unit tests, are ``quality.py``'s. Prompts are fixed text so runs months apart measure the same work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from coder_tui.core.errors import UserError
@@ -180,33 +180,53 @@ CATEGORIES: tuple[str, ...] = tuple(PROMPTS)
 WARMUP_PROMPT = "Say hello."
 
 
-def parse_categories(text: str | None) -> tuple[str, ...]:
+def prompt_sets(
+    user: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, tuple[BenchPrompt, ...]]:
+    """The built-in sets plus the user's: their prompts follow the built-in ones of a category."""
+    sets = dict(PROMPTS)
+    for category, texts in (user or {}).items():
+        own = tuple(
+            BenchPrompt(f"{category}/user-{i + 1}", category, text) for i, text in enumerate(texts)
+        )
+        sets[category] = (*sets.get(category, ()), *own)
+    return sets
+
+
+def parse_categories(
+    text: str | None, user: Mapping[str, Sequence[str]] | None = None
+) -> tuple[str, ...]:
     """``coding,writing`` -> the categories, in the order given; ``None`` or empty means all."""
+    sets = prompt_sets(user)
+    known = (*CATEGORIES, *(c for c in sets if c not in CATEGORIES))
     if not text:
-        return CATEGORIES
+        return known
     out: list[str] = []
     for raw in text.split(","):
         name = raw.strip()
         if not name:
             continue
-        if name not in PROMPTS:
-            raise UserError(f"unknown bench category {name!r}; categories: {', '.join(CATEGORIES)}")
+        if name not in sets:
+            raise UserError(f"unknown bench category {name!r}; categories: {', '.join(known)}")
         if name not in out:
             out.append(name)
     if not out:
-        raise UserError(f"no bench category given; categories: {', '.join(CATEGORIES)}")
+        raise UserError(f"no bench category given; categories: {', '.join(known)}")
     return tuple(out)
 
 
 def select_prompts(
-    categories: Sequence[str], per_category: int | None = None
+    categories: Sequence[str],
+    per_category: int | None = None,
+    user: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[BenchPrompt, ...]:
     """The first ``per_category`` prompts (all when ``None``) of each category, in order."""
     if per_category is not None and per_category < 1:
         raise UserError("--prompts-per-category must be at least 1")
+    sets = prompt_sets(user)
     out: list[BenchPrompt] = []
     for category in categories:
-        if category not in PROMPTS:
+        if category not in sets:
             raise UserError(f"unknown bench category {category!r}")
-        out.extend(PROMPTS[category][:per_category])
+        out.extend(sets[category][:per_category])
     return tuple(out)

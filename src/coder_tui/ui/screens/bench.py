@@ -36,6 +36,7 @@ from coder_tui.core.bench.runner import BenchRun, Finished, Loading, Measured, S
 from coder_tui.core.bench.store import BenchStore
 from coder_tui.core.bench.types import BenchResult, Settings
 from coder_tui.core.config import Config, Profile
+from coder_tui.core.errors import UserError
 from coder_tui.core.paths import app_paths
 from coder_tui.core.server.process import ServerManager
 
@@ -107,8 +108,13 @@ class BenchScreen(Screen[None]):
         if not names:
             self.notify("select at least one profile", severity="warning")
             return
-        categories = parse_categories(self.query_one("#categories", Input).value or None)
-        prompts = select_prompts(categories, 1)
+        user = self.config.bench.prompts
+        try:
+            categories = parse_categories(self.query_one("#categories", Input).value or None, user)
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        prompts = select_prompts(categories, 1, user)
         settings = Settings(
             runs=max(1, int(self.query_one("#runs", Input).value or "1")),
             categories=categories,
