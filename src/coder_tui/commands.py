@@ -206,4 +206,9 @@ def tui(args: argparse.Namespace) -> int:
         exporter=_exporter(getattr(args, "export", None)),
     )
     app.run()
+    if app.terminated_by_signal:
+        # SIGHUP/SIGTERM: a clean exit means the server it started is stopped (or kept on
+        # purpose), whatever a write to the vanished terminal did to Textual's own return code.
+        left = app.manager is not None and app.manager.running and not app.keep_server
+        return 1 if left else 0
     return int(app.return_code or 0)

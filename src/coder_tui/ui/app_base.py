@@ -47,6 +47,8 @@ class AppBase(App[int]):
     auto_restart: bool
     fleet_rows: tuple[FleetRow, ...]
     restart_policy: RestartPolicy
+    terminated_by_signal: bool = False
+    """SIGHUP or SIGTERM arrived (``ServerActions``): the exit is a requested one."""
 
     def _forward(self, event: ServerEvent) -> None:
         """Server events (from any thread or task) become messages to the App."""

@@ -89,6 +89,10 @@ class ServerActions(AppBase):
                 loop.add_signal_handler(sig, self._on_terminate_signal)
 
     def _on_terminate_signal(self) -> None:
+        # The terminal may already be gone (SSH dropped): Textual's writes can then fail and mark
+        # the run as failed; the CLI judges a hang-up by whether the server was stopped instead.
+        self.terminated_by_signal = True
+
         def backstop() -> None:
             time.sleep(BACKSTOP_S)
             os._exit(1)
