@@ -25,7 +25,10 @@ from coder_tui.ui.screens.confirm import ConfirmScreen
 from coder_tui.ui.widgets.server_bar import ServerBar
 
 BACKSTOP_S = 15.0
-"""After SIGHUP/SIGTERM, exit hard if a clean stop has not finished by then."""
+"""After SIGHUP/SIGTERM, exit hard (status 1) if the server is not stopped by then."""
+STUCK_AFTER_STOP_S = 3.0
+"""After SIGHUP/SIGTERM, once the server is stopped, exit (status 0) if the UI has not finished
+its own shutdown this much later (writes to a vanished terminal can stall it)."""
 
 
 class ServerActions(AppBase):
@@ -89,12 +92,21 @@ class ServerActions(AppBase):
                 loop.add_signal_handler(sig, self._on_terminate_signal)
 
     def _on_terminate_signal(self) -> None:
-        # The terminal may already be gone (SSH dropped): Textual's writes can then fail and mark
-        # the run as failed; the CLI judges a hang-up by whether the server was stopped instead.
+        # The terminal may already be gone (SSH dropped): Textual's writes can then fail or stall,
+        # so the exit is judged by whether the server was stopped, and a thread makes sure the
+        # process ends even if the UI cannot finish its own shutdown on a dead terminal.
         self.terminated_by_signal = True
+        manager = self.manager
 
         def backstop() -> None:
-            time.sleep(BACKSTOP_S)
+            deadline = time.monotonic() + BACKSTOP_S
+            stopped_at: float | None = None
+            while time.monotonic() < deadline:
+                time.sleep(0.2)
+                if stopped_at is None and (manager is None or not manager.running):
+                    stopped_at = time.monotonic()
+                if stopped_at is not None and time.monotonic() - stopped_at > STUCK_AFTER_STOP_S:
+                    os._exit(0)  # the server is stopped; only the dead terminal held us up
             os._exit(1)
 
         threading.Thread(target=backstop, daemon=True, name="exit-backstop").start()
