@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -89,3 +89,21 @@ def _fresh_state_file() -> Iterator[None]:
     state.unlink(missing_ok=True)
     yield
     state.unlink(missing_ok=True)
+
+
+def require_tool(name: str) -> Path:
+    """A llama.cpp program, or skip; with CODER_TUI_REQUIRE_SERVER=1 (CI) a missing one fails."""
+    from coder_tui.core.server.binary import BinaryNotFound, find_tool
+
+    try:
+        return find_tool(name)
+    except BinaryNotFound as exc:
+        if os.environ.get("CODER_TUI_REQUIRE_SERVER"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(name="require_tool", scope="session")
+def _require_tool_fixture() -> Callable[[str], Path]:
+    """``require_tool`` for tests: ``require_tool("llama-quantize")``."""
+    return require_tool

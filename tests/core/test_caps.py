@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from test_cli import SEED_IQ2
+
 from coder_tui.core.config import Profile, ServerSettings
 from coder_tui.core.profiles import build_argv
 from coder_tui.core.server.caps import parse_help
@@ -58,32 +60,5 @@ def test_seed_command_line_against_real_help() -> None:
         threads=16,
     )
     argv = build_argv(profile, ServerSettings(), caps)
-    assert argv[1:] == [
-        "-m",
-        "Qwen3-Coder-Next-UD-IQ2_XXS.gguf",
-        "--port",
-        "8084",
-        "-c",
-        "200000",
-        "-ngl",
-        "42",
-        "--n-cpu-moe",
-        "10",
-        "-b",
-        "1024",
-        "-ub",
-        "1024",
-        "--cache-type-k",
-        "q4_0",
-        "--cache-type-v",
-        "q4_0",
-        "--flash-attn",
-        "on",
-        "--cont-batching",
-        "--jinja",
-        "-t",
-        "16",
-        "--host",
-        "127.0.0.1",
-        "--metrics",
-    ]
+    # The seed's command line, as test_cli.py checks it through `profiles show --argv`.
+    assert argv[1:] == [*SEED_IQ2, "--host", "127.0.0.1", "--metrics"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -223,14 +224,12 @@ def test_fit_without_gpu_or_vram_is_one_clear_line(
 
 
 def test_fit_runs_llama_fit_params_when_installed(
-    cli: None, layout: GgufLayout, capsys: pytest.CaptureFixture[str]
+    cli: None,
+    layout: GgufLayout,
+    capsys: pytest.CaptureFixture[str],
+    require_tool: Callable[[str], Path],
 ) -> None:
-    from coder_tui.core.server.binary import BinaryNotFound, find_tool
-
-    try:
-        find_tool("llama-fit-params")
-    except BinaryNotFound:
-        pytest.skip("llama-fit-params not installed")
+    require_tool("llama-fit-params")
     argv = ["fit", str(layout.path), "--vram", "8GiB", "--ram-bw", "50GB/s", "--ctx", "4096"]
     assert cli_main.main(argv) == 0
     out = capsys.readouterr().out

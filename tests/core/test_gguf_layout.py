@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,14 +209,9 @@ def test_truncated_or_flipped_files_never_crash(
 
 
 @pytest.mark.integration
-def test_llama_quantize_pure_q4_k(tmp_path: Path) -> None:
+def test_llama_quantize_pure_q4_k(tmp_path: Path, require_tool: Callable[[str], Path]) -> None:
     """A real llama-quantize output: every 2-D weight Q4_K (144 bytes per 256 values)."""
-    from coder_tui.core.server.binary import BinaryNotFound, find_tool
-
-    try:
-        tool = find_tool("llama-quantize")
-    except BinaryNotFound as exc:
-        pytest.skip(str(exc))
+    tool = require_tool("llama-quantize")
     src = write_moe_gguf(tmp_path / "f16.gguf", experts=Q.F16, attention=Q.F16, output=Q.F16)
     out = tmp_path / "q4k.gguf"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}

@@ -6,7 +6,7 @@ they are skipped, so a developer without the server extra can still run the unit
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,22 +14,12 @@ import pytest
 
 from coder_tui.core.config import Config, load_config
 from coder_tui.core.demo import DemoResult, prepare_demo
-from coder_tui.core.server.binary import BinaryNotFound, find_tool
 from coder_tui.core.server.ports import free_port
 
 
-def _require(name: str) -> Path:
-    try:
-        return find_tool(name)
-    except BinaryNotFound as exc:
-        if os.environ.get("CODER_TUI_REQUIRE_SERVER"):
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
-
-
 @pytest.fixture(scope="session")
-def llama_server() -> Path:
-    return _require("llama-server")
+def llama_server(require_tool: Callable[[str], Path]) -> Path:
+    return require_tool("llama-server")
 
 
 @pytest.fixture(scope="session")

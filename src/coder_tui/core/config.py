@@ -8,13 +8,23 @@ command line belongs to ``profiles.py``; finding the file belongs to ``paths.py`
 from __future__ import annotations
 
 import difflib
-import math
-import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
+from coder_tui.core.config_fields import (
+    BENCH_KEYS,
+    CACHE_TYPES,
+    CHAT_KEYS,
+    INVALID,
+    NOT_A_TABLE,
+    PROFILE_KEYS,
+    REMOTE_KEYS,
+    SERVER_KEYS,
+    Conv,
+    text_value,
+)
 from coder_tui.core.config_schema import (
     BenchSettings,
     ChatSettings,
@@ -41,9 +51,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 # -- loading -------------------------------------------------------------------------------------
 
-CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
-"""KV cache types llama-server accepts for --cache-type-k / --cache-type-v."""
-FLASH_ATTN_VALUES = ("on", "off", "auto")
 TOP_KEYS = ("default_profile", "server", "chat", "profiles", "remotes", "bench")
 
 __all__ = [
@@ -98,206 +105,6 @@ def parse_config(text: str, path: Path, *, check_files: bool = True) -> Config:
     return _Reader(text, path, check_files).config(raw)
 
 
-_INVALID = object()
-"""A value that was present but wrong (already reported): blocks checks that depend on it."""
-_NOT_A_TABLE = ""
-"""Stands in for the keys of a table that was not a table (no real key is ever stored as "")."""
-
-Conv = Callable[["_Reader", KeyPath, object], object]
-
-
-def _integer(desc: str, ok: Callable[[int], bool]) -> Conv:
-    def conv(r: _Reader, key: KeyPath, v: object) -> object:
-        if isinstance(v, int) and not isinstance(v, bool) and ok(v):  # TOML true is not 1
-            return v
-        return r.bad(key, f"expected an integer {desc}, got {show_value(v)}")
-
-    return conv
-
-
-def _seconds(r: _Reader, key: KeyPath, v: object) -> object:
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0:
-        return float(v)
-    return r.bad(key, f"expected a number of seconds > 0, got {show_value(v)}")
-
-
-def _number(desc: str, ok: Callable[[float], bool]) -> Conv:
-    def conv(r: _Reader, key: KeyPath, v: object) -> object:
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and ok(v):
-            return float(v)
-        return r.bad(key, f"expected a number {desc}, got {show_value(v)}")
-
-    return conv
-
-
-def _string(r: _Reader, key: KeyPath, v: object) -> object:
-    if isinstance(v, str) and v.strip():
-        return v
-    return r.bad(key, f"expected a non-empty string, got {show_value(v)}")
-
-
-def _boolean(r: _Reader, key: KeyPath, v: object) -> object:
-    return v if isinstance(v, bool) else r.bad(key, f"expected true or false, got {show_value(v)}")
-
-
-def _cache_type(r: _Reader, key: KeyPath, v: object) -> object:
-    if isinstance(v, str) and v in CACHE_TYPES:
-        return v
-    return r.bad(key, f"expected one of {', '.join(CACHE_TYPES)}, got {show_value(v)}")
-
-
-def _flash_attn(r: _Reader, key: KeyPath, v: object) -> object:
-    if isinstance(v, bool):
-        return "on" if v else "off"
-    if isinstance(v, str) and v in FLASH_ATTN_VALUES:
-        return v
-    return r.bad(key, f'expected "on", "off" or "auto" (or true/false), got {show_value(v)}')
-
-
-def _path(r: _Reader, key: KeyPath, v: object) -> object:
-    if not isinstance(v, str) or not v.strip() or "\0" in v:
-        return r.bad(key, f"expected a path, got {show_value(v)}")
-    try:
-        p = Path(v).expanduser()
-    except RuntimeError:  # "~" without a home directory
-        return r.bad(key, f"cannot expand {show_value(v)}: no home directory")
-    return p if p.is_absolute() else r.base / p
-
-
-def _model(r: _Reader, key: KeyPath, v: object) -> object:
-    p = _path(r, key, v)
-    if not isinstance(p, Path) or not r.check_files:
-        return p
-    try:
-        if p.is_dir():
-            return r.bad(key, f"expected a GGUF file, {p} is a directory")
-        if not p.exists():
-            return r.bad(key, f"expected an existing GGUF file, {p} does not exist")
-    except (OSError, ValueError) as exc:
-        return r.bad(key, f"cannot check {p}: {exc}")
-    return p
-
-
-def _str_list(r: _Reader, key: KeyPath, v: object) -> object:
-    if not isinstance(v, list):
-        return r.bad(key, f"expected an array of strings, got {show_value(v)}")
-    for i, item in enumerate(v):
-        if not isinstance(item, str):
-            return r.bad(key, f"expected an array of strings, item {i + 1} is {show_value(item)}")
-    return tuple(v)
-
-
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _env_name(r: _Reader, key: KeyPath, v: object) -> object:
-    if isinstance(v, str) and _ENV_NAME.fullmatch(v):
-        return v
-    return r.bad(key, f"expected an environment variable name (like MY_KEY), got {show_value(v)}")
-
-
-def _extra_args(r: _Reader, key: KeyPath, v: object) -> object:
-    args = _str_list(r, key, v)
-    if not isinstance(args, tuple):
-        return args
-    for arg in args:
-        flag = arg.split("=", 1)[0]
-        if flag == "--api-key":
-            return r.bad(
-                key,
-                "--api-key would put the key on the command line, which every user can read; "
-                "set [server] api_key_env instead",
-            )
-        if flag == "--host":
-            return r.bad(key, "--host here would bypass the loopback check; set [server] host")
-    return args
-
-
-def _env(r: _Reader, key: KeyPath, v: object) -> object:
-    if not isinstance(v, dict):
-        return r.bad(key, f"expected a table of strings, got {show_value(v)}")
-    ok = True
-    for name, value in v.items():
-        if not name or "=" in name or "\0" in name:
-            r.bad((*key, name), "not a valid environment variable name")
-            ok = False
-        elif not isinstance(value, str) or "\0" in value:
-            r.bad((*key, name), f"expected a string without NUL, got {show_value(value)}")
-            ok = False
-    return MappingProxyType(dict(v)) if ok else _INVALID
-
-
-SERVER_KEYS: dict[str, Conv] = {
-    "binary": _path,
-    "host": _string,
-    "port": _integer("1-65535", lambda n: 1 <= n <= 65535),
-    "ready_timeout_s": _seconds,
-    "stop_grace_s": _seconds,
-    "log_dir": _path,
-    "allow_remote": _boolean,
-    "api_key_env": _env_name,
-}
-PROFILE_KEYS: dict[str, Conv] = {
-    "model": _model,
-    "ctx": _integer("> 0", lambda n: n > 0),
-    "n_gpu_layers": _integer(">= -1", lambda n: n >= -1),
-    "n_cpu_moe": _integer(">= 0", lambda n: n >= 0),
-    "batch": _integer(">= 1", lambda n: n >= 1),
-    "ubatch": _integer(">= 1", lambda n: n >= 1),
-    "cache_type_k": _cache_type,
-    "cache_type_v": _cache_type,
-    "flash_attn": _flash_attn,
-    "cont_batching": _boolean,
-    "jinja": _boolean,
-    "threads": _integer(">= 1 or -1", lambda n: n >= 1 or n == -1),
-    "mmap": _boolean,
-    "extra_args": _extra_args,
-    "env": _env,
-    "system_prompt": _string,
-    "inherit": _string,
-}
-
-
-def _url(r: _Reader, key: KeyPath, v: object) -> object:
-    if isinstance(v, str) and v.startswith(("http://", "https://")) and len(v) > 8:
-        return v.rstrip("/")
-    return r.bad(key, f"expected an http(s) URL, got {show_value(v)}")
-
-
-def _prompt_sets(r: _Reader, key: KeyPath, v: object) -> object:
-    if not isinstance(v, dict):
-        return r.bad(key, f"expected a table of prompt lists, got {show_value(v)}")
-    out: dict[str, tuple[str, ...]] = {}
-    ok = True
-    for category, prompts in v.items():
-        if (
-            not isinstance(prompts, list)
-            or not prompts
-            or not all(isinstance(p, str) and p.strip() for p in prompts)
-        ):
-            r.bad((*key, category), f"expected a list of prompt texts, got {show_value(prompts)}")
-            ok = False
-        else:
-            out[category] = tuple(prompts)
-    return MappingProxyType(out) if ok else _INVALID
-
-
-BENCH_KEYS: dict[str, Conv] = {"prompts": _prompt_sets}
-REMOTE_KEYS: dict[str, Conv] = {
-    "name": _string,
-    "url": _url,
-    "api_key_env": _string,
-    "exporter_url": _url,
-}
-CHAT_KEYS: dict[str, Conv] = {
-    "system_prompt": _string,
-    "max_tokens": _integer(">= 1", lambda n: n >= 1),
-    "temperature": _number(">= 0", lambda x: x >= 0),
-    "stall_timeout_s": _seconds,
-    "api_key_env": _string,
-}
-
-
 class _Reader:
     """One validation pass over a parsed document, collecting problems instead of raising."""
 
@@ -312,7 +119,7 @@ class _Reader:
         problem = Problem(self.path, self.locator.line(key), render_key(key), message)
         if problem not in self.problems:
             self.problems.append(problem)
-        return _INVALID
+        return INVALID
 
     def unknown(self, key: KeyPath, value: object, known: tuple[str, ...]) -> None:
         what = "table" if isinstance(value, dict) else "key"
@@ -330,7 +137,7 @@ class _Reader:
         """Convert the keys of one table; unknown and wrong ones are reported and left out."""
         if not isinstance(value, dict):
             self.bad(key, f"expected a table, got {show_value(value)}")
-            return {_NOT_A_TABLE: _INVALID}
+            return {NOT_A_TABLE: INVALID}
         out: dict[str, object] = {}
         for k, v in value.items():
             conv = convs.get(k)
@@ -351,7 +158,7 @@ class _Reader:
             chat["api_key_env"] = server["api_key_env"]  # the chat client sends the server's key
         default = raw.get("default_profile")
         if default is not None:
-            default = _string(self, ("default_profile",), default)
+            default = text_value(self, ("default_profile",), default)
         profiles = self.profiles(raw.get("profiles", {}))
         remotes = self.remotes(raw.get("remotes", []))
         bench = self.table(("bench",), raw.get("bench", {}), BENCH_KEYS)
@@ -382,7 +189,7 @@ class _Reader:
         for i, item in enumerate(value):
             key: KeyPath = ("remotes", str(i))
             table = self.table(key, item, REMOTE_KEYS)
-            if _NOT_A_TABLE in table:
+            if NOT_A_TABLE in table:
                 continue
             for required in ("name", "url"):
                 if required not in table:
@@ -392,11 +199,7 @@ class _Reader:
                 self.bad((*key, "name"), f"duplicate remote name {show_value(name)}")
             if isinstance(name, str):
                 seen.add(name)
-            if (
-                all(v is not _INVALID for v in table.values())
-                and "name" in table
-                and "url" in table
-            ):
+            if all(v is not INVALID for v in table.values()) and "name" in table and "url" in table:
                 out.append(Remote(**table))  # type: ignore[arg-type]
         return tuple(out)
 
@@ -472,9 +275,9 @@ class _Reader:
         return merged, origin
 
     def build(self, name: str, merged: dict[str, object], origin: dict[str, str]) -> Profile | None:
-        if _NOT_A_TABLE in merged:
+        if NOT_A_TABLE in merged:
             return None  # this profile, or one it inherits from, is not a table: nothing to check
-        ok = all(v is not _INVALID for v in merged.values())
+        ok = all(v is not INVALID for v in merged.values())
         if "model" not in merged:
             self.bad(("profiles", name), "missing required key `model` (the GGUF file to serve)")
             ok = False
