@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from coder_tui.core.fit import FitRequest, advise, parse_size
 from coder_tui.core.gguf_layout import read_layout
 from coder_tui.core.metrics.gpu import GpuProbe
 from coder_tui.core.metrics.moe import measure_ram_bandwidth
+from coder_tui.core.paths import app_paths
 from coder_tui.core.server.ports import free_port
 from coder_tui.core.tune import (
     Candidate,
@@ -44,6 +46,75 @@ def _free_vram(gpu: int) -> tuple[int | None, float | None]:
         if d.index == gpu and d.vram_free_bytes is not None:
             return d.vram_free_bytes, d.vram_bandwidth_bytes_per_s
     return None, None
+
+
+_BUFFER = re.compile(r"(\S+) (model|KV|compute|RS|output) buffer size =\s*([0-9.]+) MiB")
+
+
+def _newest_log_buffers() -> dict[str, float]:
+    """``{"CUDA0 model": MiB, ...}`` from the newest server log (what llama.cpp allocated)."""
+    logs = sorted(app_paths().log_dir.glob("*.log"), key=lambda p: p.stat().st_mtime)
+    found: dict[str, float] = {}
+    if logs:
+        text = logs[-1].read_text(errors="replace")
+        text = text[text.rfind("loading model") :]  # runs within one second share a log file
+        for m in _BUFFER.finditer(text):
+            key = f"{m.group(1)} {m.group(2)}"
+            found[key] = found.get(key, 0.0) + float(m.group(3))
+    return found
+
+
+def _placement(layout: Any, req: FitRequest, ngl: int, ncmoe: int) -> Any:
+    """Our prediction for one placement (any VRAM: every placement 'fits' a huge card)."""
+    big = replace(req, vram_bytes=1 << 50)
+    for o in advise(layout, big).options:
+        if o.n_gpu_layers == ngl and o.n_cpu_moe == ncmoe:
+            return o
+    return None
+
+
+async def calibrate(a: argparse.Namespace, layout: Any, req: FitRequest) -> list[dict[str, Any]]:
+    """Each placement of ``--calibrate``: llama.cpp's buffers and NVML's process VRAM vs ours."""
+    rows: list[dict[str, Any]] = []
+    for item in a.calibrate.split(","):
+        ngl, ncmoe, ctx, fa = item.split(":")
+        creq = replace(req, ctx=int(ctx), flash_attn=fa == "on")
+        pred = _placement(layout, creq, int(ngl), int(ncmoe))
+        profile = Profile(
+            name="cal", model=Path(a.model), ctx=int(ctx), n_gpu_layers=int(ngl),
+            n_cpu_moe=int(ncmoe) or None, ubatch=a.ubatch, cache_type_k=a.cache_type,
+            cache_type_v=a.cache_type, flash_attn=fa, threads=a.threads, extra_args=("-lv", "4"),  # type: ignore[arg-type]
+        )  # fmt: skip
+        server = ServerSettings(port=free_port(), ready_timeout_s=300, stop_grace_s=10)
+        config = Config(path=None, server=server, profiles={"cal": profile}, default_profile="cal")
+        settings = TuneSettings(
+            gen_tokens=32, prompt_tokens=a.prompt_tokens, gpu_index=a.gpu, repeats=1
+        )
+        trial = await measure_trial(config, profile, Candidate(int(ngl), int(ncmoe)), settings)
+        buffers = _newest_log_buffers()
+        on_gpu = sum(v for k, v in buffers.items() if k.startswith("CUDA0 "))
+        peak = trial.peak_vram_bytes
+        row = {
+            "placement": item,
+            "status": trial.status.value,
+            "peak_vram_mib": peak / 2**20 if peak else None,
+            "llama_buffers_mib": buffers,
+            "cuda0_buffers_mib": on_gpu,
+            "residual_mib": peak / 2**20 - on_gpu if peak else None,
+            "predicted": None
+            if pred is None
+            else {
+                "weights_mib": pred.weights_vram_bytes / 2**20,
+                "kv_mib": pred.kv_vram_bytes / 2**20,
+                "compute_mib": pred.compute_bytes / 2**20,
+                "overhead_mib": pred.overhead_bytes / 2**20,
+                "total_mib": pred.vram_bytes / 2**20,
+            },
+            "gen_tokens_per_s": trial.generation_tokens_per_s,
+        }
+        print(f"calibrate {item}: {json.dumps(row, default=str)}", flush=True)
+        rows.append(row)
+    return rows
 
 
 def _trial_dict(t: Trial) -> dict[str, Any]:
@@ -71,9 +142,13 @@ async def main_async(a: argparse.Namespace) -> dict[str, Any]:
         flash_attn=a.flash_attn == "on",
         margin_bytes=parse_size(a.margin),
     )
+    out: dict[str, Any] = {"vram_free_bytes": vram, "request": asdict(req), "options": []}
+    if a.calibrate:
+        out["calibration"] = await calibrate(a, layout, req)
+        if a.calibrate_only:
+            return out
     report = advise(layout, req)
     best = report.best
-    out: dict[str, Any] = {"vram_free_bytes": vram, "request": asdict(req), "options": []}
     out["options"] = [asdict(o) | {"vram_bytes": o.vram_bytes} for o in report.options[:10]]
     print(f"free VRAM {vram / 2**30:.2f} GiB; {len(report.options)} of {report.considered} fit")
     if best is None:
@@ -91,7 +166,7 @@ async def main_async(a: argparse.Namespace) -> dict[str, Any]:
     settings = TuneSettings(
         budget_s=a.tune_budget_s, gen_tokens=a.gen_tokens, prompt_tokens=a.prompt_tokens,
         vram_budget_bytes=vram, margin_bytes=req.margin_bytes, gpu_index=a.gpu,
-        default_ngl=best.n_gpu_layers, default_ubatch=a.ubatch, repeats=2,
+        default_ngl=best.n_gpu_layers, default_ubatch=a.ubatch, repeats=3,
     )  # fmt: skip
     advice = await measure_trial(
         config, profile, Candidate(best.n_gpu_layers, best.n_cpu_moe), settings
@@ -139,7 +214,16 @@ async def main_async(a: argparse.Namespace) -> dict[str, Any]:
         if sweep_best and out["tune"]["winner_tokens_per_s"]
         else None
     )
+    # The fair comparison: the sweep's own measurement of tune's pick against the sweep's best
+    # (one series of runs, so run-to-run noise between tune and the sweep does not enter).
+    pick = tuned.winner.candidate if tuned.winner else None
+    pick_in_sweep = next(
+        (t.generation_tokens_per_s for t in swept.trials if t.candidate == pick), None
+    )
+    same_series = pick_in_sweep / sweep_best if pick_in_sweep and sweep_best else None
     out["sweep"] = {
+        "tune_pick_in_sweep_tokens_per_s": pick_in_sweep,
+        "tune_pick_over_best_same_series": same_series,
         "trials": [_trial_dict(t) for t in swept.trials],
         "best": swept.winner.candidate.label() if swept.winner else None,
         "best_tokens_per_s": sweep_best,
@@ -181,7 +265,24 @@ def write_md(res: dict[str, Any], path: Path) -> None:
         lines += [
             "",
             f"tune/sweep best tokens/s: {s['tune_over_sweep']} (within 5 %: {s['within_5pct']})",
+            f"sweep's own run of tune's pick / sweep best: {s['tune_pick_over_best_same_series']}",
         ]
+    if res.get("calibration"):
+        lines += [
+            "",
+            "## calibration: llama.cpp's CUDA0 buffers and NVML's process VRAM vs the prediction",
+            "",
+            "| placement ngl:ncmoe:ctx:fa | status | NVML peak MiB | CUDA0 buffers MiB | residual MiB "
+            "| buffers (llama.cpp) | predicted total MiB | predicted parts MiB |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in res["calibration"]:
+            pred = r["predicted"] or {}
+            lines.append(
+                f"| {r['placement']} | {r['status']} | {r['peak_vram_mib']} | "
+                f"{r['cuda0_buffers_mib']} | {r['residual_mib']} | {r['llama_buffers_mib']} | "
+                f"{pred.get('total_mib')} | {pred} |"
+            )
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -202,6 +303,11 @@ def main() -> None:
     p.add_argument("--prompt-tokens", type=int, default=2048)
     p.add_argument("--tune-budget-s", type=float, default=120)
     p.add_argument("--sweep-budget-s", type=float, default=240)
+    p.add_argument(
+        "--calibrate",
+        help="placements NGL:NCMOE:CTX:FA,... to measure first (llama.cpp's buffers vs ours)",
+    )
+    p.add_argument("--calibrate-only", action="store_true")
     a = p.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

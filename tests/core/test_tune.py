@@ -203,6 +203,16 @@ async def test_a_server_that_cannot_chat_is_a_failed_trial(
     assert trial.peak_vram_bytes is None  # no GPU here
 
 
+async def test_out_of_memory_mid_run_is_found_behind_a_long_backtrace(
+    fake_server_binary: Path, model_file: Path
+) -> None:
+    # On the H100 a CUDA OOM during the long prompt was followed by a backtrace longer than the
+    # log tail tune used to read, so the trial counted as a plain failure and the sweep went on.
+    config = config_for(fake_server_binary, model_file, {"FAKE_MODE": "oom_generate"})
+    trial = await measure_trial(config, config.profile("p"), Candidate(99, 1), SETTINGS)
+    assert trial.status is TrialStatus.OOM
+
+
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(cli_main, "EXTRA_COMMANDS", ("fit", "tune"))

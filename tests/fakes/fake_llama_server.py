@@ -12,6 +12,8 @@ Behaviour comes from ``FAKE_MODE`` in the environment:
   missing_file    prints llama.cpp's "failed to open GGUF file" line and exits 1
   bad_flag        prints llama.cpp's "invalid argument" line and exits 1
   crash_ready     like normal, then dies of SIGSEGV FAKE_CRASH_AFTER_S seconds after loading
+  oom_generate    like normal, but a chat request prints a CUDA out-of-memory error and a long
+                  backtrace (more lines than a short log tail), then dies of SIGABRT
 
 In every serving mode POST /v1/chat/completions streams FAKE_TOKENS words ("w0 w1 ..."), one
 every FAKE_TOKEN_DELAY_S seconds, as OpenAI chunks, then [DONE]. With LLAMA_API_KEY set, a chat
@@ -153,6 +155,13 @@ def main() -> int:
             if mode == "never_generate":
                 time.sleep(600)
                 return
+            if mode == "oom_generate":
+                print("CUDA error: out of memory", flush=True)
+                print("  current device: 0, in function alloc at ggml-cuda.cu:451", flush=True)
+                for i in range(80):
+                    print(f"#{i} 0x00007f0000{i:04x} in ggml_backend_sched_graph_compute ()")
+                sys.stdout.flush()
+                os.kill(os.getpid(), signal.SIGABRT)
             n = int(os.environ.get("FAKE_TOKENS", "40"))
             delay = float(os.environ.get("FAKE_TOKEN_DELAY_S", "0.01"))
             try:

@@ -50,7 +50,7 @@ def add_request_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flash-attn", choices=("on", "off"), help="flash attention (default on)")
     p.add_argument("--margin", default="0.5GiB", metavar="SIZE", help="VRAM kept free")
     p.add_argument(
-        "--overhead", default="512MiB", metavar="SIZE", help="CUDA context of the server"
+        "--overhead", metavar="SIZE", help="CUDA context, kernels, cuBLAS (default 736MiB)"
     )
     p.add_argument("--ram-bw", metavar="RATE", help="RAM bandwidth, e.g. 50GB/s (else measured)")
     p.add_argument("--vram-bw", metavar="RATE", help="VRAM bandwidth (else NVML, else 1008GB/s)")
@@ -94,7 +94,13 @@ def build_request(
 ) -> tuple[FitRequest, str]:
     """A ``FitRequest`` from the shared options (``defaults``: a profile's values), and how the
     RAM bandwidth was found."""
-    from coder_tui.core.fit import DEFAULT_VRAM_BW, FitRequest, parse_rate, parse_size
+    from coder_tui.core.fit import (
+        DEFAULT_OVERHEAD,
+        DEFAULT_VRAM_BW,
+        FitRequest,
+        parse_rate,
+        parse_size,
+    )
     from coder_tui.core.metrics.moe import measure_ram_bandwidth
 
     d = defaults or {}
@@ -120,7 +126,9 @@ def build_request(
         parallel=args.parallel,
         flash_attn=fa != "off",
         margin_bytes=parse_size(args.margin, what="--margin"),
-        overhead_bytes=parse_size(args.overhead, what="--overhead"),
+        overhead_bytes=(
+            parse_size(args.overhead, what="--overhead") if args.overhead else DEFAULT_OVERHEAD
+        ),
         depth=max(args.depth, 0),
     )
     return req, ram_src

@@ -42,8 +42,12 @@ GIB = 1 << 30
 MIB = 1 << 20
 DEFAULT_VRAM_BW = 1008e9
 """An RTX 4090's VRAM bandwidth (the seed's card), used when NVML cannot say."""
-DEFAULT_OVERHEAD = 512 * MIB
-"""The CUDA context, cuBLAS handles and kernels of a llama-server process (driver-dependent)."""
+DEFAULT_OVERHEAD = 736 * MIB
+"""What a llama-server process holds on the card beyond llama.cpp's own buffers: the CUDA context,
+loaded kernels, cuBLAS handles and workspace, ggml's memory pool. Measured on an H200 (driver 580,
+CUDA 12, llama.cpp b11434) as NVML's process VRAM minus the model, KV and compute buffers the
+server logs: 723-731 MiB over five placements (docs/gpu-validation.md). Driver-dependent; a card
+with fewer SMs or an older driver needs less, so this errs on the safe side (``--overhead``)."""
 
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 

@@ -132,7 +132,7 @@ class TuneSettings:
     default_ngl: int = 999
     """The profile's ``-ngl`` when a candidate leaves it unset (for the VRAM ordering)."""
     default_ubatch: int = 512
-    repeats: int = 2
+    repeats: int = 3
     """Generations per trial; the fastest counts (the first can pay for warm-up)."""
 
 
@@ -369,7 +369,8 @@ async def measure_trial(
         if watch is not None:
             await watch.stop()
         crashed = not manager.running
-        tail = " ".join(list(manager.log_lines)[-40:])
+        tail = " ".join(manager.log_lines)  # this run's lines (cleared at start): a crash's
+        # backtrace can push the out-of-memory message far from the end
         await manager.stop()
     peak = watch.peak if watch is not None else None
     fits = None
