@@ -368,10 +368,10 @@ async def measure_trial(
     finally:
         if watch is not None:
             await watch.stop()
-        crashed = not manager.running
-        tail = " ".join(manager.log_lines)  # this run's lines (cleared at start): a crash's
-        # backtrace can push the out-of-memory message far from the end
         await manager.stop()
+    # This run's lines (cleared at start), read after the stop has drained its output: a crash's
+    # backtrace can push the out-of-memory message far from the end.
+    tail = " ".join(manager.log_lines)
     peak = watch.peak if watch is not None else None
     fits = None
     if peak is not None and settings.vram_budget_bytes is not None:
@@ -379,7 +379,8 @@ async def measure_trial(
     bad = next((e for e in ends if e.status != "done"), None)
     if bad is not None or len(ends) < max(settings.repeats, 1) + 1:
         why = bad.message or bad.status if bad is not None else "no reply"
-        status = TrialStatus.OOM if crashed and is_oom(tail) else TrialStatus.FAILED
+        # Not "and the server exited": the stream can end before the dying server is reaped.
+        status = TrialStatus.OOM if is_oom(tail) else TrialStatus.FAILED
         return Trial(cand, status, peak_vram_bytes=peak, load_time_s=ready.load_time_s, message=why)
     gens = [e.timings for e in ends[:-1] if e.timings is not None]
     gen = max(gens, key=lambda t: t.predicted_per_second, default=None)
