@@ -59,7 +59,7 @@ def test_refuses_a_newer_schema(db_path: Path) -> None:
 def test_backup_before_migrating_an_existing_db(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from coder_tui.core import store as store_mod
+    from coder_tui.core import store_db as store_mod  # migrations run there
 
     with HistoryStore(db_path) as store:
         store.new_conversation("kept")
@@ -84,7 +84,7 @@ def test_backup_before_migrating_an_existing_db(
 
 
 def test_failed_migration_rolls_back(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from coder_tui.core import store as store_mod
+    from coder_tui.core import store_db as store_mod  # migrations run there
 
     HistoryStore(db_path).close()
 
@@ -290,10 +290,73 @@ def test_concurrent_writers_thread_and_process(db_path: Path) -> None:
         thread.join()
         assert child.wait() == 0
         assert not errors
-        msgs = main.messages(conv.id)
-        assert len(msgs) == 300 + 150 + written
-        assert {m.status for m in msgs} == {"complete"}
-        assert sum(m.content.startswith("child") for m in msgs) == 150
+        expected = 300 + 150 + written
+        # Count through a fresh connection too: one that lost its lock on the file may still see
+        # its own writes in a WAL another process has already deleted.
+        for store in (main, HistoryStore(db_path)):
+            msgs = store.messages(conv.id)
+            assert len(msgs) == expected
+            assert {m.status for m in msgs} == {"complete"}
+            assert sum(m.content.startswith("child") for m in msgs) == 150
+            if store is not main:
+                store.close()
+    with HistoryStore(db_path) as after:
+        assert len(after.messages(conv.id)) == expected
+    db = sqlite3.connect(db_path)
+    assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    db.close()
+
+
+def _count_elsewhere(db_path: Path) -> int:
+    """Messages seen by a connection in another process, opened and closed."""
+    done = subprocess.run(
+        [sys.executable, "-c", _COUNT, str(db_path)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
+
+
+_COUNT = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+print(db.execute("SELECT count(*) FROM messages").fetchone()[0])
+db.close()
+"""
+
+
+@pytest.mark.parametrize("keep_second_open", [False, True])
+def test_a_second_store_does_not_drop_the_first_ones_lock(
+    db_path: Path, keep_second_open: bool
+) -> None:
+    """Opening a store must not close a descriptor of an existing database file: that drops
+    every POSIX lock this process holds on it, so another process closing its connection
+    believes it is the last one, checkpoints and deletes the WAL, and this process's next
+    writes go to a deleted file, lost without an error."""
+    with HistoryStore(db_path) as first:
+        conv = first.new_conversation("x")
+        second = HistoryStore(db_path)
+        if not keep_second_open:
+            second.close()
+        assert _count_elsewhere(db_path) == 0
+        first.add_user_message(conv.id, "kept")
+        assert _count_elsewhere(db_path) == 1
+        if keep_second_open:
+            second.add_user_message(conv.id, "kept too")
+            assert _count_elsewhere(db_path) == 2
+            second.close()
+
+
+def test_opening_the_bench_tables_does_not_drop_the_history_lock(db_path: Path) -> None:
+    """The bench screen opens ``BenchStore`` on the same database while the chat's store is open;
+    it must not drop the chat's lock either (it did: a prompt saved afterwards was invisible)."""
+    from coder_tui.core.bench.store import BenchStore
+
+    with HistoryStore(db_path) as first:
+        conv = first.new_conversation("x")
+        BenchStore(db_path).close()
+        assert _count_elsewhere(db_path) == 0
+        first.add_user_message(conv.id, "kept")
+        assert _count_elsewhere(db_path) == 1
 
 
 def test_other_store_sees_writes_immediately(db_path: Path) -> None:

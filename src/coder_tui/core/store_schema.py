@@ -1,8 +1,8 @@
 """The history database's schema: the values read out of it, the stored statuses and the migrations.
 
 Owns what the tables look like and how an older file is brought forward (``MIGRATIONS``: entry i
-takes version i to i + 1; append, never edit). Opening, locking and every query are
-``core/store.py``'s.
+takes version i to i + 1; append, never edit). Opening, locking and running them are
+``store_db.py``'s; every query is ``store.py``'s or ``store_messages.py``'s.
 """
 
 from __future__ import annotations

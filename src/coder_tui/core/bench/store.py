@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
@@ -29,6 +28,7 @@ from coder_tui.core.bench.types import (
     Settings,
 )
 from coder_tui.core.errors import UserError
+from coder_tui.core.store_db import create_private_file, mkdirs_private
 
 
 def _v1(db: sqlite3.Connection) -> None:
@@ -100,8 +100,8 @@ class BenchStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        mkdirs_private(path.parent)
+        create_private_file(path)  # never opens (and so never closes) an existing database file
         self._db = sqlite3.connect(path, isolation_level=None)
         try:
             self._db.execute("PRAGMA busy_timeout = 5000")

@@ -1,0 +1,183 @@
+"""The history database's file and connection: made private, opened, migrated, one lock around it.
+
+Owns creating the file (0600, folders 0700) without ever closing a descriptor of it, the
+connection's settings, forward migration with a backup first, and the two ways in: ``_read``
+and ``_write`` (a ``BEGIN IMMEDIATE`` transaction whose failure is a ``HistoryWriteError``).
+What is read and written is ``store.py``'s (conversations, reading messages) and
+``store_messages.py``'s (saving prompts and streamed replies); the tables are ``store_schema.py``'s.
+
+Many writers: WAL mode, a 5 s busy timeout, and every write in ``BEGIN IMMEDIATE`` (a deferred
+transaction that reads and then writes can fail at once with "database is locked" in WAL mode
+instead of waiting). One connection per store, serialised by a lock, so a store may be used from
+worker threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from coder_tui.core.errors import UserError
+from coder_tui.core.store_schema import MIGRATIONS, SCHEMA_VERSION
+
+
+class HistoryWriteError(UserError, sqlite3.OperationalError):
+    """A write to the history database failed; ``str()`` is one line naming the file and why.
+
+    Still a ``sqlite3.OperationalError``, so code that caught that before keeps working."""
+
+
+def mkdirs_private(path: Path) -> None:
+    """Create ``path`` and missing parents, each 0700 (history is private)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` empty and 0600 if it is missing; an existing file is never opened.
+
+    Why never: closing any descriptor of a file drops every POSIX lock this process holds on it,
+    including the SHARED lock that each open SQLite connection in WAL mode keeps on the database
+    file (SQLite guards its own descriptors, not ours). Without that lock, another process that
+    closes its connection believes it is the last one, checkpoints and deletes the WAL while this
+    process is still writing to it: those commits are lost without an error, or the file is
+    corrupted. So the file is made under a temporary name and linked into place, and no
+    descriptor of the database's inode is closed once it has its name."""
+    if path.exists():
+        return
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)  # 0600
+    os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another store or process created it meanwhile
+    except OSError:  # a filesystem without hard links: only a create racing ours could be hit
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    finally:
+        os.unlink(tmp)
+
+
+def _why(exc: BaseException, busy_timeout_s: float) -> str:
+    text = str(exc).lower()
+    if "full" in text or getattr(exc, "errno", None) == errno.ENOSPC:
+        return "the disk is full"
+    if "locked" in text or "busy" in text:
+        return f"the database is locked by another process (waited {busy_timeout_s:g} s)"
+    if "readonly" in text or "read-only" in text:
+        return "the database is read-only"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+class HistoryDatabase:
+    """The connection to the database at ``path``, created and migrated on open."""
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = 5.0) -> None:
+        self.path = path
+        self.busy_timeout_s = busy_timeout_s
+        mkdirs_private(path.parent)
+        create_private_file(path)
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o600)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000):d}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL still survives a crash or kill of coder-tui; only a power cut
+            # can lose the last commits. FULL would fsync every streamed update.
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def _version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise UserError(
+                f"{self.path.name}: schema version {version} is newer than this coder-tui "
+                f"understands ({SCHEMA_VERSION}); upgrade coder-tui"
+            )
+
+    def _migrate(self) -> None:
+        version = self._version()
+        self._refuse_newer(version)
+        if version == SCHEMA_VERSION:
+            return
+        if version > 0:
+            self._backup(version)
+        with self._write():
+            version = self._version()  # another process may have migrated meanwhile
+            self._refuse_newer(version)
+            for migrate in MIGRATIONS[version:]:
+                migrate(self._db)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+
+    def _backup(self, version: int) -> None:
+        """A copy of the database as it was before migrating from ``version`` (sqlite's backup
+        API, consistent even while another process writes)."""
+        target = self.path.with_name(f"{self.path.name}.v{version}.bak")
+        create_private_file(target)
+        dest = sqlite3.connect(target)
+        try:
+            self._db.backup(dest)
+        finally:
+            dest.close()
+
+    # -- reads and writes -----------------------------------------------------------------------
+
+    def _read(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        with self._lock:
+            return list(self._db.execute(sql, args).fetchall())
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except (sqlite3.OperationalError, OSError) as exc:
+                raise self._write_error(exc) from None
+            try:
+                yield self._db
+            except (sqlite3.OperationalError, OSError) as exc:
+                self._rollback()
+                raise self._write_error(exc) from None
+            except BaseException:
+                self._rollback()
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except (sqlite3.OperationalError, OSError) as exc:
+                self._rollback()
+                raise self._write_error(exc) from None
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):  # a failed COMMIT may have ended it already
+            self._db.execute("ROLLBACK")
+
+    def _write_error(self, exc: BaseException) -> HistoryWriteError:
+        if isinstance(exc, HistoryWriteError):
+            return exc
+        why = _why(exc, self.busy_timeout_s)
+        return HistoryWriteError(f"cannot save chat history to {self.path}: {why}")
