@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from pathlib import Path
 
+import pytest
+
+import coder_tui.ui.screens.main as main_screen
 from coder_tui.core.config import Config
 from coder_tui.core.server.events import ServerState
 from coder_tui.core.store import HistoryStore
@@ -70,19 +72,29 @@ async def test_cancel_keeps_partial_reply(demo_config: Config, tmp_path: Path) -
 
 
 async def test_server_killed_mid_reply_is_stored_interrupted(
-    demo_config: Config, tmp_path: Path
+    demo_config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with HistoryStore(tmp_path / "h.sqlite3") as store:
         app = CoderApp(demo_config, store=store)
         async with app.run_test(size=(120, 40)) as pilot:
             main = await _ready(app)
             main.request_extra = {"ignore_eos": True, "max_tokens": 4000}
+            # Kill the server the moment the streaming reply is first saved, with a save at every
+            # delta: a kill before the first token would leave nothing to check, and a later one
+            # races the tiny model, which writes 4,000 tokens into the socket in under two
+            # seconds, faster than the app reads them: the reply would complete from the buffer.
+            monkeypatch.setattr(main_screen, "SAVE_EVERY_S", 0.0)
+            save = store.update_reply
+
+            def save_then_kill(msg_id: int, text: str) -> None:
+                save(msg_id, text)
+                if app.manager is not None and app.manager.pid is not None and text:
+                    os.killpg(app.manager.pid, signal.SIGKILL)
+
+            store.update_reply = save_then_kill  # type: ignore[method-assign]
             prompt = main.query_one(PromptInput)
             prompt.post_message(PromptInput.Submitted(prompt, "long"))
             await until(lambda: main.generating, 10)
-            await asyncio.sleep(0.2)
-            assert app.manager is not None and app.manager.pid is not None
-            os.killpg(app.manager.pid, signal.SIGKILL)
             await until(lambda: not main.generating)
             reply = store.messages(main.conversation.id)[-1]  # type: ignore[union-attr]
             assert reply.status == "interrupted", reply
