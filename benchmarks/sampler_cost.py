@@ -9,7 +9,8 @@ time of its whole process (all threads, ``resource.getrusage``) over ``N`` secon
 
 * ``baseline``  an asyncio loop ticking once a second with nothing to do (subtracted from the rest)
 * ``host``      ``HostProbe.sample`` once a second on a worker thread, watching the server's pid
-* ``server``    ``ServerProbe.sample`` (``/metrics`` + ``/slots`` over httpx) once a second
+* ``server``    ``ServerProbe.sample`` once a second (``/slots``, and ``/metrics`` unless every slot is
+                idle and ``/slots`` unchanged, over one kept-alive socket; the note counts skips)
 * ``nvml``      ``GpuProbe.sample`` once a second on a worker thread ("no NVIDIA GPU" without one)
 * ``pcie``      ``PcieSampler``'s thread at its default rate, taken once a second
 * ``all``       ``MetricsSampler.run()`` with default ``SamplerConfig``, watching the server and its
@@ -65,6 +66,7 @@ async def _child(mode: str, url: str, pid: int, model: str, seconds: float) -> d
     cfg = SamplerConfig()
     note = ""
     closers: list[Callable[[], Any]] = []
+    notes: list[Callable[[], str]] = []
     tick: Callable[[], Awaitable[Any]]
     if mode == "baseline":
 
@@ -84,6 +86,11 @@ async def _child(mode: str, url: str, pid: int, model: str, seconds: float) -> d
 
         async def tick() -> Any:
             return await probe.sample()
+
+        def server_note() -> str:
+            return f"/metrics skipped {probe.metrics_skipped}x"
+
+        notes.append(server_note)
 
     elif mode == "nvml":
         gpu = GpuProbe()
@@ -128,6 +135,7 @@ async def _child(mode: str, url: str, pid: int, model: str, seconds: float) -> d
         next_t += cfg.interval_s
         await asyncio.sleep(max(0.0, next_t - time.monotonic()))
     cpu, wall = _cpu_s() - (start_cpu or 0.0), time.monotonic() - start_wall
+    note = "; ".join([note, *(n() for n in notes)]).strip("; ")
     for close in closers:
         result = close()
         if asyncio.iscoroutine(result):
@@ -266,8 +274,16 @@ async def _parent(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         "python": platform.python_version(),
         "model": model.name,
         "seconds": args.seconds,
+        "rates": _rates(),
     }
     return {"meta": meta, "windows": windows}, table(windows, meta)
+
+
+def _rates() -> str:
+    from coder_tui.core.metrics.bus import SamplerConfig
+
+    c = SamplerConfig()
+    return f"{1 / c.interval_s:g} Hz, server {1 / c.server_interval_s:g} Hz, PCIe {c.pcie_rate_hz:g} Hz"
 
 
 def _share(windows: dict[str, Any], window: str, mode: str) -> float | None:
@@ -284,7 +300,7 @@ def table(windows: dict[str, Any], meta: dict[str, Any]) -> str:
     lines = [
         f"Host {meta['host']}, {meta['cpus']} CPUs, Python {meta['python']}, "
         f"{meta['model']}, {meta['seconds']:g} s per window, default rates "
-        "(1 Hz; PCIe 5 Hz). Share of one core, baseline subtracted (target: < 1 %).",
+        f"({meta.get('rates', '1 Hz')}). Share of one core, baseline subtracted (target: < 1 %).",
         "",
         "| sampler | server idle | server generating | note |",
         "|---|---|---|---|",

@@ -183,7 +183,9 @@ class CoderApp(ServerActions, SwapActions, FleetActions):
     async def _sample_metrics(self, url: str) -> None:
         interval = max(1.0, self.metrics_interval_s)
         self.sampler = MetricsSampler(
-            url, config=SamplerConfig(interval_s=interval, server_interval_s=interval)
+            url,
+            config=SamplerConfig(interval_s=interval, server_interval_s=interval),
+            api_key=self.main.api_key if self.main is not None else None,  # /slots needs it too
         )
         if self.attached is not None:
             self.sampler.watch(pid=None, base_url=url)

@@ -1,10 +1,11 @@
 """The sampler bus: runs the GPU, host, PCIe and server samplers and yields one snapshot per tick.
 
-Owns ``SamplerConfig`` (rates, history length, bandwidth overrides) and ``MetricsSampler``: GPU and
-host on a worker thread (``asyncio.to_thread``), PCIe on its own thread, the server over async
-httpx; the MoE traffic model for the watched profile (its GGUF layout read once per model file);
-the ring buffers. ``async for snap in sampler.run()`` yields frozen ``MetricsSnapshot``s; cancelling
-or closing the iterator closes NVML, stops the thread and the HTTP client. Rendering is the UI's.
+Owns ``SamplerConfig`` (rates, history length, bandwidth overrides) and ``MetricsSampler``: GPU,
+host and a kept-alive server probe on one worker thread a tick (``asyncio.to_thread``), PCIe on
+its own thread, a server polled through a caller's httpx client (or https) alongside; the MoE
+traffic model for the watched profile (its GGUF layout read once per model file); the ring buffers.
+``async for snap in sampler.run()`` yields frozen ``MetricsSnapshot``s; cancelling or closing the
+iterator closes NVML, stops the thread and the server connection. Rendering is the UI's.
 
 History series: ``generation_tokens_per_s``, ``generation_tokens_per_busy_s``,
 ``prompt_tokens_per_s``, ``prompt_tokens_per_busy_s``, ``kv_fill_ratio``, ``cpu_percent``, ``ram_used_bytes``,
@@ -88,6 +89,7 @@ class MetricsSampler:
         config: SamplerConfig | None = None,
         nvml: Any | None = None,
         client: httpx.AsyncClient | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.config = config or SamplerConfig()
         self.history = History(self.config.history_s, 1.0 / self.config.interval_s)
@@ -95,11 +97,10 @@ class MetricsSampler:
         self.host = HostProbe()
         self.pcie = PcieSampler(self.gpu, self.config.pcie_rate_hz)
         self.server: ServerProbe | None = None
-        if base_url is not None:
-            self.server = ServerProbe(
-                base_url, client=client, min_interval_s=self.config.server_interval_s
-            )
         self._client = client
+        self._api_key = api_key
+        if base_url is not None:
+            self.server = self._probe(base_url)
         self._profile: Profile | None = None
         self._layouts: dict[tuple[Path, int, int], GgufLayout | str] = {}
         self._traffic: dict[tuple[Any, ...], tuple[Placement, TokenTraffic]] = {}
@@ -114,11 +115,17 @@ class MetricsSampler:
         self._profile = profile
         if base_url is not None:
             if self.server is None:
-                self.server = ServerProbe(
-                    base_url, client=self._client, min_interval_s=self.config.server_interval_s
-                )
+                self.server = self._probe(base_url)
             else:
                 self.server.reset(base_url)
+
+    def _probe(self, base_url: str) -> ServerProbe:
+        return ServerProbe(
+            base_url,
+            client=self._client,
+            min_interval_s=self.config.server_interval_s,
+            api_key=self._api_key,
+        )
 
     # -- the loop ----------------------------------------------------------------------------
     async def run(self) -> AsyncGenerator[MetricsSnapshot, None]:
@@ -143,13 +150,15 @@ class MetricsSampler:
 
     async def tick(self) -> MetricsSnapshot:
         """Sample every source once and append to the history (``run`` calls this)."""
-        profile = self._profile
-        hw = asyncio.to_thread(self._sample_hw, profile)
-        if self.server is not None:
-            (gpu, host, layout), server = await asyncio.gather(hw, self.server.sample())
+        profile, probe = self._profile, self.server
+        # A kept-alive server probe runs on the hardware thread: one thread hop a tick, not two.
+        inline = probe if probe is not None and probe.blocking else None
+        hw = asyncio.to_thread(self._sample_hw, profile, inline)
+        server: ServerSample | None
+        if probe is not None and inline is None:
+            (gpu, host, layout, _), server = await asyncio.gather(hw, probe.sample())
         else:
-            gpu, host, layout = await hw
-            server = None
+            gpu, host, layout, server = await hw
         # PCIe readings only while the server works; the next tick averages what they read.
         busy = server is not None and server.phase in (ServerPhase.PROMPT, ServerPhase.GENERATING)
         self.pcie.set_active(busy or server is None)
@@ -171,14 +180,15 @@ class MetricsSampler:
             self.pcie.start()
 
     def _sample_hw(
-        self, profile: Profile | None
-    ) -> tuple[GpuSnapshot, HostSnapshot, GgufLayout | str | None]:
+        self, profile: Profile | None, server: ServerProbe | None
+    ) -> tuple[GpuSnapshot, HostSnapshot, GgufLayout | str | None, ServerSample | None]:
+        sample = server.sample_blocking() if server is not None else None
         host = self.host.sample()
         gpu = self.gpu.sample(self.host.process_tree(), self.pcie.take())
         layout = self._layout(profile) if profile is not None else None
         if isinstance(layout, GgufLayout) and self._ram_bw is None:
             self._ram_bw = moe.measure_ram_bandwidth()
-        return gpu, host, layout
+        return gpu, host, layout, sample
 
     def _layout(self, profile: Profile) -> GgufLayout | str:
         """The profile's model layout, read once per file version; a string says why not."""

@@ -1,9 +1,17 @@
 """llama-server's own view: ``/metrics`` counters as speeds, ``/slots`` as phases and KV fill.
 
-Owns ``parse_prometheus``, ``parse_slots`` and ``ServerProbe`` (httpx, both endpoints at most once
-per ``min_interval_s``: llama-server answers them from its decode loop). Nothing here raises: an
+Owns ``parse_prometheus``, ``parse_slots`` and ``ServerProbe`` (both endpoints at most once per
+``min_interval_s``: llama-server answers them from its decode loop). Nothing here raises: an
 endpoint that is off (501, started without ``--metrics``/``--slots``) gives ``None`` fields, no
 answer is ``ServerPhase.DOWN``, 503 is ``LOADING``. Scheduling is ``bus``'s.
+
+Transport: a plain ``http://`` server without a caller's client is polled over one kept-alive
+socket (``keepalive.KeepAliveGet``) on a worker thread, ``/slots`` first; when every slot is idle
+and the ``/slots`` answer is byte for byte the last one, nothing ran in between (a request that
+started and ended between two polls leaves its slot with a new ``id_task``), so ``/metrics`` is
+skipped (the counters have not moved) and asked again at least every ``METRICS_MAX_AGE_S``. A
+caller's ``httpx.AsyncClient`` (fleet remotes, tests) or an ``https://`` URL use httpx, both
+endpoints every poll. The sampler sees every client's traffic: both endpoints are server-wide.
 
 What this llama.cpp (``tools/server``) reports, and what follows from it:
 
@@ -23,6 +31,7 @@ What this llama.cpp (``tools/server``) reports, and what follows from it:
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections.abc import Mapping
@@ -30,6 +39,7 @@ from typing import Any
 
 import httpx
 
+from coder_tui.core.metrics.keepalive import KeepAliveGet, split_http_url
 from coder_tui.core.metrics.types import ServerPhase, ServerSample, SlotSample
 
 PREFIX = "llamacpp:"
@@ -119,6 +129,12 @@ def _phase(
     return ServerPhase.IDLE
 
 
+METRICS_MAX_AGE_S = 10.0
+"""While ``/slots`` shows nothing happening, ``/metrics`` is still asked this often (seconds)."""
+
+_Answer = tuple[int, bytes] | None
+"""(status, body) of one endpoint, or ``None``: no answer (refused, timed out, not HTTP)."""
+
 MIN_BUSY_S = 0.0005
 """Busy time below which a counter delta gives no speed (llama-server times a one-token request
 at about a microsecond, which read as a million tokens/s)."""
@@ -134,10 +150,13 @@ class ServerProbe:
         client: httpx.AsyncClient | None = None,
         timeout_s: float = 2.0,
         min_interval_s: float = 1.0,
+        api_key: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._client = client
         self._own_client = client is None
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._conn: KeepAliveGet | None = None
         self.timeout_s = timeout_s
         self.min_interval_s = min_interval_s
         self._last: ServerSample | None = None
@@ -146,63 +165,140 @@ class ServerProbe:
         self._prev_t: float | None = None
         self._prev_slots: dict[int, tuple[int | None, int, bool]] = {}
         self._first_seen: dict[tuple[int, int | None], tuple[float, int]] = {}
+        # For skipping /metrics: the last /slots body as parsed, the last /metrics answer and when.
+        self._slots_seen: tuple[bytes, tuple[SlotSample, ...] | None] | None = None
+        self._metrics_answer: _Answer = None
+        self._metrics_t = -math.inf
+        self.metrics_skipped = 0
+        """Polls that reused the last ``/metrics`` answer (tests and benchmarks read it)."""
 
     def reset(self, base_url: str | None = None) -> None:
         """Forget the previous counters (a new server, maybe at a new address)."""
-        if base_url is not None:
+        if base_url is not None and base_url.rstrip("/") != self.base_url:
             self.base_url = base_url.rstrip("/")
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
         self._last = self._last_t = self._prev_counters = self._prev_t = None
         self._prev_slots = {}
+        self._forget_answers()
+
+    def _forget_answers(self) -> None:
+        self._slots_seen, self._metrics_answer, self._metrics_t = None, None, -math.inf
 
     async def aclose(self) -> None:
+        if self._conn is not None:
+            self._conn.close()  # a poll still in flight on the worker thread closes it after
+            self._conn = None
         if self._own_client and self._client is not None:
             await self._client.aclose()
         self._client = None
 
-    async def _get(self, path: str) -> tuple[int | None, httpx.Response | None]:
+    async def _get(self, path: str) -> _Answer:
         if self._client is None:
-            self._client = httpx.AsyncClient(trust_env=False)
+            self._client = httpx.AsyncClient(trust_env=False, headers=self._headers)
         try:
             resp = await self._client.get(self.base_url + path, timeout=self.timeout_s)
         except httpx.HTTPError:
-            return None, None
-        return resp.status_code, resp
+            return None
+        return resp.status_code, resp.content
 
-    async def sample(self) -> ServerSample:
-        """Poll ``/metrics`` and ``/slots`` together; too soon after the last poll, return that sample."""
-        now = time.monotonic()
+    def _keepalive(self) -> KeepAliveGet | None:
+        """The kept-alive connection for a plain ``http://`` server polled without a caller's client."""
+        if self._conn is None and self._own_client:
+            where = split_http_url(self.base_url)
+            if where is not None:
+                host, port, prefix = where
+                self._conn = KeepAliveGet(
+                    host, port, timeout_s=self.timeout_s, prefix=prefix, headers=self._headers
+                )
+        return self._conn
+
+    def _fetch_blocking(self, conn: KeepAliveGet) -> tuple[_Answer, _Answer, float]:
+        """``/slots``, then ``/metrics`` unless nothing can have moved it (worker thread); the time
+        is the ``/slots`` answer's (live speeds come from it; ``/metrics`` waits a decode step)."""
+        slots = conn.get("/slots")
+        now, seen = time.monotonic(), self._slots_seen
+        if slots is None:  # unreachable or stalled: asking /metrics too would only wait again
+            return None, None, now
+        if (
+            slots[0] == 200
+            and seen is not None
+            and seen[0] == slots[1]
+            and seen[1] is not None
+            and not any(s.is_processing for s in seen[1])
+            and self._metrics_answer is not None
+            and now - self._metrics_t < METRICS_MAX_AGE_S
+        ):
+            self.metrics_skipped += 1
+            return self._metrics_answer, slots, now
+        metrics = conn.get("/metrics")
+        self._metrics_answer, self._metrics_t = metrics, now
+        return metrics, slots, now
+
+    @property
+    def blocking(self) -> bool:
+        """Polled over a kept-alive socket: ``sample_blocking`` works (from one thread at a time)."""
+        return self._keepalive() is not None
+
+    def _recent(self, now: float) -> ServerSample | None:
         last, last_t = self._last, self._last_t
         # 10 % slack: a bus ticking at exactly min_interval_s jitters a little either side.
         if last is not None and last_t is not None and now - last_t < 0.9 * self.min_interval_s:
             return last
-        (m_status, m_resp), (s_status, s_resp) = await asyncio.gather(
-            self._get("/metrics"), self._get("/slots")
-        )
-        now = time.monotonic()
-        sample = self._compose(now, m_status, m_resp, s_status, s_resp)
+        return None
+
+    def _finish(self, metrics: _Answer, slots: _Answer, at: float | None = None) -> ServerSample:
+        now = time.monotonic() if at is None else at
+        sample = self._compose(now, metrics, slots)
         self._last, self._last_t = sample, now
         return sample
 
-    def _compose(
-        self,
-        now: float,
-        m_status: int | None,
-        m_resp: httpx.Response | None,
-        s_status: int | None,
-        s_resp: httpx.Response | None,
-    ) -> ServerSample:
-        if m_status is None and s_status is None:
+    async def sample(self) -> ServerSample:
+        """Poll ``/metrics`` and ``/slots`` together; too soon after the last poll, return that sample."""
+        recent = self._recent(time.monotonic())
+        if recent is not None:
+            return recent
+        if self._keepalive() is not None:
+            return await asyncio.to_thread(self.sample_blocking)
+        metrics, slots = await asyncio.gather(self._get("/metrics"), self._get("/slots"))
+        return self._finish(metrics, slots)
+
+    def sample_blocking(self) -> ServerSample:
+        """``sample`` on the calling thread (the bus's worker thread) for a ``blocking`` probe."""
+        recent = self._recent(time.monotonic())
+        if recent is not None:
+            return recent
+        conn = self._keepalive()
+        if conn is None:
+            return ServerSample(
+                phase=ServerPhase.DOWN, error="https or a caller's client: use sample"
+            )
+        metrics, slots, at = self._fetch_blocking(conn)
+        return self._finish(metrics, slots, at)
+
+    def _compose(self, now: float, m: _Answer, s: _Answer) -> ServerSample:
+        if m is None and s is None:
             self._prev_counters, self._prev_slots, self._prev_t = None, {}, None
+            self._forget_answers()
             return ServerSample(phase=ServerPhase.DOWN, error="no answer")
-        if m_status == 503 or s_status == 503:
+        if (m is not None and m[0] == 503) or (s is not None and s[0] == 503):
+            self._forget_answers()
             return ServerSample(phase=ServerPhase.LOADING)
-        metrics = parse_prometheus(m_resp.text) if m_status == 200 and m_resp else None
+        metrics = None
+        if m is not None and m[0] == 200:
+            metrics = parse_prometheus(m[1].decode("utf-8", "replace"))
         slots: tuple[SlotSample, ...] | None = None
-        if s_status == 200 and s_resp is not None:
-            try:
-                slots = parse_slots(s_resp.json())
-            except ValueError:
-                slots = None
+        if s is not None and s[0] == 200:
+            seen = self._slots_seen
+            if seen is not None and seen[0] == s[1]:
+                slots = seen[1]  # the same answer as last time: parsed already
+            else:
+                try:
+                    slots = parse_slots(json.loads(s[1]))
+                except ValueError:
+                    slots = None
+                self._slots_seen = (s[1], slots)
         return self.compute(now, metrics, slots)
 
     def compute(

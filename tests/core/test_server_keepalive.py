@@ -1,0 +1,166 @@
+"""ServerProbe over its kept-alive socket, against a stdlib HTTP/1.1 server serving captured payloads.
+
+Checks when ``/metrics`` is skipped (every slot idle and ``/slots`` unchanged) and when it is not,
+that a request finishing between two polls is still counted, and restarts and outages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from coder_tui.core.metrics import server as server_mod
+from coder_tui.core.metrics.server import ServerProbe
+from coder_tui.core.metrics.types import ServerPhase
+
+FIX = Path(__file__).resolve().parent.parent / "fixtures" / "metrics"
+
+
+class Fake:
+    """Serves ``metrics_<state>.txt`` and ``slots_<state>.json``; counts requests per path."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.state = "idle"
+        self.hits: dict[str, int] = {}
+        self.auth: list[str | None] = []
+        self.conns: list[socket.socket] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                fake.conns.append(self.request)
+                super().setup()
+
+            def do_GET(self) -> None:
+                fake.hits[self.path] = fake.hits.get(self.path, 0) + 1
+                fake.auth.append(self.headers.get("Authorization"))
+                name = {"/metrics": "metrics_{}.txt", "/slots": "slots_{}.json"}.get(self.path)
+                body = (FIX / name.format(fake.state)).read_bytes() if name else b"nope"
+                self.send_response(200 if name else 404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        """As a dying server: stop listening and drop the kept-alive connections too."""
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def fake() -> Iterator[Fake]:
+    f = Fake()
+    yield f
+    f.stop()
+
+
+async def test_idle_and_unchanged_skips_metrics(fake: Fake) -> None:
+    probe = ServerProbe(fake.url, min_interval_s=0, api_key="sekrit")
+    first = await probe.sample()
+    assert first.phase is ServerPhase.IDLE and first.metrics_available and first.slots_available
+    for _ in range(3):
+        s = await probe.sample()
+        assert s.metrics_available and s.prompt_tokens_per_s == 0
+    assert fake.hits == {"/slots": 4, "/metrics": 1} and probe.metrics_skipped == 3
+    assert probe._conn is not None and probe._conn.connects == 1
+    assert set(fake.auth) == {"Bearer sekrit"}
+    await probe.aclose()
+
+
+async def test_a_request_between_two_polls_is_counted(fake: Fake) -> None:
+    """Idle, then idle again with the slot's new task and moved counters: /metrics is asked."""
+    probe = ServerProbe(fake.url, min_interval_s=0)
+    await probe.sample()
+    fake.state = "after"
+    s = await probe.sample()
+    assert fake.hits["/metrics"] == 2
+    assert s.generation_tokens_total == 200 and s.generation_tokens_per_s and s.interval_s
+    assert s.generation_tokens_per_s == pytest.approx(200 / s.interval_s)
+    again = await probe.sample()
+    assert fake.hits["/metrics"] == 2 and again.generation_tokens_per_s == 0
+    assert again.generation_tokens_total == 200 and again.kv_used_tokens == 220
+    await probe.aclose()
+
+
+async def test_busy_slots_ask_metrics_every_poll(fake: Fake) -> None:
+    fake.state = "generating_a"
+    probe = ServerProbe(fake.url, min_interval_s=0)
+    for _ in range(3):
+        s = await probe.sample()  # the same body, but a slot is busy
+    assert s.phase is ServerPhase.GENERATING
+    assert fake.hits == {"/slots": 3, "/metrics": 3} and probe.metrics_skipped == 0
+    await probe.aclose()
+
+
+async def test_metrics_are_refreshed_after_max_age(
+    fake: Fake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_mod, "METRICS_MAX_AGE_S", 0.0)
+    probe = ServerProbe(fake.url, min_interval_s=0)
+    for _ in range(3):
+        await probe.sample()
+    assert fake.hits == {"/slots": 3, "/metrics": 3}
+    await probe.aclose()
+
+
+async def test_outage_and_restart_on_the_same_port(fake: Fake) -> None:
+    probe = ServerProbe(fake.url, min_interval_s=0, timeout_s=1)
+    assert (await probe.sample()).phase is ServerPhase.IDLE
+    port = fake.port
+    fake.stop()
+    down = await probe.sample()
+    assert down.phase is ServerPhase.DOWN and down.error
+    again = Fake(port)
+    try:
+        again.state = "after"
+        back = await probe.sample()
+        assert back.phase is ServerPhase.IDLE and back.generation_tokens_total == 200
+        assert back.generation_tokens_per_s is None  # a new baseline after the outage
+        assert again.hits == {"/slots": 1, "/metrics": 1}
+    finally:
+        await probe.aclose()
+        again.stop()
+
+
+async def test_reset_to_a_new_address_reconnects(fake: Fake) -> None:
+    other = Fake()
+    try:
+        probe = ServerProbe(fake.url, min_interval_s=0)
+        await probe.sample()
+        probe.reset(other.url)
+        s = await probe.sample()
+        assert s.metrics_available and other.hits == {"/slots": 1, "/metrics": 1}
+        await probe.aclose()
+    finally:
+        other.stop()
+
+
+async def test_https_and_callers_clients_keep_httpx() -> None:
+    import httpx
+
+    assert ServerProbe("https://remote:8080")._keepalive() is None
+    async with httpx.AsyncClient() as client:
+        assert ServerProbe("http://127.0.0.1:1", client=client)._keepalive() is None
+    probe = ServerProbe("http://127.0.0.1:1")
+    assert probe._keepalive() is not None
+    await probe.aclose()
