@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -95,16 +96,75 @@ async def arm_chat(url: str, tokens: int, tmp: Path) -> float:
     return reply.predicted_per_second
 
 
+def nvitop_argv() -> list[str] | None:
+    """How to start nvitop here (its module, or its script on PATH), or None."""
+    import importlib.util
+
+    if importlib.util.find_spec("nvitop") is not None:
+        return [sys.executable, "-m", "nvitop"]
+    found = shutil.which("nvitop")
+    return [found] if found else None
+
+
+class PtyWatcher:
+    """A terminal monitor (nvitop) running in a pseudo-terminal of 160x50, as a user would run it.
+
+    Its screen output is read and dropped on a thread, so it never blocks on a full terminal."""
+
+    def __init__(self, argv: list[str]) -> None:
+        import fcntl
+        import os
+        import pty
+        import struct
+        import termios
+        import threading
+
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+        env = {**os.environ, "TERM": "xterm-256color"}
+        self.proc = subprocess.Popen(
+            argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+        )
+        os.close(slave)
+        self.seen = 0
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        import os
+
+        while True:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.seen += len(chunk)
+
+    def close(self) -> None:
+        import os
+
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        os.close(self.master)
+
+
 async def arm_nvitop(url: str, tokens: int) -> float:
-    proc = subprocess.Popen(
-        ["nvitop"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    watcher = PtyWatcher(nvitop_argv() or ["nvitop"])
     try:
         await asyncio.sleep(2.0)
-        return await generate(url, tokens)
+        if watcher.proc.poll() is not None:
+            raise RuntimeError(f"nvitop exited with {watcher.proc.returncode}")
+        speed = await generate(url, tokens)
+        if watcher.seen < 1000:
+            raise RuntimeError(f"nvitop drew only {watcher.seen} bytes: not watching")
+        return speed
     finally:
-        proc.terminate()
-        proc.wait(5)
+        watcher.close()
 
 
 async def run(config: Config, rounds: int, tokens: int, tmp: Path) -> dict[str, list[float]]:
@@ -118,7 +178,7 @@ async def run(config: Config, rounds: int, tokens: int, tmp: Path) -> dict[str, 
             "b: dashboard (F4), default rates": lambda: arm_dashboard(url, tokens, tmp),
             "c: coder-tui chatting": lambda: arm_chat(url, tokens, tmp),
         }
-        if shutil.which("nvitop"):
+        if nvitop_argv():
             arms["d: nvitop"] = lambda: arm_nvitop(url, tokens)
         results: dict[str, list[float]] = {name: [] for name in arms}
         for r in range(rounds):
@@ -135,12 +195,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=384)
+    parser.add_argument(
+        "--append-to",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent / "docs" / "performance.md",
+        help="Markdown file the table is appended to (default docs/performance.md)",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="observer-"))
     demo = prepare_demo(tmp / "demo", "bench", ("Q4_K_M",), port=free_port())
     config = load_config(demo.config_path)
-    import os
-
     threads = os.cpu_count() or 1
     profile = replace(config.profile("q4_k_m"), threads=threads)
     config = replace(
@@ -170,8 +234,7 @@ def main() -> int:
     table = "\n".join(lines)
     print(table)
     print(json.dumps(results), file=sys.stderr)
-    perf = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
-    with perf.open("a", encoding="utf-8") as fh:
+    with args.append_to.open("a", encoding="utf-8") as fh:
         fh.write("\n" + table + "\n")
     return 0
 
