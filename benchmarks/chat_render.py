@@ -16,12 +16,15 @@ it. Prints a Markdown table and appends it under a date header to ``docs/perform
 Each scenario runs twice, side by side: ``before`` (the first renderer: every update appended to
 the body Markdown, coalesced without a timer; kept in this file) and ``after`` (``ReplyStream``
 and the timed ``Coalescer``), so the table's ratios come from one run on one machine's load.
+Both render into today's ``MessageView`` and transcript, so widget-level savings (one layout per
+resize, see ``ui/widgets/held_rows.py``) show in both rows and the ratio understates them.
 Scenarios: prose at 50/100/200/1000 tokens/s, prose with pauses (text that no next token pushes
 out), one growing 2,000-token code block, and a long reply of prose and code blocks.
 
     python benchmarks/chat_render.py                  # about 4 minutes
     python benchmarks/chat_render.py --quick          # about 40 s, shorter replies
     python benchmarks/chat_render.py --builds after --only code
+    python benchmarks/chat_render.py --builds after --only prose --rates 100 --no-write
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import bisect
 import contextlib
 import dataclasses
 import datetime
+import gc
 import inspect
 import json
 import platform
@@ -423,6 +427,8 @@ async def main_async(args: argparse.Namespace) -> str:
         )
     if args.only:
         scenarios = tuple(s for s in scenarios if any(k in s.name for k in args.only))
+    if args.rates:
+        scenarios = tuple(s for s in scenarios if s.rate in args.rates)
     results = []
     with source_process() as url:
         idle = await idle_share(url, args)
@@ -433,6 +439,12 @@ async def main_async(args: argparse.Namespace) -> str:
                     file=sys.stderr,
                 )
                 results.append(await run_scenario(url, sc, build, args))
+                # The app just closed leaves its widgets in reference cycles, and each run keeps
+                # some 30,000 objects more (Textual's caches): collect now and freeze what is
+                # left, so the next scenario doesn't pay full collections over earlier ones'
+                # objects in the middle of its stream (100+ ms pauses late in a full run).
+                gc.collect()
+                gc.freeze()
     return table(results, idle, args)
 
 
@@ -448,6 +460,7 @@ def main() -> None:
         "--builds", nargs="+", choices=BUILDS, default=list(BUILDS), help="renderers to compare"
     )
     parser.add_argument("--only", nargs="+", help="scenarios whose name contains one of these")
+    parser.add_argument("--rates", nargs="+", type=float, help="only scenarios at these tokens/s")
     args = parser.parse_args()
     text = asyncio.run(main_async(args))
     print(text)

@@ -7,14 +7,17 @@ import random
 
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Markdown
+from textual.geometry import Region
+from textual.widgets import Markdown, Static
 from textual.widgets._markdown import MarkdownBlock, MarkdownFence
 
+from coder_tui.ui.widgets.chat_view import Transcript
 from coder_tui.ui.widgets.message import MessageView
-from coder_tui.ui.widgets.reply_stream import (
+from coder_tui.ui.widgets.reply_stream import ReplyStream
+from coder_tui.ui.widgets.streaming_fence import (
     CHUNK_LINES,
+    CodeLines,
     Fence,
-    ReplyStream,
     StreamingFence,
     fence_opening,
 )
@@ -44,15 +47,16 @@ class Host(App[None]):
             yield MessageView("assistant", who="model")
 
 
-def _blocks(md: Markdown) -> list[tuple[str, str]]:
+def _blocks(md: Markdown) -> list[tuple[str, str, int]]:
+    """Each block's kind, text and height (held rows given back show as a height)."""
     out = []
     for block in md.query(MarkdownBlock):
         text = block.code if isinstance(block, MarkdownFence) else str(block._content)
-        out.append((type(block).__name__, text))
+        out.append((type(block).__name__, text, block.outer_size.height))
     return out
 
 
-async def _stream(chunks: list[str]) -> tuple[list[tuple[str, str]], list[int]]:
+async def _stream(chunks: list[str]) -> tuple[list[tuple[str, str, int]], list[int]]:
     app = Host()
     seen_fence_chunks: list[int] = []
     async with app.run_test(size=(100, 40)) as pilot:
@@ -69,6 +73,10 @@ async def _stream(chunks: list[str]) -> tuple[list[tuple[str, str]], list[int]]:
             assert len(fences) <= 1
             if fences:
                 seen_fence_chunks.append(len(fences[0].children))
+                # the fence shows all its code so far: highlighted chunks, then the open lines
+                shown = [str(c.render()) for c in fences[0].query_children(Static)]
+                shown += fences[0].open_lines.lines
+                assert "\n".join(shown) in written
                 # the open fence is not highlighted in full per update
                 assert not view.body.query(MarkdownFence) or "def f" not in "".join(
                     f.code for f in view.body.query(MarkdownFence)
@@ -79,10 +87,11 @@ async def _stream(chunks: list[str]) -> tuple[list[tuple[str, str]], list[int]]:
         assert not view.query(StreamingFence)
         assert view.styles.min_height is None
         streamed = _blocks(view.body)
-        reference = Markdown("".join(chunks))
-        await view.mount(reference)
+        reference = MessageView("assistant", "".join(chunks), who="model")  # as from history
+        await app.query_one("#transcript").mount(reference)
         await pilot.pause()
-        assert streamed == _blocks(reference)
+        assert streamed == _blocks(reference.body)
+        assert view.outer_size == reference.outer_size
     return streamed, seen_fence_chunks
 
 
@@ -94,7 +103,7 @@ async def test_streamed_reply_renders_like_history() -> None:
         chunks.append(rest[:n])
         rest = rest[n:]
     streamed, fence_chunks = await _stream(chunks)
-    kinds = [kind for kind, _ in streamed]
+    kinds = [kind for kind, _, _ in streamed]
     assert kinds.count("MarkdownFence") == 2 and "MarkdownH1" in kinds
     assert max(fence_chunks) >= 3  # the long fence was drawn in chunks while it streamed
 
@@ -104,6 +113,75 @@ async def test_one_character_at_a_time() -> None:
     await _stream(list(text))
 
 
+class LinesHost(App[None]):
+    def compose(self) -> ComposeResult:
+        yield CodeLines(hold=4)
+
+
+async def test_code_lines_repaint_only_what_changed() -> None:
+    app = LinesHost()
+    async with app.run_test(size=(40, 12)) as pilot:
+        lines = app.query_one(CodeLines)
+        lines.set_lines(["a = 1", "b = 2", "c"])
+        await pilot.pause()
+        assert lines.size.height == 3 + 4  # held rows under the text
+        dirty: list[object] = []
+        refresh = lines.refresh
+
+        def spy(*regions: object, **kwargs: object) -> object:
+            dirty.append((regions, kwargs))
+            return refresh(*regions, **kwargs)  # type: ignore[arg-type]
+
+        lines.refresh = spy  # type: ignore[method-assign]
+        lines.set_lines(["a = 1", "b = 2", "c = 3", "d\tx"])
+        assert dirty == [((Region(0, 2, 40, 2),), {})]  # rows 2 and 3 only, no layout
+        await pilot.pause()
+        assert lines.lines[-1] == "d       x"
+        assert lines.size.height == 3 + 4
+        lines.set_lines([f"line {i}" for i in range(9)])  # outgrows the held rows
+        assert dirty[-1] == ((), {"layout": True})
+        await pilot.pause()
+        assert lines.size.height == 9 + 4
+        assert app.screen.get_widget_at(0, 8)[0] is lines
+
+
 async def test_reply_ending_inside_a_fence() -> None:
     streamed, _ = await _stream(["Here:\n\n```py\n", "x = 1\n", "y = 2"])
-    assert streamed[-1] == ("MarkdownFence", "x = 1\ny = 2")
+    assert streamed[-1][:2] == ("MarkdownFence", "x = 1\ny = 2")
+
+
+class ChatHost(App[None]):
+    def compose(self) -> ComposeResult:
+        with Transcript(id="transcript"):
+            for i in range(6):
+                yield MessageView("user", f"question {i}\n\n" + "words " * 40, who="you")
+            yield MessageView("assistant", who="model")
+
+    def on_mount(self) -> None:
+        self.query_one(Transcript).anchor()
+
+
+async def test_follows_the_reply_only_while_the_reader_is_at_the_bottom() -> None:
+    app = ChatHost()
+    async with app.run_test(size=(80, 24)) as pilot:
+        transcript = app.query_one(Transcript)
+        reply = ReplyStream(app.query(MessageView).last())
+        prose = "".join(f"word{i} " + ("\n\n" if i % 30 == 29 else "") for i in range(400))
+        code = "```py\n" + "".join(f"x{i} = {i}\n" for i in range(60))
+        parts = [prose[i : i + 50] for i in range(0, len(prose), 50)]
+        parts += [code[i : i + 40] for i in range(0, len(code), 40)]
+        for part in parts[:20]:
+            await reply.write(part)
+            await pilot.pause()
+            assert transcript.scroll_y == transcript.max_scroll_y  # anchored: follows
+        transcript.scroll_to(y=0, animate=False)  # the reader scrolls up
+        await pilot.pause()
+        for part in parts[20:]:
+            await reply.write(part)
+            await pilot.pause()
+            assert transcript.scroll_y == 0  # left where the reader is
+        transcript.scroll_end(animate=False)
+        await pilot.pause()
+        await reply.close()
+        await pilot.pause()
+        assert transcript.scroll_y == transcript.max_scroll_y  # back at the bottom: follows

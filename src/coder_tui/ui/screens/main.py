@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Markdown
+from textual.widgets import Footer
 
 from coder_tui.core.client import ChatClient, Delta, StreamEnd
 from coder_tui.core.config import ChatSettings, Profile
@@ -159,7 +159,6 @@ class MainScreen(Screen[None]):
         view = await chat.start_reply(model or profile or "model")
         msg_id = self.store.begin_reply(conv_id, profile, model)
         messages = self._history(conv_id)
-        md = Markdown.get_stream(view.body)
         # Deltas are coalesced (about 10 updates a second, a timer shows late text) and rendered
         # by ReplyStream: finished blocks go to the body once, the open block is drawn apart.
         reply = ReplyStream(view)
@@ -196,7 +195,6 @@ class MainScreen(Screen[None]):
                 self._stream = None
                 await coalescer.close()
                 await reply.close()
-                await md.stop()
         assert end is not None
         timings, usage = end.timings, end.usage
         status = status_for_end(end.status)

@@ -9,6 +9,7 @@ from textual.containers import Vertical, VerticalScroll
 
 from coder_tui.core.store import stats_line
 from coder_tui.core.store_schema import StoredMessage
+from coder_tui.ui.widgets.held_rows import quiet_virtual_size
 from coder_tui.ui.widgets.message import MessageView
 from coder_tui.ui.widgets.prompt import PromptInput
 
@@ -17,6 +18,17 @@ def reply_footer(msg: StoredMessage) -> str:
     """The line under a reply: the profile that produced it and its numbers."""
     who = msg.profile or "?"
     return f"{who} · {stats_line(msg)}"
+
+
+class Transcript(VerticalScroll):
+    """The scrolling list of messages, anchored to the bottom while the reader is there.
+
+    A layout that changes its height already scrolls it (the anchor is applied while arranging)
+    and a change of scrollbars asks for its own layout, so its ``virtual_size`` asks for none:
+    that saves a second layout and a repaint of the whole transcript each time a reply grows.
+    """
+
+    virtual_size = quiet_virtual_size()
 
 
 class ChatView(Vertical):
@@ -29,7 +41,7 @@ class ChatView(Vertical):
     """
 
     def compose(self) -> ComposeResult:
-        yield VerticalScroll(id="transcript")
+        yield Transcript(id="transcript")
         yield PromptInput(id="prompt")
 
     def on_mount(self) -> None:
@@ -37,8 +49,8 @@ class ChatView(Vertical):
         self.transcript.anchor()
 
     @property
-    def transcript(self) -> VerticalScroll:
-        return self.query_one("#transcript", VerticalScroll)
+    def transcript(self) -> Transcript:
+        return self.query_one("#transcript", Transcript)
 
     @property
     def prompt(self) -> PromptInput:

@@ -1,5 +1,6 @@
 """One chat message: who said it, its Markdown body, and the numbers under a reply.
 
+The body is a ``ReplyMarkdown`` for every message, prompt or reply, from history or streamed.
 While a reply streams, ``ReplyStream`` mounts an open code fence right after the body.
 """
 
@@ -7,7 +8,10 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Markdown, Static
+from textual.widgets import Static
+
+from coder_tui.ui.widgets.held_rows import quiet_virtual_size
+from coder_tui.ui.widgets.reply_markdown import ReplyMarkdown
 
 
 class MessageView(Vertical):
@@ -22,15 +26,17 @@ class MessageView(Vertical):
     MessageView > .who { color: $text-muted; text-style: bold; }
     MessageView > .stats { color: $text-muted; }
     MessageView > Markdown { margin: 0; padding: 0; }
-    MessageView MarkdownParagraph:last-child { margin-bottom: 0; }
+    MessageView > Markdown > MarkdownParagraph.-last-block { margin-bottom: 0; }
     """
+
+    virtual_size = quiet_virtual_size()  # a message never scrolls: a resize needs one layout
 
     def __init__(self, role: str, text: str = "", *, who: str = "", stats: str = "") -> None:
         super().__init__(classes=role)
         self.role = role
         self._who = who or role
         self._stats = stats
-        self._body = Markdown(text)
+        self._body = ReplyMarkdown(text)
 
     def compose(self) -> ComposeResult:
         yield Static(self._who, classes="who", markup=False)
@@ -40,7 +46,7 @@ class MessageView(Vertical):
         yield stats
 
     @property
-    def body(self) -> Markdown:
+    def body(self) -> ReplyMarkdown:
         """The reply's Markdown (while a reply streams, its open block is shown after it)."""
         return self._body
 

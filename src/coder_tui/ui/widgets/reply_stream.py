@@ -6,117 +6,29 @@ reply. ``ReplyStream`` keeps that one case apart:
 
 - prose goes to the reply's real ``Markdown`` body as it comes (its ``append`` updates the last
   paragraph in place, which is cheap);
-- an open top-level code fence is held apart in a ``StreamingFence``, whose lines live in chunks
-  of ``CHUNK_LINES``: only the last chunk changes, as plain text, and each full chunk is
-  highlighted once. When the fence closes (or the reply ends) it joins the body, highlighted once.
+- an open top-level code fence is held apart in a ``StreamingFence`` (see ``streaming_fence``):
+  each full chunk of lines is highlighted once, the rest is plain text that repaints only the
+  rows that changed. When the fence closes (or the reply ends) it joins the body, highlighted
+  once.
 
 So the finished reply is the body's real Markdown render, as a reply loaded from history is.
 
-While streaming, the reply keeps some empty rows below it (``min-height``), so that most updates
-don't change its height and move the whole anchored transcript. The owner (``MainScreen``) feeds
-coalesced text through ``write`` and calls ``close`` at the end.
+Each update should cost one small repaint, not a layout of the screen (see ``held_rows``): the
+open block (the body's last paragraph, or the fence's open lines) holds spare rows under its text
+(``hold``), so that most updates repaint it alone; the reply as a whole keeps some empty rows
+below it (``min-height``), so that most layouts don't change its height and move the whole
+anchored transcript. Both are given back when the block or the reply ends. The owner
+(``MainScreen``) feeds coalesced text through ``write`` and calls ``close`` at the end.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
-from textual.containers import Vertical
-from textual.content import Content
 from textual.widget import Widget
-from textual.widgets import Markdown, Static
-from textual.widgets._markdown import MarkdownFence
 
+from coder_tui.ui.widgets.held_rows import GrowingStatic
 from coder_tui.ui.widgets.message import MessageView
-
-CHUNK_LINES = 32
-"""Lines per chunk of a streaming fence: the last chunk is re-rendered per update, as plain text."""
-
-_FENCE_OPEN = re.compile(r" {0,3}(`{3,}|~{3,})([^\n]*)")
-
-
-@dataclass(frozen=True)
-class Fence:
-    """An opening code fence: its marker (``` or ~~~, and length) and info string."""
-
-    char: str
-    length: int
-    info: str
-
-    def closes(self, line: str) -> bool:
-        """Whether ``line`` (without its newline) is a closing fence for this one."""
-        stripped = line.lstrip(" ")
-        if len(line) - len(stripped) > 3:
-            return False
-        run = len(stripped) - len(stripped.lstrip(self.char))
-        return run >= self.length and not stripped[run:].strip(" \t")
-
-
-def fence_opening(line: str) -> Fence | None:
-    """The fence ``line`` opens (``line`` without its newline), or None."""
-    match = _FENCE_OPEN.fullmatch(line)
-    if match is None:
-        return None
-    marker, info = match.groups()
-    if marker[0] == "`" and "`" in info:
-        return None  # not a fence in CommonMark: an inline code span
-    return Fence(marker[0], len(marker), info.strip())
-
-
-class StreamingFence(Vertical):
-    """An open code fence, shown like ``MarkdownFence`` while its lines arrive."""
-
-    DEFAULT_CSS = """
-    StreamingFence {
-        height: auto;
-        margin: 1 0;
-        padding: 1 2;
-        color: rgb(210,210,210);
-        background: black 10%;
-        &:light { background: white 30%; }
-        & > Static { height: auto; text-wrap: nowrap; text-overflow: clip; }
-    }
-    StreamingFence:ansi { background: transparent; margin: 0; padding: 1 0; }
-    """
-
-    def __init__(self, fence: Fence) -> None:
-        super().__init__()
-        self.fence = fence
-        self._done = 0
-        """Lines in full chunks (highlighted, never touched again)."""
-        self._shown: str | None = None
-
-    def _highlight(self, code: str) -> Content:
-        return MarkdownFence.highlight(
-            code,
-            self.fence.info,
-            ansi=self.app.native_ansi_color,
-            dark=self.app.current_theme.dark,
-        )
-
-    async def show(self, lines: list[str], partial: str) -> None:
-        """Show the fence's complete ``lines`` (each ends with a newline) and its ``partial`` one."""
-        chunks = list(self.query_children(Static))
-        while len(lines) - self._done >= CHUNK_LINES:
-            full = "".join(lines[self._done : self._done + CHUNK_LINES]).removesuffix("\n")
-            content = self._highlight(full)
-            if len(chunks) * CHUNK_LINES > self._done:
-                chunks[-1].update(content)
-            else:
-                await self.mount(Static(content))
-            self._done += CHUNK_LINES
-            self._shown = None
-            chunks = list(self.query_children(Static))
-        rest = "".join(lines[self._done :]) + partial
-        rest = rest.removesuffix("\n")
-        if rest == self._shown:
-            return
-        self._shown = rest
-        if len(chunks) * CHUNK_LINES > self._done:
-            chunks[-1].update(Content(rest))
-        elif rest:
-            await self.mount(Static(Content(rest)))
+from coder_tui.ui.widgets.reply_markdown import ReplyMarkdown
+from coder_tui.ui.widgets.streaming_fence import Fence, StreamingFence, fence_opening
 
 
 class ReplyStream:
@@ -124,7 +36,7 @@ class ReplyStream:
 
     def __init__(self, view: MessageView) -> None:
         self.view = view
-        self.body: Markdown = view.body
+        self.body: ReplyMarkdown = view.body
         self.shown = 0
         """Characters of the reply that are on screen (body and open fence)."""
         self._tail = ""
@@ -135,6 +47,8 @@ class ReplyStream:
         self._scanned = 0
         """Offset in the tail up to which the fence's lines are read."""
         self._fence_view: StreamingFence | None = None
+        self._held: GrowingStatic | None = None
+        """The body's open block while it holds spare rows."""
 
     async def write(self, text: str) -> None:
         """Show ``text``, the next part of the reply."""
@@ -142,9 +56,11 @@ class ReplyStream:
             return
         self._tail += text
         with self.view.app.batch_update():
-            self._reserve()
+            before = self._blocks()
             await self._settle()
             await self._show_fence()
+            self._hold_open_block()
+            self._reserve(new_blocks=self._blocks() != before)
         self.shown += len(text)
         self._wake()
 
@@ -156,6 +72,8 @@ class ReplyStream:
                 self._tail = ""
             self._fence = None
             await self._drop_fence()
+            self._hold_open_block(done=True)
+            self.body.mark_last()
             self.view.styles.min_height = None
         self._wake()
 
@@ -208,7 +126,7 @@ class ReplyStream:
             return
         if self._fence_view is None or self._fence_view.fence is not self._fence:
             await self._drop_fence()
-            self._fence_view = StreamingFence(self._fence)
+            self._fence_view = StreamingFence(self._fence, self._hold_rows())
             await self.view.mount(self._fence_view, after=self.body)
         await self._fence_view.show(self._fence_lines, self._tail[self._scanned :])
 
@@ -217,21 +135,50 @@ class ReplyStream:
             await self._fence_view.remove()
             self._fence_view = None
 
-    def _reserve(self) -> None:
+    def _hold_open_block(self, done: bool = False) -> None:
+        """Have the body's open block hold spare rows, and the block before it give them back.
+
+        While a fence is open the body's last block is finished (the fence holds its own rows).
+        """
+        block = None if done or self._fence_view is not None else self.body.last_block
+        if block is self._held:
+            return
+        if self._held is not None:
+            self._held.release()
+        self._held = block if isinstance(block, GrowingStatic) else None
+        if self._held is not None:
+            self._held.hold = self._hold_rows()
+
+    def _hold_rows(self) -> int:
+        """Spare rows for an open block: a fifth of the transcript's height, at least 3."""
+        return max(3, self._transcript_height() // 5)
+
+    def _transcript_height(self) -> int:
+        parent = self.view.parent
+        return parent.size.height if isinstance(parent, Widget) else 24
+
+    def _blocks(self) -> tuple[int, int]:
+        """How many blocks the reply has on screen (body, fence chunks): mounts change it."""
+        fence = len(self._fence_view.children) + 1 if self._fence_view is not None else 0
+        return len(self.body.children), fence
+
+    def _reserve(self, new_blocks: bool) -> None:
         """Keep room under the reply so that most updates don't change its height.
 
-        Each height change moves the whole transcript (it is anchored to the bottom) and costs
-        two layouts and a repaint of everything on screen; growing inside reserved rows repaints
-        less. The room is a third of the transcript's height, taken again when used up.
+        Each height change moves the whole transcript (it is anchored to the bottom) and costs a
+        repaint of everything on screen; growing inside reserved rows repaints less. The room is
+        a quarter of the transcript's height, taken again when nearly used up. Sizes are those of
+        the last layout: blocks mounted by this update are counted as an open block's spare rows
+        and a few more, so that the room they need is taken in the same layout, not the next.
         """
         view = self.view
         used = sum(child.outer_size.height for child in view.children if child.display)
+        if new_blocks:
+            used += self._hold_rows() + 2
         reserved = view.styles.min_height
         current = int(reserved.value) if reserved is not None else 0
         if used + 2 >= current:
-            parent = view.parent
-            step = max(4, (parent.size.height if isinstance(parent, Widget) else 24) // 3)
-            view.styles.min_height = used + step
+            view.styles.min_height = used + max(4, self._transcript_height() // 4)
 
     def _wake(self) -> None:
         """Have the screen draw now: refreshes asked for inside a batch wait for its next idle."""
