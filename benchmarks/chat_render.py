@@ -439,12 +439,11 @@ async def main_async(args: argparse.Namespace) -> str:
                     file=sys.stderr,
                 )
                 results.append(await run_scenario(url, sc, build, args))
-                # The app just closed leaves its widgets in reference cycles, and each run keeps
-                # some 30,000 objects more (Textual's caches): collect now and freeze what is
-                # left, so the next scenario doesn't pay full collections over earlier ones'
-                # objects in the middle of its stream (100+ ms pauses late in a full run).
+                # The app just closed leaves its widgets in reference cycles (a real session has
+                # one app per process): collect them, as a fresh process would not have them.
+                # What is left (some 30,000 objects of Textual's caches) the next app freezes
+                # with its own start-up objects, as CoderApp does after its first frame.
                 gc.collect()
-                gc.freeze()
     return table(results, idle, args)
 
 

@@ -34,12 +34,14 @@ cmake --build "$src/build" -j16 --target llama-server llama-quantize llama-imatr
 echo "built in $(( $(date +%s) - t0 )) s"
 export PATH=$src/build/bin:$PATH
 SAMPLER_S=${SAMPLER_S:-12}
-timeout 300 python3 benchmarks/sampler_cost.py --seconds "$SAMPLER_S" --no-append \
-  --json "$OUT/sampler_cost.json" --md "$OUT/sampler_cost.md" || echo "sampler_cost exited with $?"
+if [ "$SAMPLER_S" != 0 ]; then  # SAMPLER_S=0: the observer only
+  timeout 300 python3 benchmarks/sampler_cost.py --seconds "$SAMPLER_S" --no-append \
+    --json "$OUT/sampler_cost.json" --md "$OUT/sampler_cost.md" || echo "sampler_cost exited with $?"
+fi
 left=$(( START + 585 - $(date +%s) ))
 echo "observer with $left s left"
 if [ "$left" -gt 60 ]; then
-  timeout "$left" python3 benchmarks/observer.py --rounds "${ROUNDS:-3}" \
+  timeout "$left" python3 benchmarks/observer.py --rounds "${ROUNDS:-3}" --tokens "${TOKENS:-384}" \
     --append-to "$OUT/observer.md" || echo "observer exited with $?"
 fi
 echo "== done in $(( $(date +%s) - START )) s"

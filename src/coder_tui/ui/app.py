@@ -7,6 +7,7 @@ attributes and messages and never touch the services' internals. I/O runs in wor
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from collections.abc import Callable
 from contextlib import aclosing
@@ -115,6 +116,10 @@ class CoderApp(ServerActions, SwapActions, FleetActions):
         self._unlisten: Callable[[], None] | None = None
 
     async def on_mount(self) -> None:
+        # Once the first frame is up, move what start-up made (widgets, CSS, Textual's caches,
+        # the loaded history) out of the garbage collector's reach: a full collection over it
+        # paused a streaming reply for 50-130 ms (benchmarks/chat_render.py, docs/performance.md).
+        self.call_after_refresh(gc.freeze)
         self._load_themes()
         if self.exporter is not None:
             try:
