@@ -196,6 +196,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=384)
     parser.add_argument(
+        "--threads", type=int, help="server threads (default: every core, as issue 10 asks)"
+    )
+    parser.add_argument(
         "--append-to",
         type=Path,
         default=Path(__file__).resolve().parent.parent / "docs" / "performance.md",
@@ -205,7 +208,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="observer-"))
     demo = prepare_demo(tmp / "demo", "bench", ("Q4_K_M",), port=free_port())
     config = load_config(demo.config_path)
-    threads = os.cpu_count() or 1
+    threads = args.threads or os.cpu_count() or 1
     profile = replace(config.profile("q4_k_m"), threads=threads)
     config = replace(
         config,
@@ -215,7 +218,8 @@ def main() -> int:
     results = asyncio.run(run(config, args.rounds, args.tokens, tmp))
     base = results["a: nothing watching"]
     lines = [
-        f"### observer ({time.strftime('%Y-%m-%d %H:%M')}, bench demo Q4_K_M, {threads} threads, "
+        f"### observer ({time.strftime('%Y-%m-%d %H:%M')}, bench demo Q4_K_M, {threads} threads "
+        f"on {os.cpu_count()} cores, "
         f"{args.tokens} tokens, {args.rounds} interleaved rounds)",
         "",
         "| arm | median t/s | ratio to (a), median | ratio range | target |",

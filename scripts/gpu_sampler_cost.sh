@@ -38,10 +38,12 @@ if [ "$SAMPLER_S" != 0 ]; then  # SAMPLER_S=0: the observer only
   timeout 300 python3 benchmarks/sampler_cost.py --seconds "$SAMPLER_S" --no-append \
     --json "$OUT/sampler_cost.json" --md "$OUT/sampler_cost.md" || echo "sampler_cost exited with $?"
 fi
-left=$(( START + 585 - $(date +%s) ))
-echo "observer with $left s left"
-if [ "$left" -gt 60 ]; then
+# THREADS: server thread counts to observe with, one run each (default: every core).
+for t in ${THREADS:-$(nproc)}; do
+  left=$(( START + 585 - $(date +%s) ))
+  echo "observer, $t threads, with $left s left"
+  [ "$left" -gt 60 ] || break
   timeout "$left" python3 benchmarks/observer.py --rounds "${ROUNDS:-3}" --tokens "${TOKENS:-384}" \
-    --append-to "$OUT/observer.md" || echo "observer exited with $?"
-fi
+    --threads "$t" --append-to "$OUT/observer.md" || echo "observer exited with $?"
+done
 echo "== done in $(( $(date +%s) - START )) s"
