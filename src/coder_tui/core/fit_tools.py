@@ -9,7 +9,6 @@ tomli-w, atomic). The user's ``config.toml`` is never written. The advice itself
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,6 @@ from typing import Any
 from coder_tui.core.errors import UserError
 from coder_tui.core.fit import FitOption, FitRequest
 from coder_tui.core.state import update_state
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover - exercised on Python 3.10 only
-    pass  # type: ignore[import-not-found, no-redef, unused-ignore]
 
 FIT_PARAMS_TIMEOUT_S = 60.0
 
