@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from coder_tui.core.config import Config
+from coder_tui.core.metrics.types import MetricsSnapshot
 from coder_tui.core.store import HistoryStore
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.screens.main import MainScreen, last_code_block
@@ -89,3 +90,28 @@ async def test_switch_new_rename_delete_conversations(
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert main.conversation is None and len(main.query(MessageView)) == 0
+
+
+async def test_a_snapshot_while_the_screen_empties_is_ignored(
+    offline_config: Config, store: HistoryStore
+) -> None:
+    # Seen once in a benchmark: a MetricsUpdated that arrived as the app closed found no strip.
+    from coder_tui.ui.widgets.dashboard import Dashboard, MetricsStrip
+
+    app = CoderApp(offline_config, autostart=False, store=store)
+    async with app.run_test(size=(80, 24)):
+        main = app.main
+        assert main is not None
+        await main.query_one(MetricsStrip).remove()
+        await main.query_one(Dashboard).remove()
+        main.show_metrics(app.last_metrics or _empty_snapshot())  # no NoMatches
+
+
+def _empty_snapshot() -> MetricsSnapshot:
+    from coder_tui.core.metrics.history import History
+    from coder_tui.core.metrics.types import GpuSnapshot
+
+    gpu = GpuSnapshot(available=False, reason="no NVIDIA GPU")
+    return MetricsSnapshot(
+        time_s=0.0, gpu=gpu, host=None, server=None, moe=None, history=History(10, 1)
+    )

@@ -16,6 +16,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -85,10 +86,14 @@ class MainScreen(Screen[None]):
 
     def show_metrics(self, snap: MetricsSnapshot) -> None:
         """Update the tiles (wide) or the strip (narrow); the hidden one is left alone."""
-        if self.query_one("#side").display:
-            self.query_one(Dashboard).show(snap)
-        else:
-            self.query_one(MetricsStrip).show(snap)
+        try:
+            wide = self.query_one("#side").display
+            target: Dashboard | MetricsStrip = (
+                self.query_one(Dashboard) if wide else self.query_one(MetricsStrip)
+            )
+        except NoMatches:  # a snapshot that arrives while the app closes and the screen empties
+            return
+        target.show(snap)
 
     async def on_mount(self) -> None:
         self.query_one(PromptInput).focus()
