@@ -31,9 +31,9 @@ from coder_tui.core.tune import (
     TuneFinished,
     TuneSettings,
     around,
-    measure_trial,
     tune,
 )
+from coder_tui.core.tune_trial import measure_trial
 
 
 def _free_vram(gpu: int) -> tuple[int | None, float | None]:

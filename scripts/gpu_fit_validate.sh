@@ -80,7 +80,7 @@ EOF
 else
   MODEL=$(python3 -m coder_tui demo --size small --prepare-only --dir "$MODELDIR" >/dev/null && \
           echo "$MODELDIR/small/demo-small-Q4_K_M.gguf")
-  VRAM_ARGS=(--vram 2GiB); PY_ARGS=(--vram 1GiB --gen-tokens 16 --prompt-tokens 200 \
+  VRAM_ARGS=(--vram 2GiB); PY_ARGS=(--vram 1.5GiB --gen-tokens 16 --prompt-tokens 200 \
     --tune-budget-s 30 --sweep-budget-s 30); CTX=4096
 fi
 ls -l "$MODEL"

@@ -24,12 +24,12 @@ from coder_tui.core.tune import (
     TuneSettings,
     around,
     candidate_profile,
-    measure_trial,
     pick_winner,
     profile_to_table,
     sweep_order,
     tune,
 )
+from coder_tui.core.tune_trial import measure_trial
 
 SETTINGS = TuneSettings(default_ngl=99)
 
