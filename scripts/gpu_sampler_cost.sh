@@ -38,8 +38,9 @@ if [ "$SAMPLER_S" != 0 ]; then  # SAMPLER_S=0: the observer only
   timeout 300 python3 benchmarks/sampler_cost.py --seconds "$SAMPLER_S" --no-append \
     --json "$OUT/sampler_cost.json" --md "$OUT/sampler_cost.md" || echo "sampler_cost exited with $?"
 fi
-# THREADS: server thread counts to observe with, one run each (default: every core).
+# THREADS: server thread counts to observe with, one run each (default: every core; 0: none).
 for t in ${THREADS:-$(nproc)}; do
+  [ "$t" = 0 ] && break
   left=$(( START + 585 - $(date +%s) ))
   echo "observer, $t threads, with $left s left"
   [ "$left" -gt 60 ] || break

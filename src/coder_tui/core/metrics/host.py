@@ -1,9 +1,7 @@
 """This machine through psutil: CPU per core, RAM, swap traffic, and the server process.
 
-Owns ``HostProbe``: cheap reads only, one each of ``/proc/stat``, ``/proc/meminfo``,
-``/proc/vmstat`` and ``/proc/<pid>/stat`` a sample through ``procfs``; where those do not read
-(not Linux), psutil's ``cpu_times``, ``virtual_memory``, ``swap_memory`` and one ``oneshot()`` of the
-server process. The ``psutil.Process`` object is kept between samples for ``children()``.
+Owns ``HostProbe``: cheap reads only (``/proc/stat``, ``/proc/meminfo``, ``/proc/vmstat`` and one
+``oneshot()`` of the server process, whose ``psutil.Process`` object is kept between samples).
 ``memory_full_info`` and ``memory_maps`` are never called: they walk every mapping of the process,
 milliseconds per GB of a model's RSS. Rates come from the previous sample. Scheduling is ``bus``'s.
 """
@@ -14,7 +12,6 @@ import time
 
 import psutil
 
-from coder_tui.core.metrics import procfs
 from coder_tui.core.metrics.types import HostSnapshot, ProcessSample
 
 SWAPPING_BYTES_PER_S = 1 << 20
@@ -24,9 +21,6 @@ CHILDREN_REFRESH_S = 10.0
 
 def _cpu_times() -> list[tuple[float, float]]:
     """(total, idle) seconds per core; guest time is already inside user time on Linux."""
-    fast = procfs.read_cpu_times()
-    if fast is not None:
-        return fast
     out = []
     for t in psutil.cpu_times(percpu=True):
         total = sum(t) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
@@ -48,7 +42,6 @@ class HostProbe:
         self._pid: int | None = None
         self._proc: psutil.Process | None = None
         self._proc_primed = False
-        self._proc_prev: tuple[float, float, int] | None = None  # (time, CPU s, start ticks)
         self._tree: frozenset[int] = frozenset()
         self._tree_at = 0.0
         self._swap_prev: tuple[float, int, int] | None = None
@@ -62,7 +55,6 @@ class HostProbe:
         self._pid = pid
         self._proc = None
         self._proc_primed = False
-        self._proc_prev = None
         self._tree = frozenset()
         self._tree_at = 0.0
         if pid is not None:
@@ -90,30 +82,25 @@ class HostProbe:
         cpu_now = _cpu_times()
         per_core = tuple(_busy_percent(a, b) for a, b in zip(self._cpu_prev, cpu_now, strict=False))
         self._cpu_prev = cpu_now
-        mem, io = procfs.read_memory(), procfs.read_swap_io()
-        if mem is None or io is None:
-            vm, sw = psutil.virtual_memory(), psutil.swap_memory()
-            mem = mem or (int(vm.total), int(vm.available), int(sw.total), int(sw.free))
-            io = io or (int(sw.sin), int(sw.sout))
-        ram_total, ram_available, swap_total, swap_free = mem
-        sin, sout = io
+        vm = psutil.virtual_memory()
+        sw = psutil.swap_memory()
         now = time.monotonic()
         swap_in = swap_out = None
         if self._swap_prev is not None:
             t0, sin0, sout0 = self._swap_prev
             dt = now - t0
             if dt > 0:
-                swap_in = max(0.0, (sin - sin0) / dt)
-                swap_out = max(0.0, (sout - sout0) / dt)
-        self._swap_prev = (now, sin, sout)
+                swap_in = max(0.0, (sw.sin - sin0) / dt)
+                swap_out = max(0.0, (sw.sout - sout0) / dt)
+        self._swap_prev = (now, int(sw.sin), int(sw.sout))
         return HostSnapshot(
             cpu_percent=sum(per_core) / len(per_core) if per_core else None,
             cpu_percent_per_core=per_core,
-            ram_total_bytes=ram_total,
-            ram_used_bytes=ram_total - ram_available,
-            ram_available_bytes=ram_available,
-            swap_total_bytes=swap_total,
-            swap_used_bytes=swap_total - swap_free,
+            ram_total_bytes=int(vm.total),
+            ram_used_bytes=int(vm.total - vm.available),
+            ram_available_bytes=int(vm.available),
+            swap_total_bytes=int(sw.total),
+            swap_used_bytes=int(sw.used),
             swap_in_bytes_per_s=swap_in,
             swap_out_bytes_per_s=swap_out,
             swapping=(swap_in or 0.0) + (swap_out or 0.0) >= SWAPPING_BYTES_PER_S,
@@ -126,9 +113,6 @@ class HostProbe:
         proc = self._proc
         if proc is None:
             return ProcessSample(pid=self._pid, alive=False)
-        fast = procfs.read_process(self._pid)
-        if fast is not None:
-            return self._from_procfs(self._pid, *fast)
         try:
             with proc.oneshot():
                 cpu = proc.cpu_percent(None)
@@ -147,16 +131,3 @@ class HostProbe:
             rss_bytes=int(rss),
             threads=int(threads),
         )
-
-    def _from_procfs(
-        self, pid: int, state: str, cpu_s: float, threads: int, rss: int, start: int
-    ) -> ProcessSample:
-        now, prev = time.monotonic(), self._proc_prev
-        if state == "Z" or (prev is not None and prev[2] != start):  # a zombie, or pid reused
-            self._proc_prev = None
-            return ProcessSample(pid=pid, alive=False)
-        self._proc_prev = (now, cpu_s, start)
-        cpu = None
-        if prev is not None and now > prev[0]:  # percent of one core, as psutil's cpu_percent
-            cpu = max(0.0, 100.0 * (cpu_s - prev[1]) / (now - prev[0]))
-        return ProcessSample(pid=pid, alive=True, cpu_percent=cpu, rss_bytes=rss, threads=threads)
