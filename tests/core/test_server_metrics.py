@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from coder_tui.core.metrics.server import ServerProbe, parse_prometheus, parse_slots
+from coder_tui.core.metrics.server import ServerProbe
+from coder_tui.core.metrics.server_payloads import parse_prometheus, parse_slots
 from coder_tui.core.metrics.types import ServerPhase
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "metrics"

@@ -1,6 +1,6 @@
 """llama-server's own view: ``/metrics`` counters as speeds, ``/slots`` as phases and KV fill.
 
-Owns ``parse_prometheus``, ``parse_slots`` and ``ServerProbe`` (both endpoints at most once per
+Owns ``ServerProbe`` (both endpoints at most once per
 ``min_interval_s``: llama-server answers them from its decode loop). Nothing here raises: an
 endpoint that is off (501, started without ``--metrics``/``--slots``) gives ``None`` fields, no
 answer is ``ServerPhase.DOWN``, 503 is ``LOADING``. Scheduling is ``bus``'s.
@@ -13,19 +13,8 @@ skipped (the counters have not moved) and asked again at least every ``METRICS_M
 caller's ``httpx.AsyncClient`` (fleet remotes, tests) or an ``https://`` URL use httpx, both
 endpoints every poll. The sampler sees every client's traffic: both endpoints are server-wide.
 
-What this llama.cpp (``tools/server``) reports, and what follows from it:
-
-* ``llamacpp:prompt_tokens_total`` / ``prompt_seconds_total`` grow with every prompt batch, so
-  prompt speed is live. ``tokens_predicted_total`` / ``tokens_predicted_seconds_total`` grow only
-  when a request ends (``metrics_on_prediction`` runs from the slot's reset), so their ratio over an
-  interval is the speed of the requests that ended in it, as the server's own
-  ``timings.predicted_per_second`` (which divides by decode steps, one fewer than tokens).
-* Live generation speed therefore comes from ``/slots``: ``next_token[0].n_decoded`` of busy
-  slots (reset to 0 when a request ends), plus the tail of requests that ended between two polls
-  from the ``tokens_predicted_total`` delta.
-* A busy slot (``is_processing``) with ``n_decoded == 0`` is processing its prompt; with
-  ``n_decoded > 0`` it is generating. ``n_prompt_tokens`` is the slot's cached context (prompt and
-  generated tokens), so ``n_prompt_tokens / n_ctx`` is its KV fill.
+The payloads (``/metrics`` text, ``/slots`` JSON) and what this llama.cpp reports in them are
+``server_payloads``'s.
 """
 
 from __future__ import annotations
@@ -35,99 +24,18 @@ import json
 import math
 import time
 from collections.abc import Mapping
-from typing import Any
 
 import httpx
 
 from coder_tui.core.metrics.keepalive import KeepAliveGet, split_http_url
-from coder_tui.core.metrics.types import ServerPhase, ServerSample, SlotSample
-
-PREFIX = "llamacpp:"
-_COUNTERS = (
-    "prompt_tokens_total",
-    "prompt_seconds_total",
-    "tokens_predicted_total",
-    "tokens_predicted_seconds_total",
-    "n_decode_total",
+from coder_tui.core.metrics.server_payloads import (
+    COUNTERS,
+    as_int,
+    parse_prometheus,
+    parse_slots,
+    server_phase,
 )
-
-
-def parse_prometheus(text: str) -> dict[str, float]:
-    """``llamacpp:`` samples of a Prometheus text page: name (prefix dropped, labels kept) -> value."""
-    out: dict[str, float] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line.startswith(PREFIX):
-            continue
-        name, _, rest = line[len(PREFIX) :].rpartition(" ") if "}" not in line else _labelled(line)
-        try:
-            out[name] = float(rest.split()[0]) if rest.split() else math.nan
-        except ValueError:
-            continue
-    return out
-
-
-def _labelled(line: str) -> tuple[str, str, str]:
-    head, _, rest = line[len(PREFIX) :].partition("}")
-    return head + "}", " ", rest.strip()
-
-
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def parse_slots(data: Any) -> tuple[SlotSample, ...]:
-    """``/slots`` JSON (a list of slot objects) as ``SlotSample``s; unknown shapes give ()."""
-    if not isinstance(data, list):
-        return ()
-    out = []
-    for item in data:
-        if not isinstance(item, Mapping) or _int(item.get("id")) is None:
-            continue
-        nxt = item.get("next_token")
-        first = nxt[0] if isinstance(nxt, list) and nxt and isinstance(nxt[0], Mapping) else {}
-        busy = bool(item.get("is_processing", False))
-        decoded = _int(first.get("n_decoded"))
-        n_ctx = _int(item.get("n_ctx"))
-        used = _int(item.get("n_prompt_tokens"))
-        if not busy:
-            phase = ServerPhase.IDLE
-        elif decoded:
-            phase = ServerPhase.GENERATING
-        else:
-            phase = ServerPhase.PROMPT
-        out.append(
-            SlotSample(
-                id=int(item["id"]),
-                n_ctx=n_ctx,
-                is_processing=busy,
-                phase=phase,
-                task_id=_int(item.get("id_task")),
-                context_tokens=used,
-                prompt_tokens_processed=_int(item.get("n_prompt_tokens_processed")),
-                prompt_tokens_cached=_int(item.get("n_prompt_tokens_cache")),
-                tokens_decoded=decoded,
-                remaining_tokens=_int(first.get("n_remain")),
-                kv_fill_ratio=used / n_ctx if used is not None and n_ctx else None,
-            )
-        )
-    return tuple(out)
-
-
-def _phase(
-    slots: tuple[SlotSample, ...] | None,
-    metrics: Mapping[str, float] | None,
-    prompt_delta: float | None,
-) -> ServerPhase:
-    if slots is not None:
-        phases = {s.phase for s in slots}
-        if ServerPhase.PROMPT in phases:  # a prompt batch dominates the step it shares
-            return ServerPhase.PROMPT
-        return ServerPhase.GENERATING if ServerPhase.GENERATING in phases else ServerPhase.IDLE
-    if metrics is not None and metrics.get("requests_processing", 0) > 0:
-        return ServerPhase.PROMPT if prompt_delta else ServerPhase.GENERATING
-    return ServerPhase.IDLE
-
+from coder_tui.core.metrics.types import ServerPhase, ServerSample, SlotSample
 
 METRICS_MAX_AGE_S = 10.0
 """While ``/slots`` shows nothing happening, ``/metrics`` is still asked this often (seconds)."""
@@ -305,7 +213,7 @@ class ServerProbe:
         self, now: float, metrics: Mapping[str, float] | None, slots: tuple[SlotSample, ...] | None
     ) -> ServerSample:
         """The sample for parsed payloads taken at monotonic time ``now`` (tests call this)."""
-        counters = {k: metrics[k] for k in _COUNTERS if k in metrics} if metrics else None
+        counters = {k: metrics[k] for k in COUNTERS if k in metrics} if metrics else None
         prev, prev_t = self._prev_counters, self._prev_t
         self._prev_t = now
         dt = now - prev_t if prev_t is not None else None
@@ -338,7 +246,7 @@ class ServerProbe:
             gen_rate = rate("tokens_predicted_total")
         used = [s.context_tokens for s in slots or () if s.context_tokens is not None]
         fills = [s.kv_fill_ratio for s in slots or () if s.kv_fill_ratio is not None]
-        phase = _phase(slots, metrics if counters else None, d.get("prompt_tokens_total"))
+        phase = server_phase(slots, metrics if counters else None, d.get("prompt_tokens_total"))
         metrics = metrics or {}
         return ServerSample(
             phase=phase,
@@ -352,13 +260,13 @@ class ServerProbe:
             generation_tokens_per_busy_s=busy(
                 "tokens_predicted_total", "tokens_predicted_seconds_total"
             ),
-            prompt_tokens_total=_int(counters.get("prompt_tokens_total")) if counters else None,
+            prompt_tokens_total=as_int(counters.get("prompt_tokens_total")) if counters else None,
             generation_tokens_total=(
-                _int(counters.get("tokens_predicted_total")) if counters else None
+                as_int(counters.get("tokens_predicted_total")) if counters else None
             ),
             decode_calls_per_s=rate("n_decode_total"),
-            requests_processing=_int(metrics.get("requests_processing")),
-            requests_deferred=_int(metrics.get("requests_deferred")),
+            requests_processing=as_int(metrics.get("requests_processing")),
+            requests_deferred=as_int(metrics.get("requests_deferred")),
             busy_slots=sum(s.is_processing for s in slots) if slots is not None else None,
             slots=slots or (),
             kv_used_tokens=sum(used) if used else None,
