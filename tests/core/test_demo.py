@@ -25,13 +25,11 @@ from coder_tui.core.demo import (
     prepare_demo,
     write_f16_model,
 )
-from coder_tui.core.demo_model import (
+from coder_tui.core.demo_model import RESERVED, calibration_text, token_bias
+from coder_tui.core.demo_vocab import (
     CHAT_TEMPLATE,
-    RESERVED,
     build_vocab,
     bytes_to_unicode,
-    calibration_text,
-    token_bias,
     token_text_bytes,
 )
 from coder_tui.core.errors import UserError

@@ -1,7 +1,8 @@
-"""The tiny synthetic MoE model behind ``coder-tui demo``: its shape, tokenizer and F16 GGUF writer.
+"""The tiny synthetic MoE model behind ``coder-tui demo``: its shape, weights and F16 GGUF writer.
 
-Owns ``DemoSpec`` and ``SIZES``, the byte-level BPE vocabulary with ChatML control tokens, the
-calibration text for ``llama-imatrix`` and ``write_f16_model``. Quantizing, caching and the demo
+Owns ``DemoSpec`` and ``SIZES``, the per-token logit bias, the calibration text for
+``llama-imatrix`` and ``write_f16_model``. The tokenizer (byte-level BPE vocabulary, ChatML) is
+``demo_vocab.py``'s. Quantizing, caching and the demo
 config belong to ``demo.py``.
 
 The weights are random (seeded per tensor, so the same spec always gives the same bytes) but laid
@@ -16,7 +17,6 @@ tunable bias so replies end by themselves.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import os
 import random
@@ -28,36 +28,21 @@ from typing import Any
 
 import numpy as np
 
+from coder_tui.core.demo_vocab import (
+    BIGRAMS_TEXT,
+    CHAT_TEMPLATE,
+    CODE_PIECES,
+    NORMAL,
+    WORDS_TEXT,
+    Vocab,
+    build_vocab,
+)
+
 ARCH = "qwen3moe"
 RESERVED = 32
 """Residual channels kept constant (one quant sub-block, so quantization keeps them clean)."""
 BANNED_BIAS = -40.0
 """Logit bias of tokens the demo model must never emit."""
-SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
-CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
-)
-# Word pieces the merges build, so output looks vaguely like prose and code, not byte soup.
-_WORDS_TEXT = (
-    "the and def return self import class for in if else elif print value data model token int "
-    "str list dict None True False error file test code function let const var fn is to of a it "
-    "this that with from as not or on at by be we you can will run use get set add new end while "
-    "loop array index count name path config server expert layer cache batch thread memory speed "
-    "quant weight tensor load save read write open close start stop check result output input "
-    "user system assistant string number type bool float async await yield lambda try except "
-    "raise pass break continue match case struct impl pub mod use crate self here there what when "
-    "how why which because then also just some more most only over under into out up down all"
-)
-_BIGRAMS_TEXT = (
-    "th he in er an re on at en nd ti es or te of ed is it al ar st to nt ng se ha as ou io le ve "
-    "co me de hi ri ro ic ne ea ra ce li ch ll be ma si om ur"
-)
-_CODE_PIECES = ("()", "):", "==", "->", "[]", "{}", "  ", "    ", ", ", ". ", "\n\n", "\n    ")
 
 
 @dataclass(frozen=True)
@@ -113,93 +98,17 @@ SIZES: dict[str, DemoSpec] = {
 }  # fmt: skip
 
 
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte -> printable character table used by byte-level BPE vocabularies."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAC + 1), *range(0xAE, 0xFF + 1)]
-    table = {b: chr(b) for b in printable}
-    extra = 0
-    for b in range(256):
-        if b not in table:
-            table[b] = chr(256 + extra)
-            extra += 1
-    return table
-
-
-@dataclass(frozen=True)
-class Vocab:
-    """Token strings (GPT-2 byte-encoded), their ggml token types, BPE merges, special ids."""
-
-    tokens: tuple[str, ...]
-    token_types: tuple[int, ...]
-    merges: tuple[str, ...]
-    token_bytes: tuple[bytes, ...]
-    """What each token decodes to (specials: their UTF-8 text)."""
-    eos_id: int
-    bos_id: int
-    im_start_id: int
-
-
-_NORMAL, _CONTROL = 1, 3  # gguf.TokenType values
-
-
-def build_vocab() -> Vocab:
-    """256 byte tokens (id = byte value), merges building the word pieces, then the specials."""
-    enc = bytes_to_unicode()
-    tokens = [enc[b] for b in range(256)]
-    token_bytes = [bytes([b]) for b in range(256)]
-    index = {t: i for i, t in enumerate(tokens)}
-    merges: list[str] = []
-    words = _WORDS_TEXT.split()
-    pieces = [*_BIGRAMS_TEXT.split(), *words, *(" " + w for w in words), *_CODE_PIECES]
-    for piece in pieces:
-        raw = piece.encode("utf-8")
-        left = enc[raw[0]]
-        for b in raw[1:]:
-            right = enc[b]
-            joined = left + right
-            if joined not in index:
-                merges.append(f"{left} {right}")
-                index[joined] = len(tokens)
-                tokens.append(joined)
-                token_bytes.append(token_text_bytes(joined))
-            left = joined
-    first_special = len(tokens)
-    tokens.extend(SPECIAL_TOKENS)
-    token_bytes.extend(s.encode() for s in SPECIAL_TOKENS)
-    types = [_NORMAL] * first_special + [_CONTROL] * len(SPECIAL_TOKENS)
-    return Vocab(
-        tokens=tuple(tokens),
-        token_types=tuple(types),
-        merges=tuple(merges),
-        token_bytes=tuple(token_bytes),
-        eos_id=first_special + SPECIAL_TOKENS.index("<|im_end|>"),
-        bos_id=first_special + SPECIAL_TOKENS.index("<|endoftext|>"),
-        im_start_id=first_special + SPECIAL_TOKENS.index("<|im_start|>"),
-    )
-
-
-@functools.cache
-def _unicode_to_byte() -> dict[str, int]:
-    return {v: k for k, v in bytes_to_unicode().items()}
-
-
-def token_text_bytes(token: str) -> bytes:
-    """The bytes a GPT-2 byte-encoded token string stands for."""
-    table = _unicode_to_byte()
-    return bytes(table[c] for c in token)
-
-
 _MARKUP = frozenset(b"`*_#<>|\\~^[]{}$&")
 
 
 def token_bias(vocab: Vocab, spec: DemoSpec) -> np.ndarray[Any, np.dtype[np.float32]]:
     """Per-token logit bias: words and spaces favoured, non-printable bytes and specials banned."""
-    words = _WORDS_TEXT.split()
+    words = WORDS_TEXT.split()
     spaced = {" " + w for w in words}
-    pieces = {*words, *_BIGRAMS_TEXT.split(), *_CODE_PIECES}
+    pieces = {*words, *BIGRAMS_TEXT.split(), *CODE_PIECES}
     bias = np.full(len(vocab.tokens), BANNED_BIAS, dtype=np.float32)
     for i, (raw, kind) in enumerate(zip(vocab.token_bytes, vocab.token_types, strict=True)):
-        if kind != _NORMAL:
+        if kind != NORMAL:
             continue
         if not all(0x20 <= b < 0x7F or b == 0x0A for b in raw):
             continue
@@ -230,7 +139,7 @@ def token_bias(vocab: Vocab, spec: DemoSpec) -> np.ndarray[Any, np.dtype[np.floa
 def calibration_text(seed: int = 0, n_chars: int = 6000) -> str:
     """Deterministic ChatML-formatted prose and code for ``llama-imatrix`` (a few KB)."""
     rng = random.Random(seed)
-    vocab_words = _WORDS_TEXT.split()
+    vocab_words = WORDS_TEXT.split()
     parts: list[str] = []
     size = 0
     while size < n_chars:
