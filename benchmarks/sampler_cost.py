@@ -314,6 +314,9 @@ def table(windows: dict[str, Any], meta: dict[str, Any]) -> str:
                 "error" if "error" in rep else f"{share:.3f} %" if share is not None else "–"
             )
         note = windows.get("generating", {}).get(mode, {}).get("note", "")
+        if mode == "server":  # the /metrics skips happen while idle: show both windows' counts
+            idle_note = windows.get("idle", {}).get(mode, {}).get("note", "")
+            note = f"idle: {idle_note}; generating: {note}"
         if mode == "baseline":
             note = "idle asyncio loop itself (not subtracted)"
         err = windows.get("generating", {}).get(mode, {}).get("error")
