@@ -45,4 +45,4 @@ class MetricsStrip(Static):
     """
 
     def show(self, snap: MetricsSnapshot) -> None:
-        self.update(metrics_view.strip(snap))
+        self.update(metrics_view.strip(snap), layout=False)  # one line, full width: a fixed box

@@ -14,6 +14,16 @@ from coder_tui.ui.widgets.held_rows import quiet_virtual_size
 from coder_tui.ui.widgets.reply_markdown import ReplyMarkdown
 
 
+class MessageLine(Static):
+    """The name line above a message, or the numbers below a reply.
+
+    It never scrolls, so its ``virtual_size`` asks for no layout. A plain ``Static`` asked for a
+    second layout of the screen each time the reply above it grew.
+    """
+
+    virtual_size = quiet_virtual_size()
+
+
 class MessageView(Vertical):
     """A user prompt or a model reply. The body is Markdown (code blocks highlighted)."""
 
@@ -39,9 +49,9 @@ class MessageView(Vertical):
         self._body = ReplyMarkdown(text)
 
     def compose(self) -> ComposeResult:
-        yield Static(self._who, classes="who", markup=False)
+        yield MessageLine(self._who, classes="who", markup=False)
         yield self._body
-        stats = Static(self._stats, classes="stats", markup=False)
+        stats = MessageLine(self._stats, classes="stats", markup=False)
         stats.display = bool(self._stats)
         yield stats
 

@@ -33,7 +33,9 @@ class MetricTile(Vertical):
 
     def show(self, text: str, history: Sequence[float] | None = None, *, level: str = "ok") -> None:
         value = self.query_one(".value", Static)
-        value.update(text)
+        # The value's box is fixed (height 2, the tile's width): no layout. A layout pass walks the
+        # whole screen, a long transcript included, and cost 10-25 ms for each tile every second.
+        value.update(text, layout=False)
         value.set_class(text.startswith("no ") or text == "–", "-unavailable")
         for name in ("warn", "high"):
             self.set_class(level == name, name)
