@@ -11,6 +11,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -104,9 +105,13 @@ class Script(httpx.AsyncByteStream):
     def __init__(self, steps: list[Step]) -> None:
         self.steps = steps
         self.closed = False
+        self.pulled_at: list[float] = []
+        """When each bytes step was taken by the reader."""
 
     async def __aiter__(self):  # type: ignore[no-untyped-def]
         for step in self.steps:
+            if isinstance(step, bytes):
+                self.pulled_at.append(time.monotonic())
             if isinstance(step, float):
                 await asyncio.sleep(step)
             elif isinstance(step, Exception):
@@ -218,6 +223,70 @@ async def test_reasoning_progress_and_arrival_times() -> None:
     end = end_of(events)
     assert end.text == "answer" and end.reasoning_text == "think"
     assert end.ttft_s is not None and end.ttft_s >= 0.02  # the first token is the reasoning one
+
+
+def bursts(times: list[float], apart_s: float = 0.005) -> int:
+    """How many groups ``times`` fall into, a new group after a pause longer than ``apart_s``."""
+    return 1 + sum(b - a > apart_s for a, b in pairwise(times))
+
+
+class Paced(httpx.AsyncByteStream):
+    """A body whose chunks arrive in real time, every ``every_s``, whether or not they are read:
+    what is not read yet waits in a buffer, like bytes in a socket."""
+
+    def __init__(self, parts: list[bytes], every_s: float) -> None:
+        self.parts = parts
+        self.every_s = every_s
+
+    async def __aiter__(self):  # type: ignore[no-untyped-def]
+        buffer: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+        async def produce() -> None:
+            for part in self.parts:
+                await asyncio.sleep(self.every_s)
+                buffer.put_nowait(part)
+            buffer.put_nowait(None)
+
+        task = asyncio.create_task(produce())
+        try:
+            while (part := await buffer.get()) is not None:
+                yield part
+        finally:
+            task.cancel()
+
+
+async def test_read_gap_takes_the_waiting_tokens_in_one_go() -> None:
+    texts = [f"t{i}" for i in range(40)]
+    body = Paced(llama_stream(*texts), every_s=0.005)  # 200 tokens a second
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=body)
+
+    async with ChatClient("http://test", transport=httpx.MockTransport(handler)) as client:
+        stream = client.stream_chat(MSGS)
+        events: list[ChatEvent] = []
+        async for event in stream:
+            events.append(event)
+            if isinstance(event, Delta):
+                stream.read_gap_s = 0.05  # from the first token on, as the chat pane does
+    assert end_of(events).status == "done" and end_of(events).text == "".join(texts)
+    arrivals = [e.t_s for e in events if isinstance(e, Delta)]
+    assert bursts(arrivals, apart_s=0.003) <= 10, arrivals  # 40 tokens in 0.2 s: about 4 reads
+    lag = max(b - a for a, b in pairwise(arrivals))
+    assert lag < 0.05 + 0.04, arrivals  # never much more than the gap between two reads
+    assert end_of(events).elapsed_s < 0.2 + 0.05 + 0.1  # the last read is at most a gap late
+
+
+async def test_read_gap_never_sleeps_between_buffered_chunks() -> None:
+    texts = [f"t{i}" for i in range(30)]
+    server = Server(llama_stream(*texts))  # all bytes at once
+    async with server.client() as client:
+        stream = client.stream_chat(MSGS)
+        stream.read_gap_s = 0.5
+        started = time.monotonic()
+        events = [e async for e in stream]
+    assert end_of(events).text == "".join(texts)
+    assert time.monotonic() - started < 0.5  # at most one sleep, after the first wait
 
 
 async def test_mid_stream_error_json_is_server_error() -> None:

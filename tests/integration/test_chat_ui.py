@@ -105,3 +105,46 @@ async def test_server_killed_mid_reply_is_stored_interrupted(
             assert main.query_one(PromptInput).text == "again"
             await pilot.press("f2")
             await until(lambda: main.server_ready)
+
+
+class _NoIdleCore:
+    """``IdleCores`` of a machine whose cores are all busy (llama-server's threads on every one)."""
+
+    def elapsed_s(self) -> float:
+        return 1.0
+
+    def sample(self) -> float:
+        return 0.0
+
+
+async def test_reply_is_paced_while_no_core_is_idle(demo_config: Config, tmp_path: Path) -> None:
+    """With every core busy, the reply is read and drawn once per ``busy_refresh_s``, the prompt's
+    cursor stops blinking, nothing of the reply is lost, and its footer says it was paced."""
+    from coder_tui.core.cpu_pace import BusyPace
+
+    with HistoryStore(tmp_path / "h.sqlite3") as store:
+        app = CoderApp(demo_config, store=store)
+        async with app.run_test(size=(120, 40)) as pilot:
+            main = await _ready(app)
+            main.pace = BusyPace(0.3, idle=_NoIdleCore())  # type: ignore[arg-type]
+            main.request_extra = {"ignore_eos": True, "max_tokens": 200}
+            seen: list[tuple[float, float, bool]] = []
+            apply = main._apply_pace
+
+            def spy(coalescer, stream):  # type: ignore[no-untyped-def]
+                apply(coalescer, stream)
+                blink = main.query_one(PromptInput).cursor_blink
+                seen.append((coalescer.interval_s, stream.read_gap_s, blink))
+
+            main._apply_pace = spy  # type: ignore[method-assign]
+            await pilot.press(*"write a function", "enter")
+            await until(lambda: main.generating, 10)
+            await until(lambda: not main.generating, 60)
+            reply = store.messages(main.conversation.id)[-1]  # type: ignore[union-attr]
+            assert reply.status == "complete" and reply.completion_tokens == 200
+            view = main.query(MessageView).last()
+            assert view.body.source == reply.content  # every token drawn in the end
+            stats = str(view.query_one(".stats").render())
+            assert "drawn every 0.3 s (no idle CPU core)" in stats
+            assert seen and seen[-1] == (0.3, 0.3, False)
+            assert main.query_one(PromptInput).cursor_blink  # blinking again after the reply

@@ -54,6 +54,31 @@ async def test_stream_event_sequence_and_timings(demo_config: Config, tmp_path: 
     assert end.first_token_at is not None and end.finish_reason == finishes[0].reason
 
 
+async def test_read_gap_keeps_the_whole_reply_from_the_real_server(
+    demo_config: Config, tmp_path: Path
+) -> None:
+    """Reads spaced by a gap (the chat pane's pace while no core is idle) lose nothing: every
+    token, the finish and the timings arrive, and the reply ends at most about a gap late."""
+    mgr = ServerManager(demo_config.server, log_dir=tmp_path)
+    try:
+        await mgr.start(demo_config.profile("q4_k_m"))
+        async with ChatClient(mgr.url) as client:
+            stream = client.stream_chat(MSGS, max_tokens=48, extra={"ignore_eos": True})
+            events: list[ChatEvent] = []
+            async for event in stream:
+                events.append(event)
+                stream.read_gap_s = 0.2
+    finally:
+        await mgr.stop()
+    end = events[-1]
+    assert isinstance(end, StreamEnd) and end.status == "done", end
+    assert end.timings is not None and end.timings.predicted_n == 48
+    deltas = [e for e in events if isinstance(e, Delta)]
+    assert len(deltas) == 48 and end.text == "".join(d.text for d in deltas)
+    server_s = (end.timings.prompt_ms + end.timings.predicted_ms) / 1000
+    assert end.elapsed_s < server_s + 0.2 + 1.0
+
+
 async def test_cancel_after_first_delta_leaves_slots_idle(
     demo_config: Config, tmp_path: Path
 ) -> None:

@@ -59,6 +59,8 @@ __all__ = [  # the event types are re-exported: a caller needs only this module
 
 CHAT_PATH = "/v1/chat/completions"
 _ERROR_BODY_LIMIT = 64 * 1024
+_BUFFERED_S = 0.003
+"""A chunk that came sooner than this after the previous one was already buffered."""
 
 
 class _Marker:
@@ -209,6 +211,10 @@ class ChatStream:
     ``cancel()`` may be called from any task on the same event loop, at any time; the iteration then
     yields ``StreamEnd(status="cancelled")`` promptly (after closing the HTTP stream and up to about
     a second of ``/slots`` checks). Breaking out of the loop or ``aclose()`` also closes the stream.
+
+    ``read_gap_s`` (settable at any time) makes the reader wait that long once it has caught up, so
+    the tokens of the gap wait in the socket and are taken in one go instead of one wake-up each.
+    The stall watchdog and ``cancel()`` are unaffected; event times are those of the reads.
     """
 
     def __init__(self, client: ChatClient, body: dict[str, Any]) -> None:
@@ -219,6 +225,7 @@ class ChatStream:
         self._cancel_requested = False
         self._last_byte = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self.read_gap_s = 0.0
         self._gen = self._run()
 
     def cancel(self) -> None:
@@ -271,9 +278,15 @@ class ChatStream:
                     queue.put_nowait(_HttpError(resp.status_code, body))
                     return
                 queue.put_nowait(_Opened(resp.headers.get("content-type", "")))
+                waited_from = time.monotonic()
                 async for data in resp.aiter_bytes():
                     self._touch()
                     queue.put_nowait((data, self._last_byte))
+                    # httpx yields one HTTP chunk (one token) at a time, buffered or not: sleep
+                    # only once a chunk had to be waited for, i.e. the buffer is drained.
+                    if self.read_gap_s > 0 and self._last_byte - waited_from > _BUFFERED_S:
+                        await asyncio.sleep(self.read_gap_s)
+                    waited_from = time.monotonic()
                 queue.put_nowait(_EOF)
         except Exception as exc:  # every failure becomes a StreamEnd, never an exception
             queue.put_nowait(_Failed(exc))

@@ -225,5 +225,6 @@ CHAT_KEYS: dict[str, Conv] = {
     "max_tokens": _integer(">= 1", lambda n: n >= 1),
     "temperature": _number(">= 0", lambda x: x >= 0),
     "stall_timeout_s": _seconds,
+    "busy_refresh_s": _number("of seconds >= 0", lambda x: x >= 0),
     "api_key_env": text_value,
 }

@@ -53,6 +53,10 @@ class ChatSettings:
     """Sampling temperature; unset uses the server's default."""
     stall_timeout_s: float = 120.0
     """Seconds without a byte from the server after which a reply is ended as hung."""
+    busy_refresh_s: float = 1.0
+    """Seconds between screen updates of a streaming reply while no CPU core is idle (llama-server's
+    threads on every core: each cycle the app takes is a token lost). 0 keeps the usual ten
+    updates a second."""
     api_key_env: str | None = None
     """Name of the environment variable that holds the server's API key, if it needs one
     (unset: ``[server] api_key_env``)."""

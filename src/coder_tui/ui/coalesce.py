@@ -10,6 +10,8 @@ experts. ``Coalescer`` keeps deltas in a buffer and hands them to ``flush`` at m
   shown within ``interval_s`` even if no further token comes (a slow or pausing model). The timer
   is armed only while text is waiting, so an idle stream costs nothing.
 - Flushes never overlap: one from the timer and one from ``add`` run one after the other.
+- ``interval_s`` may be changed between calls (the chat pane slows down while no CPU core is
+  idle); the next ``add`` uses the new value.
 
 Knows nothing of Textual; the flush callable does the rendering.
 """
@@ -31,7 +33,7 @@ class Coalescer:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._flush = flush
-        self._interval_s = interval_s
+        self.interval_s = interval_s
         self._clock = clock
         self._pending: list[str] = []
         self._last = float("-inf")
@@ -49,7 +51,7 @@ class Coalescer:
             self._pending.append(text)
         if not self._pending:
             return
-        wait = self._last + self._interval_s - self._clock()
+        wait = self._last + self.interval_s - self._clock()
         if wait <= 0 and not self._lock.locked():
             self._cancel_timer()
             await self._emit()

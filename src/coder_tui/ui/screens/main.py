@@ -1,13 +1,15 @@
 """The main screen: server bar, the coding chat, and live tiles and the server log beside it.
 
 Owns the chat flow: save the prompt before sending, stream the reply through the client into the
-transcript (coalesced), save it as it streams (about once a second) and when it ends. The App owns
+transcript (coalesced), save it as it streams (about once a second) and when it ends. While no CPU
+core is idle (``core/cpu_pace.py``) the reply is read and drawn only every ``busy_refresh_s``. The App owns
 the services (server, history store) and sets this screen's server attributes; the screen never
 starts or stops the server itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from typing import Any, ClassVar
@@ -22,6 +24,7 @@ from textual.widgets import Footer
 
 from coder_tui.core.client import ChatClient, Delta, StreamEnd
 from coder_tui.core.config import ChatSettings, Profile
+from coder_tui.core.cpu_pace import BusyPace
 from coder_tui.core.metrics.types import MetricsSnapshot
 from coder_tui.core.server.restart import interrupted_notice, reply_end_notice
 from coder_tui.core.store import HistoryStore
@@ -73,6 +76,9 @@ class MainScreen(Screen[None]):
         self._busy = False
         self.request_extra: dict[str, Any] = {}
         """Extra request fields for every reply (tests use ``ignore_eos`` for long replies)."""
+        self.pace = BusyPace(chat.busy_refresh_s)
+        self._paced_busy = False
+        """The reply being streamed was slowed at least once (its footer says so)."""
 
     def compose(self) -> ComposeResult:
         yield ServerBar(id="server-bar")
@@ -182,8 +188,14 @@ class MainScreen(Screen[None]):
                 extra=self.request_extra or None,
             )
             self._stream = stream
+            self.pace.restart_window()
+            self._paced_busy = paced = False
             try:
                 async for event in stream:
+                    if isinstance(event, Delta) and (self.pace.check() or not paced):
+                        # From the first token on (time to first token is read unpaced).
+                        paced = True
+                        self._apply_pace(coalescer, stream)
                     if isinstance(event, Delta) and not event.reasoning:
                         parts.append(event.text)
                         await coalescer.add(event.text)
@@ -198,6 +210,7 @@ class MainScreen(Screen[None]):
                 raise
             finally:
                 self._stream = None
+                self._set_cursor_blink(True)
                 await coalescer.close()
                 await reply.close()
         assert end is not None
@@ -219,12 +232,27 @@ class MainScreen(Screen[None]):
         )
         stored = self.store.message(msg_id)
         if stored is not None:
-            view.set_stats(reply_footer(stored), status)
+            footer = reply_footer(stored)
+            if self._paced_busy:
+                footer += f" · drawn every {self.pace.busy_interval_s:g} s (no idle CPU core)"
+            view.set_stats(footer, status)
         if end.status == "cancelled" and end.server_still_generating:
             self.notify("cancelled, but the server is still generating", severity="warning")
         notice = reply_end_notice(end)
         if notice:
             self.notify(notice, severity="error", timeout=12)
+
+    def _apply_pace(self, coalescer: Coalescer, stream: Any) -> None:
+        """Screen updates and stream reads at the pace's interval; no cursor blink while busy."""
+        busy = self.pace.saturated and self.pace.busy_interval_s > 0
+        coalescer.interval_s = self.pace.interval_s
+        stream.read_gap_s = self.pace.interval_s if busy else 0.0
+        self._set_cursor_blink(not busy)
+        self._paced_busy = self._paced_busy or busy
+
+    def _set_cursor_blink(self, on: bool) -> None:
+        with contextlib.suppress(NoMatches):  # the screen is closing
+            self.query_one(PromptInput).cursor_blink = on
 
     def last_prompt(self) -> str:
         """The newest prompt of the open conversation (compare mode starts from it)."""

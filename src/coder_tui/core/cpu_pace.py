@@ -1,0 +1,107 @@
+"""Is a CPU core idle? How often a streaming reply may touch the screen while none is.
+
+With llama-server's threads on every core (a MoE whose experts are computed on the CPU), the
+threads meet at a barrier after every operation: whatever CPU time another process takes, on any
+core, stalls all of them. So the app's rendering turns into lost tokens about one for one
+(``benchmarks/observer.py``: rendering at 10 updates a second cost 12-30 % of the decode speed).
+
+``IdleCores`` measures idle cores system-wide between two calls (one read of ``/proc/stat``
+through psutil, about 20 µs). ``BusyPace`` turns that into a decision with hysteresis: the CPU is
+*saturated* when fewer than ``enter_idle`` cores were idle over the last window, and calm again only
+above ``leave_idle``, so the app's own lower cost cannot make it flip back. Its ``interval_s`` is
+then ``busy_interval_s`` instead of ``normal_interval_s``; the chat pane uses it for both the screen
+updates and the reads of the HTTP stream (``ui/screens/main.py``). Knows nothing of Textual.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+ENTER_IDLE_CORES = 0.5
+LEAVE_IDLE_CORES = 1.0
+MIN_WINDOW_S = 0.15
+
+
+def _idle_seconds(times: Any) -> float:
+    """Idle and iowait seconds summed over all cores (a ``psutil.cpu_times()`` result)."""
+    return float(times.idle + getattr(times, "iowait", 0.0))
+
+
+class IdleCores:
+    """Idle cores (system-wide, as a number of cores) over the time since the previous ``sample``."""
+
+    def __init__(
+        self,
+        cpu_times: Callable[[], Any] = psutil.cpu_times,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._cpu_times = cpu_times
+        self._clock = clock
+        self._prev = (clock(), _idle_seconds(cpu_times()))
+
+    def elapsed_s(self) -> float:
+        """Seconds since the previous sample (or since construction)."""
+        return self._clock() - self._prev[0]
+
+    def sample(self) -> float | None:
+        """Idle cores since the previous call; ``None`` when no time has passed."""
+        now, idle = self._clock(), _idle_seconds(self._cpu_times())
+        then, idle_then = self._prev
+        self._prev = (now, idle)
+        if now <= then:
+            return None
+        return max(0.0, (idle - idle_then) / (now - then))
+
+
+class BusyPace:
+    """``interval_s`` for screen updates: ``busy_interval_s`` while no core is idle.
+
+    Call ``check()`` as often as convenient; it samples at most once per ``MIN_WINDOW_S`` and says
+    whether ``saturated`` changed. ``busy_interval_s`` of 0 turns the slowing off."""
+
+    def __init__(
+        self,
+        busy_interval_s: float,
+        normal_interval_s: float = 0.1,
+        idle: IdleCores | None = None,
+        *,
+        enter_idle: float = ENTER_IDLE_CORES,
+        leave_idle: float = LEAVE_IDLE_CORES,
+    ) -> None:
+        self.busy_interval_s = busy_interval_s
+        self.normal_interval_s = normal_interval_s
+        self._idle = idle or IdleCores()
+        self._enter = enter_idle
+        self._leave = leave_idle
+        self.saturated = False
+        self.last_idle_cores: float | None = None
+
+    @property
+    def interval_s(self) -> float:
+        if self.saturated and self.busy_interval_s > 0:
+            return max(self.busy_interval_s, self.normal_interval_s)
+        return self.normal_interval_s
+
+    def restart_window(self) -> None:
+        """Start a fresh measuring window now (at the start of a reply: time between replies,
+        when the server was idle, says nothing about the reply's own load)."""
+        self._idle.sample()
+
+    def check(self) -> bool:
+        """Sample if the window is long enough; True when ``saturated`` changed."""
+        if self.busy_interval_s <= 0 or self._idle.elapsed_s() < MIN_WINDOW_S:
+            return False
+        idle = self._idle.sample()
+        if idle is None:
+            return False
+        self.last_idle_cores = idle
+        was = self.saturated
+        if idle < self._enter:
+            self.saturated = True
+        elif idle > self._leave:
+            self.saturated = False
+        return self.saturated != was
