@@ -7,7 +7,11 @@ fixed-length generation (``ignore_eos``, 384 tokens), interleaved round by round
   (c) coder-tui chatting: the app sends the request itself and renders the reply;
   (d) nvitop watching, if it is installed (skipped otherwise, and said so).
 Speeds are the server's own ``timings.predicted_per_second``. Each arm is reported as a ratio to
-(a) (median over rounds, with the spread). Targets (issue 10): (b) and (c) at least 0.98.
+(a) of the same round (median over rounds, with the spread). Targets (issue 10): (b) and (c) at
+least 0.98. Fairness: the order of the arms rotates from round to round (an arm that follows
+another one's teardown is not always the same), and each arm starts after a 1 s pause. The app's
+own CPU time (this process, all threads, from the request to its end) is reported as a share of one
+core; for (d) it is nvitop's.
 
     python benchmarks/observer.py [--rounds 5] [--tokens 384]
 """
@@ -41,6 +45,43 @@ from coder_tui.ui.widgets.prompt import PromptInput
 PROMPT = "Write a Python function that parses a CSV file."
 
 
+SETTLE_S = 1.0
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process so far (all threads)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+class CpuWindow:
+    """The CPU share of one core that this process (or ``pid``) used between ``start`` and ``stop``."""
+
+    def __init__(self, pid: int | None = None) -> None:
+        self.pid = pid
+        self.share: float | None = None
+
+    def _cpu(self) -> float:
+        if self.pid is None:
+            return cpu_s()
+        import psutil
+
+        t = psutil.Process(self.pid).cpu_times()
+        return float(t.user + t.system + t.children_user + t.children_system)
+
+    def start(self) -> None:
+        self._t0, self._c0 = time.monotonic(), self._cpu()
+
+    def stop(self) -> None:
+        self.share = (self._cpu() - self._c0) / max(time.monotonic() - self._t0, 1e-9)
+
+
+LAST_CPU: dict[str, float | None] = {}
+"""The CPU share each arm's latest run used (read by ``run`` after each arm)."""
+
+
 async def generate(url: str, tokens: int) -> float:
     body = {
         "messages": [{"role": "user", "content": PROMPT}],
@@ -69,7 +110,11 @@ async def arm_dashboard(url: str, tokens: int, tmp: Path) -> float:
             await until(lambda: app.main is not None and app.main.server_ready)
             await pilot.press("f4")
             await asyncio.sleep(2.0)  # the samplers settle at their rates
+            window = CpuWindow()
+            window.start()
             speed = await generate(url, tokens)
+            window.stop()
+            LAST_CPU["b"] = window.share
             await pilot.press("ctrl+q")
     return speed
 
@@ -84,9 +129,13 @@ async def arm_chat(url: str, tokens: int, tmp: Path) -> float:
             main.request_extra = {"ignore_eos": True, "max_tokens": tokens, "cache_prompt": False}
             await asyncio.sleep(2.0)
             prompt = main.query_one(PromptInput)
+            window = CpuWindow()
+            window.start()
             prompt.post_message(PromptInput.Submitted(prompt, PROMPT))
             await until(lambda: main.generating, 10)
             await until(lambda: not main.generating, 300)
+            window.stop()
+            LAST_CPU["c"] = window.share
             conv = main.conversation
             assert conv is not None
             reply = store.messages(conv.id)[-1]
@@ -159,7 +208,11 @@ async def arm_nvitop(url: str, tokens: int) -> float:
         await asyncio.sleep(2.0)
         if watcher.proc.poll() is not None:
             raise RuntimeError(f"nvitop exited with {watcher.proc.returncode}")
+        window = CpuWindow(watcher.proc.pid)
+        window.start()
         speed = await generate(url, tokens)
+        window.stop()
+        LAST_CPU["d"] = window.share
         if watcher.seen < 1000:
             raise RuntimeError(f"nvitop drew only {watcher.seen} bytes: not watching")
         return speed
@@ -167,25 +220,43 @@ async def arm_nvitop(url: str, tokens: int) -> float:
         watcher.close()
 
 
-async def run(config: Config, rounds: int, tokens: int, tmp: Path) -> dict[str, list[float]]:
+async def arm_nothing(url: str, tokens: int) -> float:
+    window = CpuWindow()
+    window.start()
+    speed = await generate(url, tokens)
+    window.stop()
+    LAST_CPU["a"] = window.share
+    return speed
+
+
+Results = dict[str, list[tuple[float, float | None]]]
+"""Per arm, per round: (tokens/s, CPU share of one core)."""
+
+
+async def run(config: Config, rounds: int, tokens: int, tmp: Path) -> Results:
     mgr = ServerManager(config.server, log_dir=tmp / "logs")
     await mgr.start(config.profile("q4_k_m"))
     try:
         url = mgr.url
         await generate(url, 32)  # warm-up
         arms: dict[str, Any] = {
-            "a: nothing watching": lambda: generate(url, tokens),
+            "a: nothing watching": lambda: arm_nothing(url, tokens),
             "b: dashboard (F4), default rates": lambda: arm_dashboard(url, tokens, tmp),
             "c: coder-tui chatting": lambda: arm_chat(url, tokens, tmp),
         }
         if nvitop_argv():
             arms["d: nvitop"] = lambda: arm_nvitop(url, tokens)
-        results: dict[str, list[float]] = {name: [] for name in arms}
+        results: Results = {name: [] for name in arms}
+        names = list(arms)
         for r in range(rounds):
-            for name, fn in arms.items():
-                speed = await fn()
-                results[name].append(speed)
-                print(f"round {r + 1}: {name}: {speed:.1f} t/s", file=sys.stderr)
+            for name in names[r % len(names) :] + names[: r % len(names)]:  # rotated
+                await asyncio.sleep(SETTLE_S)
+                LAST_CPU.pop(name[0], None)
+                speed = await arms[name]()
+                cpu = LAST_CPU.get(name[0])
+                results[name].append((speed, cpu))
+                note = f", CPU {100 * cpu:.1f} % of a core" if cpu is not None else ""
+                print(f"round {r + 1}: {name}: {speed:.1f} t/s{note}", file=sys.stderr)
         return results
     finally:
         await mgr.stop()
@@ -216,21 +287,25 @@ def main() -> int:
         profiles={"q4_k_m": profile},
     )
     results = asyncio.run(run(config, args.rounds, args.tokens, tmp))
-    base = results["a: nothing watching"]
+    base = [speed for speed, _ in results["a: nothing watching"]]
     lines = [
         f"### observer ({time.strftime('%Y-%m-%d %H:%M')}, bench demo Q4_K_M, {threads} threads "
         f"on {os.cpu_count()} cores, "
         f"{args.tokens} tokens, {args.rounds} interleaved rounds)",
         "",
-        "| arm | median t/s | ratio to (a), median | ratio range | target |",
-        "| --- | --- | --- | --- | --- |",
+        "| arm | median t/s | ratio to (a), median | ratio range | watcher CPU, % of a core | "
+        "target |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for name, values in results.items():
+    for name, runs in results.items():
+        values = [speed for speed, _ in runs]
+        cpus = [100 * cpu for _, cpu in runs if cpu is not None]
         ratios = [v / b for v, b in zip(values, base, strict=True)]
         target = "≥ 0.98" if name[0] in "bc" else ""
+        cpu_text = f"{statistics.median(cpus):.1f}" if cpus else "–"
         lines.append(
             f"| {name} | {statistics.median(values):.1f} | {statistics.median(ratios):.3f} | "
-            f"{min(ratios):.3f}-{max(ratios):.3f} | {target} |"
+            f"{min(ratios):.3f}-{max(ratios):.3f} | {cpu_text} | {target} |"
         )
     if "d: nvitop" not in results:
         lines.append("")
