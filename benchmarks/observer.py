@@ -80,6 +80,14 @@ class CpuWindow:
 
 LAST_CPU: dict[str, float | None] = {}
 """The CPU share each arm's latest run used (read by ``run`` after each arm)."""
+LAST_NOTE: dict[str, str] = {}
+"""What each arm's latest run saw (idle cores, whether the app slowed down), for the log."""
+
+
+def pace_note(pace: Any) -> str:
+    idle = pace.last_idle_cores
+    idle_text = "?" if idle is None else f"{idle:.2f}"
+    return f"app saw {idle_text} idle cores, {'slowed' if pace.saturated else 'full rate'}"
 
 
 async def generate(url: str, tokens: int) -> float:
@@ -115,6 +123,7 @@ async def arm_dashboard(url: str, tokens: int, tmp: Path) -> float:
             speed = await generate(url, tokens)
             window.stop()
             LAST_CPU["b"] = window.share
+            LAST_NOTE["b"] = pace_note(app.tiles_pace)
             await pilot.press("ctrl+q")
     return speed
 
@@ -136,6 +145,7 @@ async def arm_chat(url: str, tokens: int, tmp: Path) -> float:
             await until(lambda: not main.generating, 300)
             window.stop()
             LAST_CPU["c"] = window.share
+            LAST_NOTE["c"] = pace_note(main.pace)
             conv = main.conversation
             assert conv is not None
             reply = store.messages(conv.id)[-1]
@@ -221,11 +231,16 @@ async def arm_nvitop(url: str, tokens: int) -> float:
 
 
 async def arm_nothing(url: str, tokens: int) -> float:
+    from coder_tui.core.cpu_pace import IdleCores
+
     window = CpuWindow()
+    idle = IdleCores()
     window.start()
     speed = await generate(url, tokens)
     window.stop()
     LAST_CPU["a"] = window.share
+    cores = idle.sample()
+    LAST_NOTE["a"] = "" if cores is None else f"{cores:.2f} idle cores while generating"
     return speed
 
 
@@ -252,10 +267,13 @@ async def run(config: Config, rounds: int, tokens: int, tmp: Path) -> Results:
             for name in names[r % len(names) :] + names[: r % len(names)]:  # rotated
                 await asyncio.sleep(SETTLE_S)
                 LAST_CPU.pop(name[0], None)
+                LAST_NOTE.pop(name[0], None)
                 speed = await arms[name]()
                 cpu = LAST_CPU.get(name[0])
                 results[name].append((speed, cpu))
                 note = f", CPU {100 * cpu:.1f} % of a core" if cpu is not None else ""
+                if LAST_NOTE.get(name[0]):
+                    note += f", {LAST_NOTE[name[0]]}"
                 print(f"round {r + 1}: {name}: {speed:.1f} t/s{note}", file=sys.stderr)
         return results
     finally:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from textual.app import App, ComposeResult
 
+from coder_tui.core.config import Config
 from coder_tui.core.metrics.history import History
 from coder_tui.core.metrics.types import (
     GpuDeviceSample,
@@ -14,7 +17,11 @@ from coder_tui.core.metrics.types import (
     ServerPhase,
     ServerSample,
 )
+from coder_tui.core.store import HistoryStore
 from coder_tui.ui import metrics_view
+from coder_tui.ui.app import CoderApp
+from coder_tui.ui.messages import MetricsUpdated
+from coder_tui.ui.screens.main import MainScreen
 from coder_tui.ui.widgets.dashboard import Dashboard, MetricsStrip
 from coder_tui.ui.widgets.tile import MetricTile
 
@@ -121,3 +128,34 @@ async def test_dashboard_renders_at_80x24_and_200x60() -> None:
             vram = app.query_one("#tile-vram", MetricTile)
             assert vram.has_class("high")
             assert "23.5 GiB" in str(vram.query_one(".value").render())
+
+
+async def test_tiles_show_every_other_snapshot_while_no_core_is_idle(
+    offline_config: Config, store: HistoryStore
+) -> None:
+    """With every core busy (llama-server's threads on all of them) the tiles repaint every 2 s;
+    with a core free again, every second. The exporter and history still get every snapshot."""
+    shown: list[float] = []
+    app = CoderApp(offline_config, autostart=False, store=store, sample_metrics=False)
+    async with app.run_test(size=(160, 50)) as pilot:
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        main.show_metrics = lambda snap: shown.append(snap.time_s)  # type: ignore[method-assign]
+        base = _snap(ONE_GPU)
+        assert base.host is not None
+
+        def snap(t: float, per_core: tuple[float, ...]) -> MetricsSnapshot:
+            host = replace(base.host, cpu_percent_per_core=per_core)  # type: ignore[type-var]
+            return replace(base, time_s=t, host=host)
+
+        for t in range(1, 7):  # saturated: 2 cores at 80 % and 90 % leave 0.3 idle
+            app.post_message(MetricsUpdated(snap(float(t), (80.0, 90.0))))
+            await pilot.pause()
+        assert app.tiles_pace.saturated
+        assert shown == [2.0, 4.0, 6.0], shown
+        for t in range(7, 10):  # 1.5 cores idle: calm again, every snapshot shown
+            app.post_message(MetricsUpdated(snap(float(t), (50.0, 0.0))))
+            await pilot.pause()
+        assert not app.tiles_pace.saturated
+        assert shown[-3:] == [7.0, 8.0, 9.0]
+        assert app.last_metrics is not None and app.last_metrics.time_s == 9.0

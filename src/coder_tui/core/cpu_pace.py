@@ -6,17 +6,19 @@ core, stalls all of them. So the app's rendering turns into lost tokens about on
 (``benchmarks/observer.py``: rendering at 10 updates a second cost 12-30 % of the decode speed).
 
 ``IdleCores`` measures idle cores system-wide between two calls (one read of ``/proc/stat``
-through psutil, about 20 µs). ``BusyPace`` turns that into a decision with hysteresis: the CPU is
-*saturated* when fewer than ``enter_idle`` cores were idle over the last window, and calm again only
-above ``leave_idle``, so the app's own lower cost cannot make it flip back. Its ``interval_s`` is
-then ``busy_interval_s`` instead of ``normal_interval_s``; the chat pane uses it for both the screen
-updates and the reads of the HTTP stream (``ui/screens/main.py``). Knows nothing of Textual.
+through psutil, about 20 µs); ``idle_cores`` reads the same from a host snapshot's per-core load.
+``BusyPace`` turns either into a decision with hysteresis: the CPU is *saturated* when fewer than
+``enter_idle`` cores were idle over the last window, and calm again only above ``leave_idle``, so
+the app's own lower cost cannot make it flip back. Its ``interval_s`` is then ``busy_interval_s``
+instead of ``normal_interval_s``. The chat pane uses it for both the screen updates and the reads of
+the HTTP stream (``ui/screens/main.py``); the app shows the live tiles less often with it
+(``ui/app.py``). Knows nothing of Textual.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psutil
@@ -29,6 +31,11 @@ MIN_WINDOW_S = 0.15
 def _idle_seconds(times: Any) -> float:
     """Idle and iowait seconds summed over all cores (a ``psutil.cpu_times()`` result)."""
     return float(times.idle + getattr(times, "iowait", 0.0))
+
+
+def idle_cores(busy_percent_per_core: Sequence[float]) -> float:
+    """Idle cores, as a number of cores, from each core's busy percentage."""
+    return sum(max(0.0, 100.0 - p) for p in busy_percent_per_core) / 100.0
 
 
 class IdleCores:
@@ -96,7 +103,11 @@ class BusyPace:
         if self.busy_interval_s <= 0 or self._idle.elapsed_s() < MIN_WINDOW_S:
             return False
         idle = self._idle.sample()
-        if idle is None:
+        return False if idle is None else self.observe(idle)
+
+    def observe(self, idle: float) -> bool:
+        """Take one measurement of idle cores (from any source); True when ``saturated`` changed."""
+        if self.busy_interval_s <= 0:
             return False
         self.last_idle_cores = idle
         was = self.saturated

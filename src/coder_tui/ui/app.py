@@ -19,6 +19,7 @@ from textual.binding import Binding, BindingType
 from coder_tui import __version__
 from coder_tui.core.config import ChatSettings, Config
 from coder_tui.core.connect import env_lines
+from coder_tui.core.cpu_pace import BusyPace, idle_cores
 from coder_tui.core.errors import UserError
 from coder_tui.core.export import ProfileLabels, PrometheusExporter
 from coder_tui.core.fleet import FleetRow
@@ -50,6 +51,11 @@ from coder_tui.ui.swap_actions import SwapActions
 from coder_tui.ui.themes import BUILTIN_DIR, DEFAULT_THEME, load_themes
 from coder_tui.ui.widgets.server_bar import ServerBar
 from coder_tui.ui.widgets.server_log import ServerLog
+
+BUSY_TILES_EVERY = 2
+"""While no CPU core is idle, the tiles and the dashboard show one metrics snapshot in this many
+(every 2 s at the default 1 Hz; nvitop's default is 2 s). Sampling, history and the exporter keep
+every snapshot."""
 
 
 class CoderApp(ServerActions, SwapActions, FleetActions):
@@ -113,6 +119,9 @@ class CoderApp(ServerActions, SwapActions, FleetActions):
         self.load_times: dict[str, float] = {}
         self.sampler: MetricsSampler | None = None
         self.last_metrics: MetricsSnapshot | None = None
+        self.tiles_pace = BusyPace(float(BUSY_TILES_EVERY))
+        """Saturated while no CPU core is idle: the tiles then show every other snapshot."""
+        self._snapshots = 0
         self._unlisten: Callable[[], None] | None = None
 
     async def on_mount(self) -> None:
@@ -300,6 +309,12 @@ class CoderApp(ServerActions, SwapActions, FleetActions):
             profile = self.main.profile if self.main is not None else None
             labels = ProfileLabels.from_profile(profile) if profile is not None else None
             self.exporter.update(message.snapshot, labels)
+        host = message.snapshot.host
+        if host is not None and host.cpu_percent_per_core:
+            self.tiles_pace.observe(idle_cores(host.cpu_percent_per_core))
+        self._snapshots += 1
+        if self.tiles_pace.saturated and self._snapshots % BUSY_TILES_EVERY:
+            return  # no idle core: a repaint costs the model's threads more than it tells
         if isinstance(self.screen, DashboardScreen):
             self.screen.show(message.snapshot)
         elif self.main is not None and self.screen is self.main:
