@@ -145,7 +145,7 @@ async def arm_chat(url: str, tokens: int, tmp: Path) -> float:
             await until(lambda: not main.generating, 300)
             window.stop()
             LAST_CPU["c"] = window.share
-            LAST_NOTE["c"] = pace_note(main.pace)
+            LAST_NOTE["c"] = "reply slowed" if main.reply_paced else "reply at full rate"
             conv = main.conversation
             assert conv is not None
             reply = store.messages(conv.id)[-1]

@@ -77,7 +77,7 @@ class MainScreen(Screen[None]):
         self.request_extra: dict[str, Any] = {}
         """Extra request fields for every reply (tests use ``ignore_eos`` for long replies)."""
         self.pace = BusyPace(chat.busy_refresh_s)
-        self._paced_busy = False
+        self.reply_paced = False
         """The reply being streamed was slowed at least once (its footer says so)."""
 
     def compose(self) -> ComposeResult:
@@ -189,7 +189,7 @@ class MainScreen(Screen[None]):
             )
             self._stream = stream
             self.pace.restart_window()
-            self._paced_busy = paced = False
+            self.reply_paced = paced = False
             try:
                 async for event in stream:
                     if isinstance(event, Delta) and (self.pace.check() or not paced):
@@ -233,7 +233,7 @@ class MainScreen(Screen[None]):
         stored = self.store.message(msg_id)
         if stored is not None:
             footer = reply_footer(stored)
-            if self._paced_busy:
+            if self.reply_paced:
                 footer += f" · drawn every {self.pace.busy_interval_s:g} s (no idle CPU core)"
             view.set_stats(footer, status)
         if end.status == "cancelled" and end.server_still_generating:
@@ -248,7 +248,7 @@ class MainScreen(Screen[None]):
         coalescer.interval_s = self.pace.interval_s
         stream.read_gap_s = self.pace.interval_s if busy else 0.0
         self._set_cursor_blink(not busy)
-        self._paced_busy = self._paced_busy or busy
+        self.reply_paced = self.reply_paced or busy
 
     def _set_cursor_blink(self, on: bool) -> None:
         with contextlib.suppress(NoMatches):  # the screen is closing
