@@ -5,7 +5,10 @@ fixed-length generation (``ignore_eos``, 384 tokens), interleaved round by round
   (a) nothing watching: the request alone;
   (b) coder-tui's dashboard (F4) at default rates, attached to the server, while the request runs;
   (c) coder-tui chatting: the app sends the request itself and renders the reply;
-  (d) nvitop watching, if it is installed (skipped otherwise, and said so).
+  (d) nvitop watching, if it is installed (skipped otherwise, and said so);
+  (e) the stream of (c) without the app: coder-tui's client reads the same streamed request, paced
+      as the chat pane paces it while no core is idle (a read a second), and draws nothing. Any
+      chat client pays this: llama-server wakes to send each token. (c)/(e) is what drawing costs.
 Speeds are the server's own ``timings.predicted_per_second``. Each arm is reported as a ratio to
 (a) of the same round (median over rounds, with the spread). Targets (issue 10): (b) and (c) at
 least 0.98. Fairness: the order of the arms rotates from round to round (an arm that follows
@@ -103,6 +106,31 @@ async def generate(url: str, tokens: int) -> float:
         return float(resp.json()["timings"]["predicted_per_second"])
 
 
+async def arm_stream(url: str, tokens: int, gap_s: float) -> float:
+    from coder_tui.core.client import ChatClient, Delta, StreamEnd
+
+    window = CpuWindow()
+    window.start()
+    end: StreamEnd | None = None
+    async with ChatClient(url) as client:
+        stream = client.stream_chat(
+            [{"role": "user", "content": PROMPT}],
+            max_tokens=tokens,
+            temperature=0,
+            extra={"ignore_eos": True, "cache_prompt": False},
+        )
+        async for event in stream:
+            if isinstance(event, Delta):
+                stream.read_gap_s = gap_s
+            elif isinstance(event, StreamEnd):
+                end = event
+    window.stop()
+    LAST_CPU["e"] = window.share
+    if end is None or end.timings is None:
+        raise RuntimeError(f"the stream has no timings: {end}")
+    return end.timings.predicted_per_second
+
+
 async def until(cond: Any, timeout_s: float = 60.0) -> None:
     end = time.monotonic() + timeout_s
     while not cond():
@@ -128,13 +156,17 @@ async def arm_dashboard(url: str, tokens: int, tmp: Path) -> float:
     return speed
 
 
-async def arm_chat(url: str, tokens: int, tmp: Path) -> float:
+async def arm_chat(
+    url: str, tokens: int, tmp: Path, busy_refresh_s: float | None = None, key: str = "c"
+) -> float:
     with HistoryStore(tmp / f"h-{time.monotonic_ns()}.sqlite3") as store:
         app = CoderApp(None, attach_url=url, store=store)
         async with app.run_test(size=(160, 50)) as pilot:
             await until(lambda: app.main is not None and app.main.server_ready)
             main = app.main
             assert main is not None
+            if busy_refresh_s is not None:
+                main.pace.busy_interval_s = busy_refresh_s
             main.request_extra = {"ignore_eos": True, "max_tokens": tokens, "cache_prompt": False}
             await asyncio.sleep(2.0)
             prompt = main.query_one(PromptInput)
@@ -144,8 +176,8 @@ async def arm_chat(url: str, tokens: int, tmp: Path) -> float:
             await until(lambda: main.generating, 10)
             await until(lambda: not main.generating, 300)
             window.stop()
-            LAST_CPU["c"] = window.share
-            LAST_NOTE["c"] = "reply slowed" if main.reply_paced else "reply at full rate"
+            LAST_CPU[key] = window.share
+            LAST_NOTE[key] = "reply slowed" if main.reply_paced else "reply at full rate"
             conv = main.conversation
             assert conv is not None
             reply = store.messages(conv.id)[-1]
@@ -248,7 +280,9 @@ Results = dict[str, list[tuple[float, float | None]]]
 """Per arm, per round: (tokens/s, CPU share of one core)."""
 
 
-async def run(config: Config, rounds: int, tokens: int, tmp: Path) -> Results:
+async def run(
+    config: Config, rounds: int, tokens: int, tmp: Path, also_busy_refresh: float | None = None
+) -> Results:
     mgr = ServerManager(config.server, log_dir=tmp / "logs")
     await mgr.start(config.profile("q4_k_m"))
     try:
@@ -261,6 +295,13 @@ async def run(config: Config, rounds: int, tokens: int, tmp: Path) -> Results:
         }
         if nvitop_argv():
             arms["d: nvitop"] = lambda: arm_nvitop(url, tokens)
+        gap = config.chat.busy_refresh_s
+        arms["e: (c)'s stream, not drawn"] = lambda: arm_stream(url, tokens, gap)
+        if also_busy_refresh is not None:
+            other = also_busy_refresh
+            arms[f"f: chatting, busy_refresh_s = {other:g}"] = lambda: arm_chat(
+                url, tokens, tmp, other, "f"
+            )
         results: Results = {name: [] for name in arms}
         names = list(arms)
         for r in range(rounds):
@@ -285,6 +326,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=384)
     parser.add_argument(
+        "--also-busy-refresh",
+        type=float,
+        help="add an arm (f): chatting with this [chat] busy_refresh_s instead of the default",
+    )
+    parser.add_argument(
         "--threads", type=int, help="server threads (default: every core, as issue 10 asks)"
     )
     parser.add_argument(
@@ -304,7 +350,7 @@ def main() -> int:
         server=replace(config.server, port=free_port()),
         profiles={"q4_k_m": profile},
     )
-    results = asyncio.run(run(config, args.rounds, args.tokens, tmp))
+    results = asyncio.run(run(config, args.rounds, args.tokens, tmp, args.also_busy_refresh))
     base = [speed for speed, _ in results["a: nothing watching"]]
     lines = [
         f"### observer ({time.strftime('%Y-%m-%d %H:%M')}, bench demo Q4_K_M, {threads} threads "
@@ -319,12 +365,21 @@ def main() -> int:
         values = [speed for speed, _ in runs]
         cpus = [100 * cpu for _, cpu in runs if cpu is not None]
         ratios = [v / b for v, b in zip(values, base, strict=True)]
-        target = "≥ 0.98" if name[0] in "bc" else ""
+        target = "≥ 0.98" if name[0] in "bcf" else ""
         cpu_text = f"{statistics.median(cpus):.1f}" if cpus else "–"
         lines.append(
             f"| {name} | {statistics.median(values):.1f} | {statistics.median(ratios):.3f} | "
             f"{min(ratios):.3f}-{max(ratios):.3f} | {cpu_text} | {target} |"
         )
+    chat = [speed for speed, _ in results["c: coder-tui chatting"]]
+    bare = [speed for speed, _ in results["e: (c)'s stream, not drawn"]]
+    drawn = [c / e for c, e in zip(chat, bare, strict=True)]
+    lines.append("")
+    lines.append(
+        f"(c)/(e), what drawing the reply costs beyond its stream: median {statistics.median(drawn):.3f}"
+        f" (range {min(drawn):.3f}-{max(drawn):.3f}); (e)/(a), what streaming costs the server: "
+        f"median {statistics.median([e / a for e, a in zip(bare, base, strict=True)]):.3f}."
+    )
     if "d: nvitop" not in results:
         lines.append("")
         lines.append("(d) nvitop is not installed here: not measured.")

@@ -39,12 +39,13 @@ if [ "$SAMPLER_S" != 0 ]; then  # SAMPLER_S=0: the observer only
     --json "$OUT/sampler_cost.json" --md "$OUT/sampler_cost.md" || echo "sampler_cost exited with $?"
 fi
 # THREADS: server thread counts to observe with, one run each (default: every core; 0: none).
+# OBSERVER_ARGS: more options for observer.py (e.g. --also-busy-refresh 2).
 for t in ${THREADS:-$(nproc)}; do
   [ "$t" = 0 ] && break
   left=$(( START + 585 - $(date +%s) ))
   echo "observer, $t threads, with $left s left"
   [ "$left" -gt 60 ] || break
   timeout "$left" python3 benchmarks/observer.py --rounds "${ROUNDS:-3}" --tokens "${TOKENS:-384}" \
-    --threads "$t" --append-to "$OUT/observer.md" || echo "observer exited with $?"
+    --threads "$t" --append-to "$OUT/observer.md" ${OBSERVER_ARGS:-} || echo "observer exited with $?"
 done
 echo "== done in $(( $(date +%s) - START )) s"
