@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import time
@@ -112,6 +113,26 @@ async def test_bus_without_gpu_or_server_and_a_bad_model(tmp_path: Path) -> None
     assert snap.server is None and snap.moe is None
     assert snap.moe_error is not None and "bad.gguf" in snap.moe_error
     await agen.aclose()
+
+
+async def test_slow_ticks_are_farther_apart_and_count_twice_in_the_history() -> None:
+    fake = FakeNVML([Dev()])
+    sampler = MetricsSampler(config=SamplerConfig(interval_s=0.05, pcie_rate_hz=4), nvml=fake)
+    times: list[float] = []
+    async with contextlib.aclosing(sampler.run()) as it:
+        async for _ in it:
+            times.append(time.monotonic())
+            if len(times) == 2:
+                sampler.set_slow(2)  # from the third tick on
+            if len(times) == 5:
+                break
+    assert sampler.pcie.interval_s == 0.5
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps[0] < 0.08 and all(0.09 <= g < 0.2 for g in gaps[1:]), gaps
+    # ticks 1-2 cover one interval each; 3-5 come two intervals apart and count twice
+    assert len(sampler.history.tail("cpu_percent")) == 1 + 1 + 2 + 2 + 2
+    sampler.set_slow(1)
+    assert sampler.slow_factor == 1 and sampler.pcie.interval_s == 0.25
 
 
 async def test_bus_stops_on_cancel(tmp_path: Path) -> None:

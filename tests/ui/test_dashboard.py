@@ -23,6 +23,7 @@ from coder_tui.ui.app import CoderApp
 from coder_tui.ui.messages import MetricsUpdated
 from coder_tui.ui.screens.main import MainScreen
 from coder_tui.ui.widgets.dashboard import Dashboard, MetricsStrip
+from coder_tui.ui.widgets.prompt import PromptInput
 from coder_tui.ui.widgets.tile import MetricTile
 
 GIB = 2**30
@@ -130,32 +131,60 @@ async def test_dashboard_renders_at_80x24_and_200x60() -> None:
             assert "23.5 GiB" in str(vram.query_one(".value").render())
 
 
-async def test_tiles_show_every_other_snapshot_while_no_core_is_idle(
+class _Sampler:
+    """Stands in for the metrics sampler: records what the app asks of its pace."""
+
+    def __init__(self) -> None:
+        self.factors: list[int] = []
+
+    def set_slow(self, factor: int) -> None:
+        self.factors.append(factor)
+
+
+async def test_samplers_slow_down_and_cursor_stops_while_no_core_is_idle(
     offline_config: Config, store: HistoryStore
 ) -> None:
-    """With every core busy (llama-server's threads on all of them) the tiles repaint every 2 s;
-    with a core free again, every second. The exporter and history still get every snapshot."""
+    """With every core busy (llama-server's threads on all of them) the samplers tick every 2 s,
+    every snapshot they send is shown, and the prompt's cursor stops blinking; with a core free
+    again, all of it comes back."""
     shown: list[float] = []
     app = CoderApp(offline_config, autostart=False, store=store, sample_metrics=False)
     async with app.run_test(size=(160, 50)) as pilot:
         main = app.screen
         assert isinstance(main, MainScreen)
+        sampler = _Sampler()
+        app.sampler = sampler  # type: ignore[assignment]
         main.show_metrics = lambda snap: shown.append(snap.time_s)  # type: ignore[method-assign]
+        prompt = main.query_one(PromptInput)
         base = _snap(ONE_GPU)
-        assert base.host is not None
+        assert base.host is not None and prompt.cursor_blink
 
         def snap(t: float, per_core: tuple[float, ...]) -> MetricsSnapshot:
             host = replace(base.host, cpu_percent_per_core=per_core)  # type: ignore[type-var]
             return replace(base, time_s=t, host=host)
 
-        for t in range(1, 7):  # saturated: 2 cores at 80 % and 90 % leave 0.3 idle
-            app.post_message(MetricsUpdated(snap(float(t), (80.0, 90.0))))
+        for t in (1.0, 3.0, 5.0):  # 2 cores at 80 % and 90 % leave 0.3 idle: saturated
+            app.post_message(MetricsUpdated(snap(t, (80.0, 90.0))))
             await pilot.pause()
-        assert app.tiles_pace.saturated
-        assert shown == [2.0, 4.0, 6.0], shown
-        for t in range(7, 10):  # 1.5 cores idle: calm again, every snapshot shown
-            app.post_message(MetricsUpdated(snap(float(t), (50.0, 0.0))))
+        assert app.tiles_pace.saturated and sampler.factors == [2]
+        assert shown == [1.0, 3.0, 5.0] and not prompt.cursor_blink
+        for t in (6.0, 7.0):  # 1.5 cores idle: calm again
+            app.post_message(MetricsUpdated(snap(t, (50.0, 0.0))))
             await pilot.pause()
-        assert not app.tiles_pace.saturated
-        assert shown[-3:] == [7.0, 8.0, 9.0]
-        assert app.last_metrics is not None and app.last_metrics.time_s == 9.0
+        assert not app.tiles_pace.saturated and sampler.factors == [2, 1]
+        assert shown[-2:] == [6.0, 7.0] and prompt.cursor_blink
+
+
+async def test_the_cursor_does_not_blink_under_another_screen(
+    offline_config: Config, store: HistoryStore
+) -> None:
+    app = CoderApp(offline_config, autostart=False, store=store, sample_metrics=False)
+    async with app.run_test(size=(160, 50)) as pilot:
+        prompt = app.screen.query_one(PromptInput)
+        assert prompt.cursor_blink and prompt.blink_timer._active.is_set()
+        await pilot.press("f4")
+        await pilot.pause()
+        assert not prompt.cursor_blink and not prompt.blink_timer._active.is_set()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert prompt.cursor_blink

@@ -52,10 +52,9 @@ from coder_tui.ui.themes import BUILTIN_DIR, DEFAULT_THEME, load_themes
 from coder_tui.ui.widgets.server_bar import ServerBar
 from coder_tui.ui.widgets.server_log import ServerLog
 
-BUSY_TILES_EVERY = 2
-"""While no CPU core is idle, the tiles and the dashboard show one metrics snapshot in this many
-(every 2 s at the default 1 Hz; nvitop's default is 2 s). Sampling, history and the exporter keep
-every snapshot."""
+BUSY_SLOWDOWN = 2
+"""While no CPU core is idle, the metrics are sampled and shown every this many intervals (every
+2 s at the default 1 Hz, nvitop's default)."""
 
 
 class CoderApp(ServerActions, SwapActions, FleetActions):
@@ -119,9 +118,8 @@ class CoderApp(ServerActions, SwapActions, FleetActions):
         self.load_times: dict[str, float] = {}
         self.sampler: MetricsSampler | None = None
         self.last_metrics: MetricsSnapshot | None = None
-        self.tiles_pace = BusyPace(float(BUSY_TILES_EVERY))
-        """Saturated while no CPU core is idle: the tiles then show every other snapshot."""
-        self._snapshots = 0
+        self.tiles_pace = BusyPace(float(BUSY_SLOWDOWN))
+        """Saturated while no CPU core is idle (from the host samples): see ``_on_saturation``."""
         self._unlisten: Callable[[], None] | None = None
 
     async def on_mount(self) -> None:
@@ -310,15 +308,26 @@ class CoderApp(ServerActions, SwapActions, FleetActions):
             labels = ProfileLabels.from_profile(profile) if profile is not None else None
             self.exporter.update(message.snapshot, labels)
         host = message.snapshot.host
-        if host is not None and host.cpu_percent_per_core:
-            self.tiles_pace.observe(idle_cores(host.cpu_percent_per_core))
-        self._snapshots += 1
-        if self.tiles_pace.saturated and self._snapshots % BUSY_TILES_EVERY:
-            return  # no idle core: a repaint costs the model's threads more than it tells
+        if (
+            host is not None
+            and host.cpu_percent_per_core
+            and self.tiles_pace.observe(idle_cores(host.cpu_percent_per_core))
+        ):
+            self._on_saturation(self.tiles_pace.saturated)
         if isinstance(self.screen, DashboardScreen):
             self.screen.show(message.snapshot)
         elif self.main is not None and self.screen is self.main:
             self.main.show_metrics(message.snapshot)
+
+    def _on_saturation(self, saturated: bool) -> None:
+        """No CPU core is idle (or one is again): every wake-up of this app now stalls the
+        model's threads, so the samplers and the tiles slow to every ``BUSY_SLOWDOWN`` ticks and the
+        prompt's cursor stops blinking."""
+        if self.sampler is not None:
+            self.sampler.set_slow(BUSY_SLOWDOWN if saturated else 1)
+        if self.main is not None:
+            self.main.cpu_saturated = saturated
+            self.main.sync_cursor_blink()
 
     def on_server_failed(self, message: ServerFailed) -> None:
         if self.main is None:

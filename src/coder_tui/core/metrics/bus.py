@@ -106,6 +106,18 @@ class MetricsSampler:
         self._traffic: dict[tuple[Any, ...], tuple[Placement, TokenTraffic]] = {}
         self._ram_bw: float | None = self.config.ram_bandwidth_bytes_per_s
         self._closed = False
+        self.slow_factor = 1
+        """Ticks are this many intervals apart (see ``set_slow``)."""
+        self._covered = 1
+        """Intervals the coming tick covers: its samples count that many times in the history."""
+
+    def set_slow(self, factor: int) -> None:
+        """Tick every ``factor`` intervals (the app asks for 2 while no CPU core is idle, as
+        nvitop's default of 2 s: every wake-up then costs the model's threads). PCIe readings slow
+        down alike. A slow tick's values go into the history ``factor`` times, so each series keeps
+        one entry per interval and its sparkline its time scale."""
+        self.slow_factor = max(1, int(factor))
+        self.pcie.interval_s = self.slow_factor / self.config.pcie_rate_hz
 
     def watch(
         self, *, pid: int | None, profile: Profile | None = None, base_url: str | None = None
@@ -139,7 +151,8 @@ class MetricsSampler:
             next_t = time.monotonic()
             while True:
                 yield await self.tick()
-                next_t += self.config.interval_s
+                self._covered = factor = self.slow_factor
+                next_t += self.config.interval_s * factor
                 delay = next_t - time.monotonic()
                 if delay < 0:  # fell behind (a slow server answer): keep the rate, skip ticks
                     next_t = time.monotonic()
@@ -250,30 +263,29 @@ class MetricsSampler:
         )
 
     def _record(self, snap: MetricsSnapshot) -> None:
-        h = self.history
         s, host, m = snap.server, snap.host, snap.moe
         proc = host.server if host else None
-        h.extend(
-            {
-                "generation_tokens_per_s": s.generation_tokens_per_s if s else None,
-                "generation_tokens_per_busy_s": s.generation_tokens_per_busy_s if s else None,
-                "prompt_tokens_per_s": s.prompt_tokens_per_s if s else None,
-                "prompt_tokens_per_busy_s": s.prompt_tokens_per_busy_s if s else None,
-                "kv_fill_ratio": s.kv_fill_ratio if s else None,
-                "cpu_percent": host.cpu_percent if host else None,
-                "ram_used_bytes": host.ram_used_bytes if host else None,
-                "swap_used_bytes": host.swap_used_bytes if host else None,
-                "swap_in_bytes_per_s": host.swap_in_bytes_per_s if host else None,
-                "server_cpu_percent": proc.cpu_percent if proc else None,
-                "server_rss_bytes": proc.rss_bytes if proc else None,
-                "ram_read_bytes_per_s": m.ram_read_bytes_per_s if m else None,
-                "efficiency": m.efficiency if m else None,
-            }
-        )
+        values: dict[str, float | None] = {
+            "generation_tokens_per_s": s.generation_tokens_per_s if s else None,
+            "generation_tokens_per_busy_s": s.generation_tokens_per_busy_s if s else None,
+            "prompt_tokens_per_s": s.prompt_tokens_per_s if s else None,
+            "prompt_tokens_per_busy_s": s.prompt_tokens_per_busy_s if s else None,
+            "kv_fill_ratio": s.kv_fill_ratio if s else None,
+            "cpu_percent": host.cpu_percent if host else None,
+            "ram_used_bytes": host.ram_used_bytes if host else None,
+            "swap_used_bytes": host.swap_used_bytes if host else None,
+            "swap_in_bytes_per_s": host.swap_in_bytes_per_s if host else None,
+            "server_cpu_percent": proc.cpu_percent if proc else None,
+            "server_rss_bytes": proc.rss_bytes if proc else None,
+            "ram_read_bytes_per_s": m.ram_read_bytes_per_s if m else None,
+            "efficiency": m.efficiency if m else None,
+        }
         for d in snap.gpu.devices:
             for name in _GPU_SERIES:
                 value = getattr(d, name)
-                h.append(f"gpu{d.index}.{name}", float(value) if value is not None else None)
+                values[f"gpu{d.index}.{name}"] = float(value) if value is not None else None
+        for _ in range(self._covered):
+            self.history.extend(values)
 
     async def aclose(self) -> None:
         """Stop the PCIe thread, shut NVML down, close the HTTP client (idempotent)."""

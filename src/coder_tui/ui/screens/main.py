@@ -79,6 +79,10 @@ class MainScreen(Screen[None]):
         self.pace = BusyPace(chat.busy_refresh_s)
         self.reply_paced = False
         """The reply being streamed was slowed at least once (its footer says so)."""
+        self._reply_busy = False
+        self._shown = True
+        self.cpu_saturated = False
+        """No CPU core is idle (set by the app from the host samples): the cursor stops blinking."""
 
     def compose(self) -> ComposeResult:
         yield ServerBar(id="server-bar")
@@ -210,7 +214,8 @@ class MainScreen(Screen[None]):
                 raise
             finally:
                 self._stream = None
-                self._set_cursor_blink(True)
+                self._reply_busy = False
+                self.sync_cursor_blink()
                 await coalescer.close()
                 await reply.close()
         assert end is not None
@@ -247,12 +252,26 @@ class MainScreen(Screen[None]):
         busy = self.pace.saturated and self.pace.busy_interval_s > 0
         coalescer.interval_s = self.pace.interval_s
         stream.read_gap_s = self.pace.interval_s if busy else 0.0
-        self._set_cursor_blink(not busy)
+        self._reply_busy = busy
+        self.sync_cursor_blink()
         self.reply_paced = self.reply_paced or busy
 
-    def _set_cursor_blink(self, on: bool) -> None:
+    def sync_cursor_blink(self) -> None:
+        """The prompt's cursor blinks only where it can be seen and costs nothing that matters:
+        not under another screen (its timer ran on there) and not while no CPU core is idle."""
+        on = self._shown and not self._reply_busy and not self.cpu_saturated
         with contextlib.suppress(NoMatches):  # the screen is closing
-            self.query_one(PromptInput).cursor_blink = on
+            prompt = self.query_one(PromptInput)
+            if prompt.cursor_blink != on:
+                prompt.cursor_blink = on
+
+    def on_screen_suspend(self) -> None:
+        self._shown = False
+        self.sync_cursor_blink()
+
+    def on_screen_resume(self) -> None:
+        self._shown = True
+        self.sync_cursor_blink()
 
     def last_prompt(self) -> str:
         """The newest prompt of the open conversation (compare mode starts from it)."""
