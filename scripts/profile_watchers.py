@@ -77,7 +77,9 @@ async def main_async(out: Path, tokens: int, seconds: int) -> None:
     try:
         url = mgr.url
         await observer.generate(url, 32)
-        await profiled("b-dashboard", lambda: observer.arm_dashboard(url, tokens, tmp), out, seconds)
+        await profiled(
+            "b-dashboard", lambda: observer.arm_dashboard(url, tokens, tmp), out, seconds
+        )
         await profiled("c-chat", lambda: observer.arm_chat(url, tokens, tmp), out, seconds)
     finally:
         await mgr.stop()
