@@ -188,3 +188,33 @@ async def test_the_cursor_does_not_blink_under_another_screen(
         await pilot.press("escape")
         await pilot.pause()
         assert prompt.cursor_blink
+
+
+def test_bar_levels_scale_each_bucket_maximum() -> None:
+    from coder_tui.ui.widgets.tile_sparkline import bar_levels
+
+    assert bar_levels([], 5) == [] and bar_levels([1.0], 0) == []
+    assert bar_levels([3.0], 3) == [7, 7, 7]  # one sample: full bars
+    assert bar_levels([2.0, 2.0], 2) == [0, 0]  # flat: at the bottom
+    assert bar_levels([0.0, 10.0, 5.0, 0.0], 2) == [7, 3]  # the max of each half
+    assert bar_levels([0.0, 7.0], 4) == [0, 0, 7, 7]  # fewer samples than columns
+
+
+async def test_tile_sparkline_draws_runs_and_reuses_its_strip() -> None:
+    from coder_tui.ui.widgets.tile_sparkline import TileSparkline
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield TileSparkline()
+
+    app = One()
+    async with app.run_test(size=(12, 3)) as pilot:
+        spark = app.query_one(TileSparkline)
+        spark.data = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.0, 7.0, 7.0, 7.0)
+        await pilot.pause()
+        strip = spark.render_line(0)
+        assert strip.text == "▁▂▃▄▅▆▇█████" and strip.cell_length == 12
+        assert len(list(strip)) <= 4  # one segment per shade, not one per bar
+        assert spark.render_line(0) is strip  # unchanged data: the same strip
+        spark.data = (1.0,)
+        assert spark.render_line(0).text == "█" * 12

@@ -6,7 +6,9 @@ from collections.abc import Sequence
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Sparkline, Static
+from textual.widgets import Static
+
+from coder_tui.ui.widgets.tile_sparkline import TileSparkline
 
 
 class MetricTile(Vertical):
@@ -17,7 +19,6 @@ class MetricTile(Vertical):
         height: 5; border: round $panel-lighten-2; padding: 0 1; border-title-color: $text-muted;
     }
     MetricTile > .value { height: 2; }
-    MetricTile > Sparkline { height: 1; }
     MetricTile.warn { border: round $warning; }
     MetricTile.high { border: round $error; }
     MetricTile > .value.-unavailable { color: $text-muted; }
@@ -29,7 +30,7 @@ class MetricTile(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("–", classes="value", markup=False)
-        yield Sparkline([], summary_function=max)
+        yield TileSparkline()
 
     def show(self, text: str, history: Sequence[float] | None = None, *, level: str = "ok") -> None:
         value = self.query_one(".value", Static)
@@ -40,4 +41,4 @@ class MetricTile(Vertical):
         for name in ("warn", "high"):
             self.set_class(level == name, name)
         if history is not None:
-            self.query_one(Sparkline).data = list(history)
+            self.query_one(TileSparkline).data = tuple(history)
