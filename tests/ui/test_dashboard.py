@@ -218,3 +218,20 @@ async def test_tile_sparkline_draws_runs_and_reuses_its_strip() -> None:
         assert spark.render_line(0) is strip  # unchanged data: the same strip
         spark.data = (1.0,)
         assert spark.render_line(0).text == "█" * 12
+
+
+async def test_busy_refresh_zero_keeps_the_samplers_at_their_rate(
+    offline_config: Config, store: HistoryStore
+) -> None:
+    config = replace(offline_config, chat=replace(offline_config.chat, busy_refresh_s=0.0))
+    app = CoderApp(config, autostart=False, store=store, sample_metrics=False)
+    async with app.run_test(size=(160, 50)) as pilot:
+        sampler = _Sampler()
+        app.sampler = sampler  # type: ignore[assignment]
+        base = _snap(ONE_GPU)
+        busy_host = replace(base.host, cpu_percent_per_core=(100.0, 100.0))  # type: ignore[type-var]
+        for t in (1.0, 2.0, 3.0):
+            app.post_message(MetricsUpdated(replace(base, time_s=t, host=busy_host)))
+            await pilot.pause()
+        assert not app.tiles_pace.saturated and sampler.factors == []
+        assert app.screen.query_one(PromptInput).cursor_blink

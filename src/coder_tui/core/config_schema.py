@@ -55,8 +55,8 @@ class ChatSettings:
     """Seconds without a byte from the server after which a reply is ended as hung."""
     busy_refresh_s: float = 1.0
     """Seconds between screen updates of a streaming reply while no CPU core is idle (llama-server's
-    threads on every core: each cycle the app takes is a token lost). 0 keeps the usual ten
-    updates a second."""
+    threads on every core: each cycle the app takes is a token lost); the live metrics then come
+    every 2 s. 0 keeps the usual ten updates a second and metrics every second."""
     api_key_env: str | None = None
     """Name of the environment variable that holds the server's API key, if it needs one
     (unset: ``[server] api_key_env``)."""

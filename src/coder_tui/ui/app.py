@@ -54,7 +54,7 @@ from coder_tui.ui.widgets.server_log import ServerLog
 
 BUSY_SLOWDOWN = 2
 """While no CPU core is idle, the metrics are sampled and shown every this many intervals (every
-2 s at the default 1 Hz, nvitop's default)."""
+2 s at the default 1 Hz, nvitop's default), unless ``[chat] busy_refresh_s`` is 0."""
 
 
 class CoderApp(ServerActions, SwapActions, FleetActions):
@@ -118,8 +118,10 @@ class CoderApp(ServerActions, SwapActions, FleetActions):
         self.load_times: dict[str, float] = {}
         self.sampler: MetricsSampler | None = None
         self.last_metrics: MetricsSnapshot | None = None
-        self.tiles_pace = BusyPace(float(BUSY_SLOWDOWN))
-        """Saturated while no CPU core is idle (from the host samples): see ``_on_saturation``."""
+        busy = (config.chat if config else ChatSettings()).busy_refresh_s
+        self.tiles_pace = BusyPace(float(BUSY_SLOWDOWN) if busy > 0 else 0.0)
+        """Saturated while no CPU core is idle (from the host samples): see ``_on_saturation``.
+        ``[chat] busy_refresh_s = 0`` turns this slowing off too."""
         self._unlisten: Callable[[], None] | None = None
 
     async def on_mount(self) -> None:
