@@ -1,8 +1,9 @@
 """The typed events a chat stream yields, and the parsing of one OpenAI-style chunk into them.
 
 Owns the event values (frozen dataclasses), the tolerant reading of a decoded JSON chunk and of an
-error body, and the tally that becomes the ``StreamEnd``. The HTTP side, timeouts and deciding how
-a stream ended live in ``core/client.py``; framing in ``core/sse.py``.
+error body, and the tally that becomes the ``StreamEnd`` (including whether a byte stream that
+stopped without ``[DONE]`` still holds a whole reply). The HTTP side, timeouts and the other ways
+a stream ends live in ``core/client.py``; framing in ``core/sse.py``.
 
 All text in a ``Delta`` has been through ``sanitize()``: ESC, C0 (but newline and tab), DEL and C1
 are gone. The sanitised text is what the UI shows and what ``core/store.py`` stores; the raw text is
@@ -227,6 +228,33 @@ class StreamTally:
             self.timings = event
         elif isinstance(event, Usage):
             self.usage = event
+
+    def ended_early(self, message: str) -> None:
+        """The byte stream stopped without ``[DONE]``: a reply whose finish reason came is whole
+        (only usage or timings may be missing), so it is ``done``; otherwise the reply is cut."""
+        if self.finish_reason is not None:
+            self.end("done")
+        else:
+            self.end("connection_lost", message)
+
+    def end_event(self, now: float, still_generating: bool | None) -> StreamEnd:
+        """The stream's ``StreamEnd`` at monotonic time ``now``."""
+        first = self.first_token_at
+        return StreamEnd(
+            status=self.status or "bad_stream",
+            message=self.message,
+            ttft_s=None if first is None else first - self.started,
+            elapsed_s=now - self.started,
+            started_at=self.started,
+            first_token_at=first,
+            finish_reason=self.finish_reason,
+            timings=self.timings,
+            usage=self.usage,
+            http_status=self.http_status,
+            server_still_generating=still_generating,
+            text="".join(self.text),
+            reasoning_text="".join(self.reasoning),
+        )
 
 
 def http_error_text(body: bytes) -> str:

@@ -324,26 +324,7 @@ class ChatStream:
             except Exception:
                 idle = None
             still = None if idle is None else not idle
-        yield self._end_event(state, still)
-
-    def _end_event(self, state: StreamTally, still: bool | None) -> StreamEnd:
-        now = time.monotonic()
-        first = state.first_token_at
-        return StreamEnd(
-            status=state.status or "bad_stream",
-            message=state.message,
-            ttft_s=None if first is None else first - state.started,
-            elapsed_s=now - state.started,
-            started_at=state.started,
-            first_token_at=first,
-            finish_reason=state.finish_reason,
-            timings=state.timings,
-            usage=state.usage,
-            http_status=state.http_status,
-            server_still_generating=still,
-            text="".join(state.text),
-            reasoning_text="".join(state.reasoning),
-        )
+        yield state.end_event(time.monotonic(), still)
 
     def _handle(self, item: _Item, state: StreamTally) -> list[ChatEvent]:
         if isinstance(item, tuple):
@@ -362,7 +343,7 @@ class ChatStream:
             state.end("server_error", f"HTTP {item.status}: {http_error_text(item.body)}")
         elif item is _EOF:
             events = self._on_sse(self._decoder.close(), time.monotonic(), state)
-            self._ended_early(state, "the server closed the connection before the reply finished")
+            state.ended_early("the server closed the connection before the reply finished")
             return events
         elif isinstance(item, _Failed):
             self._on_failure(item.exc, state)
@@ -373,14 +354,6 @@ class ChatStream:
                 f"no data from the server for {self._client.stall_timeout_s:g} s: stream hung",
             )
         return []
-
-    def _ended_early(self, state: StreamTally, message: str) -> None:
-        """The byte stream stopped without ``[DONE]``: a reply whose finish reason came is whole
-        (only usage or timings may be missing), so it is ``done``; otherwise the reply is cut."""
-        if state.finish_reason is not None:
-            state.end("done")
-        else:
-            state.end("connection_lost", message)
 
     def _on_failure(self, exc: Exception, state: StreamTally) -> None:
         url = self._client.base_url
@@ -394,7 +367,7 @@ class ChatStream:
         elif isinstance(exc, httpx.DecodingError):
             state.end("bad_stream", f"cannot decode the response: {text}")
         elif isinstance(exc, (httpx.TransportError, httpx.StreamError)):
-            self._ended_early(state, f"connection lost: {text}")
+            state.ended_early(f"connection lost: {text}")
         else:
             state.end("bad_stream", f"internal error: {exc!r}")
 
