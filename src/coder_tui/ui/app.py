@@ -10,20 +10,18 @@ import contextlib
 import gc
 import os
 from collections.abc import Callable
-from contextlib import aclosing
 from typing import ClassVar
 
-from textual import work
 from textual.binding import Binding, BindingType
 
 from coder_tui import __version__
 from coder_tui.core.config import ChatSettings, Config
 from coder_tui.core.connect import env_lines
-from coder_tui.core.cpu_pace import BusyPace, idle_cores
+from coder_tui.core.cpu_pace import BusyPace
 from coder_tui.core.errors import UserError
-from coder_tui.core.export import ProfileLabels, PrometheusExporter
+from coder_tui.core.export import PrometheusExporter
 from coder_tui.core.fleet import FleetRow
-from coder_tui.core.metrics.bus import MetricsSampler, SamplerConfig
+from coder_tui.core.metrics.bus import MetricsSampler
 from coder_tui.core.metrics.gpu import GpuProbe
 from coder_tui.core.metrics.types import MetricsSnapshot
 from coder_tui.core.paths import app_paths
@@ -42,7 +40,8 @@ from coder_tui.core.server.swap import Swapper
 from coder_tui.core.state import load_state, remember
 from coder_tui.core.store import HistoryStore
 from coder_tui.ui.fleet_actions import FleetActions
-from coder_tui.ui.messages import MetricsUpdated, ServerEventMessage, ServerFailed
+from coder_tui.ui.messages import ServerEventMessage, ServerFailed
+from coder_tui.ui.metrics_actions import BUSY_SLOWDOWN, MetricsActions
 from coder_tui.ui.screens.connect import ConnectScreen
 from coder_tui.ui.screens.dashboard import DashboardScreen
 from coder_tui.ui.screens.main import MainScreen
@@ -52,12 +51,8 @@ from coder_tui.ui.themes import BUILTIN_DIR, DEFAULT_THEME, load_themes
 from coder_tui.ui.widgets.server_bar import ServerBar
 from coder_tui.ui.widgets.server_log import ServerLog
 
-BUSY_SLOWDOWN = 2
-"""While no CPU core is idle, the metrics are sampled and shown every this many intervals (every
-2 s at the default 1 Hz, nvitop's default), unless ``[chat] busy_refresh_s`` is 0."""
 
-
-class CoderApp(ServerActions, SwapActions, FleetActions):
+class CoderApp(ServerActions, SwapActions, FleetActions, MetricsActions):
     """coder-tui's main window."""
 
     CSS_PATH = "app.tcss"
@@ -193,20 +188,6 @@ class CoderApp(ServerActions, SwapActions, FleetActions):
             self.action_start()
 
     # -- workers -------------------------------------------------------------------------------
-    @work(exclusive=True, group="metrics", exit_on_error=False)
-    async def _sample_metrics(self, url: str) -> None:
-        interval = max(1.0, self.metrics_interval_s)
-        self.sampler = MetricsSampler(
-            url,
-            config=SamplerConfig(interval_s=interval, server_interval_s=interval),
-            api_key=self.main.api_key if self.main is not None else None,  # /slots needs it too
-        )
-        if self.attached is not None:
-            self.sampler.watch(pid=None, base_url=url)
-        async with aclosing(self.sampler.run()) as snapshots:
-            async for snap in snapshots:
-                self.post_message(MetricsUpdated(snap))
-
     def _load_themes(self) -> None:
         """Shipped and user themes; a broken file is reported and skipped. The choice persists."""
         paths = app_paths()
@@ -302,34 +283,6 @@ class CoderApp(ServerActions, SwapActions, FleetActions):
             bar.detail = event.reason
             self.notify(f"llama-server {event.reason}", severity="error", timeout=10)
             self._after_crash()
-
-    def on_metrics_updated(self, message: MetricsUpdated) -> None:
-        self.last_metrics = message.snapshot
-        if self.exporter is not None:  # the same snapshot, no extra sampling
-            profile = self.main.profile if self.main is not None else None
-            labels = ProfileLabels.from_profile(profile) if profile is not None else None
-            self.exporter.update(message.snapshot, labels)
-        host = message.snapshot.host
-        if (
-            host is not None
-            and host.cpu_percent_per_core
-            and self.tiles_pace.observe(idle_cores(host.cpu_percent_per_core))
-        ):
-            self._on_saturation(self.tiles_pace.saturated)
-        if isinstance(self.screen, DashboardScreen):
-            self.screen.show(message.snapshot)
-        elif self.main is not None and self.screen is self.main:
-            self.main.show_metrics(message.snapshot)
-
-    def _on_saturation(self, saturated: bool) -> None:
-        """No CPU core is idle (or one is again): every wake-up of this app now stalls the
-        model's threads, so the samplers and the tiles slow to every ``BUSY_SLOWDOWN`` ticks and the
-        prompt's cursor stops blinking."""
-        if self.sampler is not None:
-            self.sampler.set_slow(BUSY_SLOWDOWN if saturated else 1)
-        if self.main is not None:
-            self.main.cpu_saturated = saturated
-            self.main.sync_cursor_blink()
 
     def on_server_failed(self, message: ServerFailed) -> None:
         if self.main is None:

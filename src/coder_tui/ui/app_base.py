@@ -1,8 +1,9 @@
 """The App's state, declared once: the services and what the App remembers while it runs.
 
 ``CoderApp`` (``ui/app.py``) sets these in ``__init__``/``on_mount``; its action mixins
-(``server_actions.py``, ``swap_actions.py``) read them. Declaring them here keeps each module
-small and lets the type checker see what every part uses.
+(``server_actions.py``, ``swap_actions.py``, ``fleet_actions.py``, ``metrics_actions.py``) read
+them. Declaring them here keeps each module small and lets the type checker see what every part
+uses.
 """
 
 from __future__ import annotations
