@@ -128,7 +128,9 @@ async def test_dashboard_renders_at_80x24_and_200x60() -> None:
             assert len(tiles) == len(metrics_view.TILES)
             vram = app.query_one("#tile-vram", MetricTile)
             assert vram.has_class("high")
-            assert "23.5 GiB" in str(vram.query_one(".value").render())
+            assert vram.text.startswith("23.5 GiB")
+            assert vram.render_line(0).text.startswith("23.5 GiB / 24.0 GiB")
+            assert vram.render_line(1).text.startswith("server 22.0 GiB")
 
 
 class _Sampler:
@@ -200,24 +202,48 @@ def test_bar_levels_scale_each_bucket_maximum() -> None:
     assert bar_levels([0.0, 7.0], 4) == [0, 0, 7, 7]  # fewer samples than columns
 
 
-async def test_tile_sparkline_draws_runs_and_reuses_its_strip() -> None:
-    from coder_tui.ui.widgets.tile_sparkline import TileSparkline
+def test_sparkline_strip_draws_one_segment_per_shade() -> None:
+    from textual.color import Color
 
+    from coder_tui.ui.widgets.tile_sparkline import sparkline_strip
+
+    data = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.0, 7.0, 7.0, 7.0)
+    strip = sparkline_strip(data, 12, Color(0, 0, 80), Color(0, 0, 255))
+    assert strip.text == "▁▂▃▄▅▆▇█████" and strip.cell_length == 12
+    assert len(list(strip)) <= 4  # one segment per shade, not one per bar
+    assert sparkline_strip((), 5, Color(0, 0, 0), Color(9, 9, 9)).text == "▁" * 5
+
+
+def test_value_rows_wrap_like_a_two_row_static() -> None:
+    from coder_tui.ui.widgets.tile import value_rows
+
+    assert value_rows("21.8 t/s\nlive", 20) == ["21.8 t/s", "live"]
+    assert value_rows("rx 5.2 GB/s · tx 100.0 MB/s\nlink 31.5 GB/s", 16) == [
+        "rx 5.2 GB/s · tx",
+        "100.0 MB/s",
+    ]
+    assert value_rows("–", 10) == ["–"]
+
+
+async def test_tile_repaints_only_on_change_and_reuses_its_sparkline() -> None:
     class One(App[None]):
         def compose(self) -> ComposeResult:
-            yield TileSparkline()
+            yield MetricTile("gen", id="tile-gen")
 
     app = One()
-    async with app.run_test(size=(12, 3)) as pilot:
-        spark = app.query_one(TileSparkline)
-        spark.data = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.0, 7.0, 7.0, 7.0)
+    async with app.run_test(size=(24, 7)) as pilot:
+        tile = app.query_one(MetricTile)
+        assert tile.unavailable and tile.render_line(0).text.startswith("–")
+        tile.show("21.8 t/s\nlive", (1.0, 2.0, 3.0), level="warn")
         await pilot.pause()
-        strip = spark.render_line(0)
-        assert strip.text == "▁▂▃▄▅▆▇█████" and strip.cell_length == 12
-        assert len(list(strip)) <= 4  # one segment per shade, not one per bar
-        assert spark.render_line(0) is strip  # unchanged data: the same strip
-        spark.data = (1.0,)
-        assert spark.render_line(0).text == "█" * 12
+        assert tile.has_class("warn") and not tile.unavailable
+        assert [tile.render_line(y).text.rstrip() for y in range(2)] == ["21.8 t/s", "live"]
+        spark = tile.render_line(2)
+        assert set(spark.text) <= set("▁▂▃▄▅▆▇█") and spark.cell_length == 20
+        assert tile.render_line(2) is spark  # same history: the same strip
+        tile.show("21.8 t/s\nlive", (1.0, 2.0, 9.0))
+        assert tile.render_line(2) is not spark
+        assert not tile.has_class("warn")
 
 
 async def test_busy_refresh_zero_keeps_the_samplers_at_their_rate(

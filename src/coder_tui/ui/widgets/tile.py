@@ -1,44 +1,101 @@
-"""One dashboard tile: a title, a value line and a sparkline of recent history. Renders only."""
+"""One dashboard tile: a title, a value of up to two lines and a sparkline of recent history.
+
+One widget draws all of it through the Line API (the border and title are its CSS). Built from a
+``Static`` and a sparkline in a container, a tile was three widgets to repaint every tick, and the
+F4 dashboard repainted 36 of them. Renders only.
+"""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
+from typing import ClassVar
 
-from textual.app import ComposeResult
-from textual.containers import Vertical
-from textual.widgets import Static
+from rich.segment import Segment
+from textual.geometry import Size
+from textual.strip import Strip
+from textual.widget import Widget
 
-from coder_tui.ui.widgets.tile_sparkline import TileSparkline
+from coder_tui.ui.widgets.tile_sparkline import sparkline_strip
+
+VALUE_ROWS = 2
 
 
-class MetricTile(Vertical):
+def value_rows(text: str, width: int) -> list[str]:
+    """The value's first ``VALUE_ROWS`` rows at ``width``: each line wrapped on words, as a
+    ``Static`` of that height would show it."""
+    rows: list[str] = []
+    for line in text.split("\n"):
+        rows += textwrap.wrap(line, width, break_long_words=True) or [""]
+    return rows[:VALUE_ROWS]
+
+
+class MetricTile(Widget):
     """A labelled number with its recent history; ``show`` sets both."""
 
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "tile--unavailable",
+        "sparkline--max-color",
+        "sparkline--min-color",
+    }
     DEFAULT_CSS = """
     MetricTile {
         height: 5; border: round $panel-lighten-2; padding: 0 1; border-title-color: $text-muted;
     }
-    MetricTile > .value { height: 2; }
     MetricTile.warn { border: round $warning; }
     MetricTile.high { border: round $error; }
-    MetricTile > .value.-unavailable { color: $text-muted; }
+    MetricTile > .tile--unavailable { color: $text-muted; }
+    MetricTile > .sparkline--max-color { color: $primary; }
+    MetricTile > .sparkline--min-color { color: $primary 30%; }
     """
 
     def __init__(self, title: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.border_title = title
+        self.text = "–"
+        self.history: tuple[float, ...] = ()
+        self._spark: tuple[object, Strip] | None = None
 
-    def compose(self) -> ComposeResult:
-        yield Static("–", classes="value", markup=False)
-        yield TileSparkline()
+    @property
+    def unavailable(self) -> bool:
+        return self.text.startswith("no ") or self.text == "–"
 
     def show(self, text: str, history: Sequence[float] | None = None, *, level: str = "ok") -> None:
-        value = self.query_one(".value", Static)
-        # The value's box is fixed (height 2, the tile's width): no layout. A layout pass walks the
-        # whole screen, a long transcript included, and cost 10-25 ms for each tile every second.
-        value.update(text, layout=False)
-        value.set_class(text.startswith("no ") or text == "–", "-unavailable")
+        changed = text != self.text
+        self.text = text
+        if history is not None and tuple(history) != self.history:
+            self.history = tuple(history)
+            changed = True
         for name in ("warn", "high"):
             self.set_class(level == name, name)
-        if history is not None:
-            self.query_one(TileSparkline).data = tuple(history)
+        if changed:
+            # The tile's box is fixed (height 5, its grid cell): a repaint, never a layout. A
+            # layout walks the whole screen, a long transcript included: 10-25 ms a tile.
+            self.refresh()
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        """Two value rows and the sparkline (a grid sizing its rows asks this, not the CSS)."""
+        return VALUE_ROWS + 1
+
+    def render_line(self, y: int) -> Strip:
+        width = self.content_region.width
+        if width <= 0:
+            return Strip.blank(0)
+        if y < VALUE_ROWS:
+            rows = value_rows(self.text, width)
+            text = rows[y] if y < len(rows) else ""
+            style = (
+                self.get_component_rich_style("tile--unavailable")
+                if self.unavailable
+                else self.rich_style
+            )
+            return Strip([Segment(text, style)]).crop_extend(0, width, style)
+        if y == VALUE_ROWS:
+            _, base = self.background_colors
+            low = base + self.get_component_styles("sparkline--min-color").color
+            high = base + self.get_component_styles("sparkline--max-color").color
+            key = (self.history, width, low, high)
+            if self._spark is None or self._spark[0] != key:
+                self._spark = (key, sparkline_strip(self.history, width, low, high))
+            return self._spark[1]
+        return Strip.blank(width, self.rich_style)
