@@ -20,7 +20,7 @@ import os
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from coder_tui.core.errors import UserError
@@ -69,6 +69,36 @@ def create_private_file(path: Path) -> None:
         os.unlink(tmp)
 
 
+def open_private_db(
+    path: Path,
+    migrate: Callable[[sqlite3.Connection], None],
+    *,
+    busy_timeout_s: float = 5.0,
+    check_same_thread: bool = True,
+) -> sqlite3.Connection:
+    """A connection to the private database at ``path`` (made 0600 in 0700 folders, never by
+    opening an existing file), in autocommit mode with the settings every store here uses:
+    a busy timeout, WAL, ``synchronous = NORMAL`` and foreign keys; ``migrate`` runs next. The
+    connection is closed again if any of that fails."""
+    mkdirs_private(path.parent)
+    create_private_file(path)
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o600)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
+    try:
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000):d}")
+        db.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode NORMAL still survives a crash or kill of coder-tui; only a power cut can
+        # lose the last commits. FULL would fsync every streamed update.
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        migrate(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 def _why(exc: BaseException, busy_timeout_s: float) -> str:
     text = str(exc).lower()
     if "full" in text or getattr(exc, "errno", None) == errno.ENOSPC:
@@ -86,23 +116,15 @@ class HistoryDatabase:
     def __init__(self, path: Path, *, busy_timeout_s: float = 5.0) -> None:
         self.path = path
         self.busy_timeout_s = busy_timeout_s
-        mkdirs_private(path.parent)
-        create_private_file(path)
-        with contextlib.suppress(OSError):
-            os.chmod(path, 0o600)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        try:
-            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000):d}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            # In WAL mode NORMAL still survives a crash or kill of coder-tui; only a power cut
-            # can lose the last commits. FULL would fsync every streamed update.
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
-        except BaseException:
-            self._db.close()
-            raise
+        self._db = open_private_db(
+            path, self._adopt, busy_timeout_s=busy_timeout_s, check_same_thread=False
+        )
+
+    def _adopt(self, db: sqlite3.Connection) -> None:
+        """The new connection is this store's; migrate it (``open_private_db``'s last step)."""
+        self._db = db
+        self._migrate()
 
     def close(self) -> None:
         with self._lock:

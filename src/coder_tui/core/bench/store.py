@@ -28,7 +28,7 @@ from coder_tui.core.bench.types import (
     Settings,
 )
 from coder_tui.core.errors import UserError
-from coder_tui.core.store_db import create_private_file, mkdirs_private
+from coder_tui.core.store_db import open_private_db
 
 
 def _v1(db: sqlite3.Connection) -> None:
@@ -100,18 +100,12 @@ class BenchStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        mkdirs_private(path.parent)
-        create_private_file(path)  # never opens (and so never closes) an existing database file
-        self._db = sqlite3.connect(path, isolation_level=None)
-        try:
-            self._db.execute("PRAGMA busy_timeout = 5000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
-        except BaseException:
-            self._db.close()
-            raise
+        # Never opens (and so never closes) an existing database file: see create_private_file.
+        self._db = open_private_db(path, self._adopt)
+
+    def _adopt(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._migrate()
 
     def close(self) -> None:
         self._db.close()
