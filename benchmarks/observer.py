@@ -51,14 +51,6 @@ PROMPT = "Write a Python function that parses a CSV file."
 SETTLE_S = 1.0
 
 
-def cpu_s() -> float:
-    """CPU seconds of this process so far (all threads)."""
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
 class CpuWindow:
     """The CPU share of one core that this process (or ``pid``) used between ``start`` and ``stop``."""
 
@@ -68,7 +60,7 @@ class CpuWindow:
 
     def _cpu(self) -> float:
         if self.pid is None:
-            return cpu_s()
+            return time.process_time()  # this process, all threads
         import psutil
 
         t = psutil.Process(self.pid).cpu_times()

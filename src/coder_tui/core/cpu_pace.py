@@ -12,7 +12,7 @@ through psutil, about 20 µs); ``idle_cores`` reads the same from a host snapsho
 the app's own lower cost cannot make it flip back. Its ``interval_s`` is then ``busy_interval_s``
 instead of ``normal_interval_s``. The chat pane uses it for both the screen updates and the reads of
 the HTTP stream (``ui/screens/main.py``); the app shows the live tiles less often with it
-(``ui/app.py``). Knows nothing of Textual.
+(``ui/metrics_actions.py``). Knows nothing of Textual.
 """
 
 from __future__ import annotations
@@ -23,14 +23,11 @@ from typing import Any
 
 import psutil
 
+from coder_tui.core.metrics.host import idle_seconds
+
 ENTER_IDLE_CORES = 0.5
 LEAVE_IDLE_CORES = 1.0
 MIN_WINDOW_S = 0.15
-
-
-def _idle_seconds(times: Any) -> float:
-    """Idle and iowait seconds summed over all cores (a ``psutil.cpu_times()`` result)."""
-    return float(times.idle + getattr(times, "iowait", 0.0))
 
 
 def idle_cores(busy_percent_per_core: Sequence[float]) -> float:
@@ -48,7 +45,7 @@ class IdleCores:
     ) -> None:
         self._cpu_times = cpu_times
         self._clock = clock
-        self._prev = (clock(), _idle_seconds(cpu_times()))
+        self._prev = (clock(), idle_seconds(cpu_times()))
 
     def elapsed_s(self) -> float:
         """Seconds since the previous sample (or since construction)."""
@@ -56,7 +53,7 @@ class IdleCores:
 
     def sample(self) -> float | None:
         """Idle cores since the previous call; ``None`` when no time has passed."""
-        now, idle = self._clock(), _idle_seconds(self._cpu_times())
+        now, idle = self._clock(), idle_seconds(self._cpu_times())
         then, idle_then = self._prev
         self._prev = (now, idle)
         if now <= then:

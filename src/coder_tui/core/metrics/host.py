@@ -9,6 +9,7 @@ milliseconds per GB of a model's RSS. Rates come from the previous sample. Sched
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import psutil
 
@@ -19,12 +20,18 @@ SWAPPING_BYTES_PER_S = 1 << 20
 CHILDREN_REFRESH_S = 10.0
 
 
+def idle_seconds(times: Any) -> float:
+    """Idle seconds of a ``psutil.cpu_times()`` result, iowait included (a core waiting on I/O
+    is free to run something else)."""
+    return float(times.idle + getattr(times, "iowait", 0.0))
+
+
 def _cpu_times() -> list[tuple[float, float]]:
     """(total, idle) seconds per core; guest time is already inside user time on Linux."""
     out = []
     for t in psutil.cpu_times(percpu=True):
         total = sum(t) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
-        out.append((total, t.idle + getattr(t, "iowait", 0.0)))
+        out.append((total, idle_seconds(t)))
     return out
 
 

@@ -2,9 +2,9 @@
 
 Owns the chat flow: save the prompt before sending, stream the reply through the client into the
 transcript (coalesced), save it as it streams (about once a second) and when it ends. While no CPU
-core is idle (``core/cpu_pace.py``) the reply is read and drawn only every ``busy_refresh_s``. The App owns
-the services (server, history store) and sets this screen's server attributes; the screen never
-starts or stops the server itself.
+core is idle (``core/cpu_pace.py``) the reply is read and drawn only every ``busy_refresh_s``.
+The App owns the services (server, history store) and sets this screen's server attributes; the
+screen never starts or stops the server itself.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from coder_tui.core.client import ChatClient, Delta, StreamEnd
+from coder_tui.core.client import ChatClient, ChatStream, Delta, StreamEnd
 from coder_tui.core.config import ChatSettings, Profile
 from coder_tui.core.cpu_pace import BusyPace
 from coder_tui.core.metrics.types import MetricsSnapshot
@@ -196,11 +196,13 @@ class MainScreen(Screen[None]):
             self.reply_paced = paced = False
             try:
                 async for event in stream:
-                    if isinstance(event, Delta) and (self.pace.check() or not paced):
-                        # From the first token on (time to first token is read unpaced).
-                        paced = True
-                        self._apply_pace(coalescer, stream)
-                    if isinstance(event, Delta) and not event.reasoning:
+                    if isinstance(event, Delta):
+                        if self.pace.check() or not paced:
+                            # From the first token on (time to first token is read unpaced).
+                            paced = True
+                            self._apply_pace(coalescer, stream)
+                        if event.reasoning:
+                            continue
                         parts.append(event.text)
                         await coalescer.add(event.text)
                         if time.monotonic() - last_save >= SAVE_EVERY_S:
@@ -247,9 +249,9 @@ class MainScreen(Screen[None]):
         if notice:
             self.notify(notice, severity="error", timeout=12)
 
-    def _apply_pace(self, coalescer: Coalescer, stream: Any) -> None:
+    def _apply_pace(self, coalescer: Coalescer, stream: ChatStream) -> None:
         """Screen updates and stream reads at the pace's interval; no cursor blink while busy."""
-        busy = self.pace.saturated and self.pace.busy_interval_s > 0
+        busy = self.pace.saturated
         coalescer.interval_s = self.pace.interval_s
         stream.read_gap_s = self.pace.interval_s if busy else 0.0
         self._reply_busy = busy

@@ -55,6 +55,7 @@ class MetricTile(Widget):
         self.text = "–"
         self.history: tuple[float, ...] = ()
         self._spark: tuple[object, Strip] | None = None
+        self._rows: tuple[tuple[str, int], list[str]] | None = None
 
     @property
     def unavailable(self) -> bool:
@@ -82,7 +83,9 @@ class MetricTile(Widget):
         if width <= 0:
             return Strip.blank(0)
         if y < VALUE_ROWS:
-            rows = value_rows(self.text, width)
+            if self._rows is None or self._rows[0] != (self.text, width):
+                self._rows = ((self.text, width), value_rows(self.text, width))
+            rows = self._rows[1]
             text = rows[y] if y < len(rows) else ""
             style = (
                 self.get_component_rich_style("tile--unavailable")
