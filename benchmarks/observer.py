@@ -4,11 +4,16 @@ The bench demo model (Q4_K_M) is served with its threads on every core, and each
 fixed-length generation (``ignore_eos``, 384 tokens), interleaved round by round:
   (a) nothing watching: the request alone;
   (b) coder-tui's dashboard (F4) at default rates, attached to the server, while the request runs;
-  (c) coder-tui chatting: the app sends the request itself and renders the reply;
+  (c) coder-tui chatting, as it runs by default: the app sends the request itself and renders the
+      reply. Its history database is kept from round to round, as a user's is, and starts with one
+      reply (not measured), so each measured reply follows one on the same model: a fast one with
+      no idle core makes it a quiet reply (``[chat] quiet_above_tps``), asked for whole;
+  (g) coder-tui chatting with every reply streamed (``quiet_above_tps = 0``), drawn at the pace
+      it keeps while no core is idle;
   (d) nvitop watching, if it is installed (skipped otherwise, and said so);
-  (e) the stream of (c) without the app: coder-tui's client reads the same streamed request, paced
-      as the chat pane paces it while no core is idle (a read a second), and draws nothing. Any
-      chat client pays this: llama-server wakes to send each token. (c)/(e) is what drawing costs.
+  (e) with ``--also-stream-only``: the stream of (g) without the app, read by coder-tui's client
+      at the same pace, drawn nowhere. Any streaming client pays this: llama-server wakes to send
+      each token. (g)/(e) is what drawing costs.
 Speeds are the server's own ``timings.predicted_per_second``. Each arm is reported as a ratio to
 (a) of the same round (median over rounds, with the spread). Targets (issue 10): (b) and (c) at
 least 0.98. Fairness: the order of the arms rotates from round to round (an arm that follows
@@ -37,7 +42,7 @@ from typing import Any
 
 import httpx
 
-from coder_tui.core.config import Config, load_config
+from coder_tui.core.config import ChatSettings, Config, load_config
 from coder_tui.core.demo import prepare_demo
 from coder_tui.core.server.ports import free_port
 from coder_tui.core.server.process import ServerManager
@@ -149,33 +154,46 @@ async def arm_dashboard(url: str, tokens: int, tmp: Path) -> float:
 
 
 async def arm_chat(
-    url: str, tokens: int, tmp: Path, busy_refresh_s: float | None = None, key: str = "c"
+    url: str,
+    tokens: int,
+    tmp: Path,
+    key: str,
+    *,
+    history: Path | None = None,
+    chat: ChatSettings | None = None,
 ) -> float:
-    with HistoryStore(tmp / f"h-{time.monotonic_ns()}.sqlite3") as store:
+    """One reply from the app, in a new conversation. ``history``: the database to keep (a fresh
+    one when not given); ``chat``: the ``[chat]`` settings (the defaults when not given)."""
+    with HistoryStore(history or tmp / f"h-{time.monotonic_ns()}.sqlite3") as store:
         app = CoderApp(None, attach_url=url, store=store)
         async with app.run_test(size=(160, 50)) as pilot:
             await until(lambda: app.main is not None and app.main.server_ready)
             main = app.main
             assert main is not None
-            if busy_refresh_s is not None:
-                main.pace.busy_interval_s = busy_refresh_s
+            if chat is not None:
+                main.chat_settings = chat
+                main.pace.busy_interval_s = chat.busy_refresh_s
             main.request_extra = {"ignore_eos": True, "max_tokens": tokens, "cache_prompt": False}
+            await pilot.press("ctrl+n")  # the same prompt size every time
             await asyncio.sleep(2.0)
             prompt = main.query_one(PromptInput)
             window = CpuWindow()
             window.start()
             prompt.post_message(PromptInput.Submitted(prompt, PROMPT))
-            await until(lambda: main.generating, 10)
+            await until(lambda: main.conversation is not None, 10)
+            conv = main.conversation
+            assert conv is not None
+            await until(lambda: len(store.messages(conv.id)) == 2, 10)
             await until(lambda: not main.generating, 300)
             window.stop()
             LAST_CPU[key] = window.share
-            LAST_NOTE[key] = "reply slowed" if main.reply_paced else "reply at full rate"
-            conv = main.conversation
-            assert conv is not None
             reply = store.messages(conv.id)[-1]
+            run = store.last_decode(None, reply.model)
+            how = "quiet (asked whole)" if run is not None and run.quiet else "streamed"
+            LAST_NOTE[key] = f"{how}, reply {'slowed' if main.reply_paced else 'at full rate'}"
             await pilot.press("ctrl+q")
     if reply.predicted_per_second is None:
-        raise RuntimeError(f"the chat reply has no timings: {reply.status}")
+        raise RuntimeError(f"the chat reply has no timings: {reply.status} {reply.error}")
     return reply.predicted_per_second
 
 
@@ -273,26 +291,40 @@ Results = dict[str, list[tuple[float, float | None]]]
 
 
 async def run(
-    config: Config, rounds: int, tokens: int, tmp: Path, also_busy_refresh: float | None = None
+    config: Config,
+    rounds: int,
+    tokens: int,
+    tmp: Path,
+    also_busy_refresh: float | None = None,
+    stream_only: bool = False,
 ) -> Results:
     mgr = ServerManager(config.server, log_dir=tmp / "logs")
     await mgr.start(config.profile("q4_k_m"))
     try:
         url = mgr.url
         await generate(url, 32)  # warm-up
+        history = tmp / "chat-history.sqlite3"
+        await arm_chat(url, tokens, tmp, "warm-up", history=history)  # the reply before
+        streamed = ChatSettings(quiet_above_tps=0)
         arms: dict[str, Any] = {
             "a: nothing watching": lambda: arm_nothing(url, tokens),
             "b: dashboard (F4), default rates": lambda: arm_dashboard(url, tokens, tmp),
-            "c: coder-tui chatting": lambda: arm_chat(url, tokens, tmp),
+            "c: coder-tui chatting (defaults)": lambda: arm_chat(
+                url, tokens, tmp, "c", history=history
+            ),
+            "g: chatting, every reply streamed": lambda: arm_chat(
+                url, tokens, tmp, "g", chat=streamed
+            ),
         }
         if nvitop_argv():
             arms["d: nvitop"] = lambda: arm_nvitop(url, tokens)
         gap = config.chat.busy_refresh_s
-        arms["e: (c)'s stream, not drawn"] = lambda: arm_stream(url, tokens, gap)
+        if stream_only:
+            arms["e: (g)'s stream, not drawn"] = lambda: arm_stream(url, tokens, gap)
         if also_busy_refresh is not None:
-            other = also_busy_refresh
-            arms[f"f: chatting, busy_refresh_s = {other:g}"] = lambda: arm_chat(
-                url, tokens, tmp, other, "f"
+            other = ChatSettings(quiet_above_tps=0, busy_refresh_s=also_busy_refresh)
+            arms[f"f: streamed, busy_refresh_s = {also_busy_refresh:g}"] = lambda: arm_chat(
+                url, tokens, tmp, "f", chat=other
             )
         results: Results = {name: [] for name in arms}
         names = list(arms)
@@ -323,6 +355,11 @@ def main() -> int:
         help="add an arm (f): chatting with this [chat] busy_refresh_s instead of the default",
     )
     parser.add_argument(
+        "--also-stream-only",
+        action="store_true",
+        help="add an arm (e): the streamed reply read by coder-tui's client, drawn nowhere",
+    )
+    parser.add_argument(
         "--threads", type=int, help="server threads (default: every core, as issue 10 asks)"
     )
     parser.add_argument(
@@ -342,7 +379,9 @@ def main() -> int:
         server=replace(config.server, port=free_port()),
         profiles={"q4_k_m": profile},
     )
-    results = asyncio.run(run(config, args.rounds, args.tokens, tmp, args.also_busy_refresh))
+    results = asyncio.run(
+        run(config, args.rounds, args.tokens, tmp, args.also_busy_refresh, args.also_stream_only)
+    )
     base = [speed for speed, _ in results["a: nothing watching"]]
     lines = [
         f"### observer ({time.strftime('%Y-%m-%d %H:%M')}, bench demo Q4_K_M, {threads} threads "
@@ -357,21 +396,24 @@ def main() -> int:
         values = [speed for speed, _ in runs]
         cpus = [100 * cpu for _, cpu in runs if cpu is not None]
         ratios = [v / b for v, b in zip(values, base, strict=True)]
-        target = "≥ 0.98" if name[0] in "bcf" else ""
+        target = "≥ 0.98" if name[0] in "bc" else ""
         cpu_text = f"{statistics.median(cpus):.1f}" if cpus else "–"
         lines.append(
             f"| {name} | {statistics.median(values):.1f} | {statistics.median(ratios):.3f} | "
             f"{min(ratios):.3f}-{max(ratios):.3f} | {cpu_text} | {target} |"
         )
-    chat = [speed for speed, _ in results["c: coder-tui chatting"]]
-    bare = [speed for speed, _ in results["e: (c)'s stream, not drawn"]]
-    drawn = [c / e for c, e in zip(chat, bare, strict=True)]
-    lines.append("")
-    lines.append(
-        f"(c)/(e), what drawing the reply costs beyond its stream: median {statistics.median(drawn):.3f}"
-        f" (range {min(drawn):.3f}-{max(drawn):.3f}); (e)/(a), what streaming costs the server: "
-        f"median {statistics.median([e / a for e, a in zip(bare, base, strict=True)]):.3f}."
-    )
+    stream_name = "e: (g)'s stream, not drawn"
+    if stream_name in results:
+        chat = [speed for speed, _ in results["g: chatting, every reply streamed"]]
+        bare = [speed for speed, _ in results[stream_name]]
+        drawn = [c / e for c, e in zip(chat, bare, strict=True)]
+        streaming = [e / a for e, a in zip(bare, base, strict=True)]
+        lines.append("")
+        lines.append(
+            f"(g)/(e), what drawing the streamed reply costs beyond its stream: median "
+            f"{statistics.median(drawn):.3f} (range {min(drawn):.3f}-{max(drawn):.3f}); (e)/(a), "
+            f"what streaming costs the server: median {statistics.median(streaming):.3f}."
+        )
     if "d: nvitop" not in results:
         lines.append("")
         lines.append("(d) nvitop is not installed here: not measured.")

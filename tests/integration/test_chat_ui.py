@@ -148,3 +148,70 @@ async def test_reply_is_paced_while_no_core_is_idle(demo_config: Config, tmp_pat
             assert "drawn every 0.3 s (no idle CPU core)" in stats
             assert seen and seen[-1] == (0.3, 0.3, False)
             assert main.query_one(PromptInput).cursor_blink  # blinking again after the reply
+
+
+async def test_a_fast_reply_with_no_idle_core_makes_the_next_one_quiet(
+    demo_config: Config, tmp_path: Path
+) -> None:
+    """After a reply that decoded fast with every core busy, the next one is asked whole: its
+    stats line counts tokens meanwhile, the whole text arrives and is stored, the footer says so;
+    once a reply runs with an idle core, the next one streams again."""
+    from dataclasses import replace
+
+    from coder_tui.core.cpu_pace import BusyPace
+
+    config = replace(demo_config, chat=replace(demo_config.chat, quiet_above_tps=1.0))
+    with HistoryStore(tmp_path / "h.sqlite3") as store:
+        app = CoderApp(config, store=store)
+        async with app.run_test(size=(120, 40)) as pilot:
+            main = await _ready(app)
+
+            async def replies(n: int) -> None:
+                conv = main.conversation
+                assert conv is not None
+                await until(lambda: len(store.messages(conv.id)) == n, 10)
+                await until(lambda: not main.generating, 60)
+
+            main.pace = BusyPace(0.05, idle=_NoIdleCore())  # type: ignore[arg-type]
+            main.request_extra = {"ignore_eos": True, "max_tokens": 100}
+            await pilot.press(*"first", "enter")
+            await until(lambda: main.conversation is not None, 10)
+            await replies(2)
+            model = store.messages(main.conversation.id)[-1].model  # type: ignore[union-attr]
+            first = store.last_decode("q4_k_m", model)
+            assert first is not None and first.cpu_saturated and not first.quiet
+            assert first.tokens_per_second > 1.0
+
+            seen: list[str] = []
+            show = main_screen.quiet_progress
+
+            def spy(event):  # type: ignore[no-untyped-def]
+                seen.append(show(event))
+                return seen[-1]
+
+            main_screen.quiet_progress = spy  # type: ignore[assignment]
+            main.request_extra = {"ignore_eos": True, "max_tokens": 1000}
+            try:
+                await pilot.press(*"second", "enter")
+                await replies(4)
+            finally:
+                main_screen.quiet_progress = show  # type: ignore[assignment]
+            reply = store.messages(main.conversation.id)[-1]  # type: ignore[union-attr]
+            assert reply.status == "complete" and reply.completion_tokens == 1000
+            assert seen and "tokens after" in seen[0]
+            view = main.query(MessageView).last()
+            assert view.body.source == reply.content and reply.content
+            assert "asked whole" in str(view.query_one(".stats").render())
+            second = store.last_decode("q4_k_m", model)
+            assert second is not None and second.quiet and second.cpu_saturated
+
+            main.pace = BusyPace(0.05, enter_idle=-1.0, leave_idle=-1.0)  # a core always idle
+            main.request_extra = {"ignore_eos": True, "max_tokens": 100}
+            await pilot.press(*"third", "enter")
+            await replies(6)
+            third = store.last_decode("q4_k_m", model)
+            assert third is not None and third.quiet and not third.cpu_saturated
+            await pilot.press(*"fourth", "enter")
+            await replies(8)
+            fourth = store.last_decode("q4_k_m", model)
+            assert fourth is not None and not fourth.quiet

@@ -9,6 +9,7 @@ from pathlib import Path
 from coder_tui.core.client import (
     ChatClient,
     ChatEvent,
+    DecodeProgress,
     Delta,
     Finish,
     StreamEnd,
@@ -134,4 +135,59 @@ async def test_server_killed_mid_stream(demo_config: Config, tmp_path: Path) -> 
         assert msg.error
     finally:
         store.close()
+        await mgr.stop()
+
+
+async def test_quiet_reply_is_the_streamed_reply_asked_whole(
+    demo_config: Config, tmp_path: Path
+) -> None:
+    """The same request (temperature 0, no prompt cache) asked whole gives the same text, finish
+    and token count as streamed; the token count comes from ``/slots`` meanwhile."""
+    mgr = ServerManager(demo_config.server, log_dir=tmp_path)
+    N = 2000  # noqa: N806 (long enough for a few polls on a fast machine: the model is tiny)
+    extra = {"ignore_eos": True, "cache_prompt": False}
+    try:
+        await mgr.start(demo_config.profile("q4_k_m"))
+        async with ChatClient(mgr.url) as client:
+            streamed = [
+                e async for e in client.stream_chat(MSGS, max_tokens=N, temperature=0, extra=extra)
+            ]
+            quiet = [
+                e
+                async for e in client.quiet_chat(
+                    MSGS, max_tokens=N, temperature=0, extra=extra, poll_s=0.05
+                )
+            ]
+    finally:
+        await mgr.stop()
+    a, b = streamed[-1], quiet[-1]
+    assert isinstance(a, StreamEnd) and isinstance(b, StreamEnd)
+    assert a.status == b.status == "done", (a.message, b.message)
+    assert b.text == a.text and b.finish_reason == a.finish_reason == "length"
+    assert b.timings is not None and b.timings.predicted_n == N
+    progress = [e.n_decoded for e in quiet if isinstance(e, DecodeProgress)]
+    assert progress and progress == sorted(progress) and progress[-1] <= N
+    first_delta = next(i for i, e in enumerate(quiet) if isinstance(e, Delta))
+    assert all(not isinstance(e, DecodeProgress) for e in quiet[first_delta:])
+    assert b.ttft_s is not None and 0 < b.ttft_s < b.elapsed_s
+
+
+async def test_quiet_reply_cancel_leaves_slots_idle(demo_config: Config, tmp_path: Path) -> None:
+    mgr = ServerManager(demo_config.server, log_dir=tmp_path)
+    try:
+        await mgr.start(demo_config.profile("q4_k_m"))
+        async with ChatClient(mgr.url) as client:
+            reply = client.quiet_chat(
+                MSGS, max_tokens=20000, extra={"ignore_eos": True}, poll_s=0.05
+            )
+            events: list[ChatEvent] = []
+            async for event in reply:
+                events.append(event)
+                if isinstance(event, DecodeProgress):
+                    reply.cancel()
+            end = events[-1]
+            assert isinstance(end, StreamEnd) and end.status == "cancelled", end.message
+            assert end.server_still_generating is False
+            assert await check_slots_idle(mgr.url) is True
+    finally:
         await mgr.stop()

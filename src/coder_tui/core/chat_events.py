@@ -48,6 +48,15 @@ class PromptProgress:
 
 
 @dataclass(frozen=True)
+class DecodeProgress:
+    """Tokens generated so far, read from llama-server's ``/slots`` while a quiet reply (one asked
+    for whole, ``core/quiet_reply.py``) is generated; ``t_s`` as for ``Delta``."""
+
+    n_decoded: int
+    t_s: float
+
+
+@dataclass(frozen=True)
 class Timings:
     """llama-server's own measurement of the request; the speeds to show users come from here."""
 
@@ -108,7 +117,9 @@ class StreamEnd:
     reasoning_text: str = ""
 
 
-ChatEvent: TypeAlias = Delta | PromptProgress | Timings | Usage | Finish | StreamEnd
+ChatEvent: TypeAlias = (
+    Delta | PromptProgress | DecodeProgress | Timings | Usage | Finish | StreamEnd
+)
 
 
 class ChunkError(Exception):

@@ -23,13 +23,14 @@ import json
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from coder_tui.core.chat_events import (
     ChatEvent,
     ChunkError,
+    DecodeProgress,
     Delta,
     EndStatus,
     Finish,
@@ -43,10 +44,14 @@ from coder_tui.core.chat_events import (
 )
 from coder_tui.core.sse import SSEDecoder, SSEError, SSEEvent
 
+if TYPE_CHECKING:
+    from coder_tui.core.quiet_reply import QuietReply
+
 __all__ = [  # the event types are re-exported: a caller needs only this module
     "ChatClient",
     "ChatEvent",
     "ChatStream",
+    "DecodeProgress",
     "Delta",
     "EndStatus",
     "Finish",
@@ -90,6 +95,55 @@ class _Failed:
 
 
 _Item = tuple[bytes, float] | _Marker | _Opened | _HttpError | _Failed
+
+
+def _request_body(
+    messages: Sequence[Mapping[str, Any]],
+    model: str | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    seed: int | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"messages": [dict(m) for m in messages]}
+    for key, value in (
+        ("model", model),
+        ("max_tokens", max_tokens),
+        ("temperature", temperature),
+        ("seed", seed),
+    ):
+        if value is not None:
+            body[key] = value
+    return body
+
+
+def end_for_failure(exc: Exception, state: StreamTally, client: ChatClient) -> None:
+    """End ``state`` for an exception of the HTTP request (connect, timeout, broken stream)."""
+    url = client.base_url
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectTimeout):
+        state.end("timed_out", f"no connection to {url} within {client.connect_timeout_s:g} s")
+    elif isinstance(exc, httpx.ConnectError):
+        state.end("connection_lost", f"cannot connect to {url}: {text}")
+    elif isinstance(exc, httpx.DecodingError):
+        state.end("bad_stream", f"cannot decode the response: {text}")
+    elif isinstance(exc, (httpx.TransportError, httpx.StreamError)):
+        state.ended_early(f"connection lost: {text}")
+    else:
+        state.end("bad_stream", f"internal error: {exc!r}")
+
+
+async def still_generating(
+    client: ChatClient, state: StreamTally, wait_s: float = 1.0
+) -> bool | None:
+    """After a cancel or a stall: is the server still generating (``/slots``, up to ``wait_s``)?
+    ``None`` when not asked (the reply ended otherwise) or unknown."""
+    if state.status != "cancelled" and not state.stalled:
+        return None
+    try:
+        idle = await client.check_slots_idle(wait_s=wait_s)
+    except Exception:
+        return None
+    return None if idle is None else not idle
 
 
 def _root(base_url: str) -> str:
@@ -155,23 +209,37 @@ class ChatClient:
         (``return_progress``, which also keeps a long prompt from tripping the watchdog), and
         turns off per-token timings. ``extra`` is merged last (e.g. ``{"ignore_eos": True}``).
         """
-        body: dict[str, Any] = {
-            "messages": [dict(m) for m in messages],
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "timings_per_token": False,
-            "return_progress": True,
-        }
-        for key, value in (
-            ("model", model),
-            ("max_tokens", max_tokens),
-            ("temperature", temperature),
-            ("seed", seed),
-        ):
-            if value is not None:
-                body[key] = value
+        body = _request_body(messages, model, max_tokens, temperature, seed)
+        body.update(
+            {
+                "stream": True,
+                "stream_options": {"include_usage": True},
+                "timings_per_token": False,
+                "return_progress": True,
+            }
+        )
         body.update(extra or {})
         return ChatStream(self, body)
+
+    def quiet_chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+        poll_s: float = 1.0,
+    ) -> QuietReply:
+        """The same reply asked for whole (``stream: false``), its progress read from ``/slots``
+        every ``poll_s``: see ``core/quiet_reply.py``. Same events and ``cancel()``."""
+        from coder_tui.core.quiet_reply import QuietReply
+
+        body = _request_body(messages, model, max_tokens, temperature, seed)
+        body["stream"] = False
+        body.update(extra or {})
+        return QuietReply(self, body, poll_s)
 
     async def check_slots_idle(self, *, wait_s: float = 1.0) -> bool | None:
         """Whether every llama-server slot has stopped processing, polling ``/slots`` for up to
@@ -317,13 +385,7 @@ class ChatStream:
                 self._timer.cancel()
             reader.cancel()
             await asyncio.wait([reader])  # closes the response; never raises the reader's error
-        still: bool | None = None
-        if state.status == "cancelled" or state.stalled:
-            try:
-                idle = await self._client.check_slots_idle(wait_s=1.0)
-            except Exception:
-                idle = None
-            still = None if idle is None else not idle
+        still = await still_generating(self._client, state)
         yield state.end_event(time.monotonic(), still)
 
     def _handle(self, item: _Item, state: StreamTally) -> list[ChatEvent]:
@@ -346,7 +408,7 @@ class ChatStream:
             state.ended_early("the server closed the connection before the reply finished")
             return events
         elif isinstance(item, _Failed):
-            self._on_failure(item.exc, state)
+            end_for_failure(item.exc, state, self._client)
         elif item is _STALL:
             state.stalled = True
             state.end(
@@ -354,22 +416,6 @@ class ChatStream:
                 f"no data from the server for {self._client.stall_timeout_s:g} s: stream hung",
             )
         return []
-
-    def _on_failure(self, exc: Exception, state: StreamTally) -> None:
-        url = self._client.base_url
-        text = str(exc) or type(exc).__name__
-        if isinstance(exc, httpx.ConnectTimeout):
-            state.end(
-                "timed_out", f"no connection to {url} within {self._client.connect_timeout_s:g} s"
-            )
-        elif isinstance(exc, httpx.ConnectError):
-            state.end("connection_lost", f"cannot connect to {url}: {text}")
-        elif isinstance(exc, httpx.DecodingError):
-            state.end("bad_stream", f"cannot decode the response: {text}")
-        elif isinstance(exc, (httpx.TransportError, httpx.StreamError)):
-            state.ended_early(f"connection lost: {text}")
-        else:
-            state.end("bad_stream", f"internal error: {exc!r}")
 
     def _on_sse(self, events: list[SSEEvent], at: float, state: StreamTally) -> list[ChatEvent]:
         out: list[ChatEvent] = []

@@ -226,5 +226,6 @@ CHAT_KEYS: dict[str, Conv] = {
     "temperature": _number(">= 0", lambda x: x >= 0),
     "stall_timeout_s": _seconds,
     "busy_refresh_s": _number("of seconds >= 0", lambda x: x >= 0),
+    "quiet_above_tps": _number("of tokens/s >= 0", lambda x: x >= 0),
     "api_key_env": text_value,
 }

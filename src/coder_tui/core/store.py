@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from typing import cast
 
+from coder_tui.core.decode_memory import DecodeRun, decode_key
 from coder_tui.core.store_db import HistoryWriteError
 from coder_tui.core.store_export import conversation_markdown
 from coder_tui.core.store_export import stats_line as stats_line  # re-exported for the UI
@@ -128,6 +129,33 @@ class HistoryStore(MessageWrites):
             (profile,),
         )
         return float(rows[0][0]) if rows else None  # type: ignore[arg-type]
+
+    # -- how replies decoded (core/decode_memory.py) --------------------------------------------
+
+    def record_decode(self, profile: str | None, model: str | None, run: DecodeRun) -> None:
+        """Remember how the newest reply of ``profile`` and ``model`` decoded (one row each)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO decode_runs "
+                "(key, at, tokens_per_second, cpu_saturated, quiet) VALUES (?, ?, ?, ?, ?)",
+                (
+                    decode_key(profile, model),
+                    time.time(),
+                    run.tokens_per_second,
+                    int(run.cpu_saturated),
+                    int(run.quiet),
+                ),
+            )
+
+    def last_decode(self, profile: str | None, model: str | None) -> DecodeRun | None:
+        rows = self._read(
+            "SELECT tokens_per_second, cpu_saturated, quiet FROM decode_runs WHERE key = ?",
+            (decode_key(profile, model),),
+        )
+        if not rows:
+            return None
+        speed, saturated, quiet = rows[0]
+        return DecodeRun(float(speed), bool(saturated), bool(quiet))  # type: ignore[arg-type]
 
     def message(self, msg_id: int) -> StoredMessage | None:
         sql = f"SELECT {_MSG_COLUMNS} FROM messages WHERE id = ?"  # noqa: S608 (constant columns)

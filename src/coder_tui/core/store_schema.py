@@ -99,6 +99,18 @@ def _v1(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX conversations_by_update ON conversations (updated_at)")
 
 
+def _v2(db: sqlite3.Connection) -> None:
+    """How the newest reply of each profile and model decoded (``core/decode_memory.py``)."""
+    db.execute(
+        """CREATE TABLE decode_runs (
+            key TEXT PRIMARY KEY,
+            at REAL NOT NULL,
+            tokens_per_second REAL NOT NULL,
+            cpu_saturated INTEGER NOT NULL,
+            quiet INTEGER NOT NULL)"""
+    )
+
+
 # Forward migrations: entry i takes the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1,)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2)
 SCHEMA_VERSION = len(MIGRATIONS)

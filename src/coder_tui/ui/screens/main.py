@@ -2,7 +2,9 @@
 
 Owns the chat flow: save the prompt before sending, stream the reply through the client into the
 transcript (coalesced), save it as it streams (about once a second) and when it ends. While no CPU
-core is idle (``core/cpu_pace.py``) the reply is read and drawn only every ``busy_refresh_s``.
+core is idle (``core/cpu_pace.py``) the reply is read and drawn only every ``busy_refresh_s``; when
+the previous reply of the same profile and model was fast with no idle core, the reply is asked for
+whole instead, with a token count meanwhile (``core/decode_memory.py``, ``core/quiet_reply.py``).
 The App owns the services (server, history store) and sets this screen's server attributes; the
 screen never starts or stops the server itself.
 """
@@ -10,6 +12,7 @@ screen never starts or stops the server itself.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import time
 from typing import Any, ClassVar
@@ -22,12 +25,14 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from coder_tui.core.client import ChatClient, ChatStream, Delta, StreamEnd
+from coder_tui.core.client import ChatClient, ChatStream, DecodeProgress, Delta, StreamEnd
 from coder_tui.core.config import ChatSettings, Profile
 from coder_tui.core.cpu_pace import BusyPace
+from coder_tui.core.decode_memory import DecodeRun, quiet_next
 from coder_tui.core.metrics.types import MetricsSnapshot
+from coder_tui.core.quiet_reply import QuietReply
 from coder_tui.core.server.restart import interrupted_notice, reply_end_notice
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.store import HistoryStore, HistoryWriteError
 from coder_tui.core.store_schema import Conversation, status_for_end
 from coder_tui.ui.coalesce import Coalescer
 from coder_tui.ui.widgets.chat_view import ChatView, reply_footer
@@ -36,6 +41,18 @@ from coder_tui.ui.widgets.prompt import PromptInput
 from coder_tui.ui.widgets.reply_stream import ReplyStream
 from coder_tui.ui.widgets.server_bar import ServerBar
 from coder_tui.ui.widgets.server_log import ServerLog
+
+MIN_RECORD_TOKENS = 16
+"""A reply shorter than this says too little about the decode speed to steer the next one."""
+
+
+def quiet_progress(event: DecodeProgress) -> str:
+    """The stats line of a quiet reply while it is generated."""
+    return (
+        f"{event.n_decoded} tokens after {event.t_s:.0f} s · the text comes whole at the end: "
+        "no CPU core is idle, and streaming would cost the model a wake per token"
+    )
+
 
 _CODE_BLOCK = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
 SAVE_EVERY_S = 1.0
@@ -182,25 +199,35 @@ class MainScreen(Screen[None]):
         end: StreamEnd | None = None
         last_save = time.monotonic()
         settings = self.chat_settings
+        quiet = quiet_next(self.store.last_decode(profile, model), settings.quiet_above_tps)
         async with ChatClient(
             self.server_url, self.api_key, stall_timeout_s=settings.stall_timeout_s
         ) as client:
-            stream = client.stream_chat(
+            ask = functools.partial(
+                client.quiet_chat if quiet else client.stream_chat,
                 messages,
                 max_tokens=settings.max_tokens,
                 temperature=settings.temperature,
                 extra=self.request_extra or None,
             )
+            stream: ChatStream | QuietReply = (
+                ask(poll_s=self.pace.busy_interval_s or 1.0) if quiet else ask()  # type: ignore[call-arg]
+            )
             self._stream = stream
             self.pace.restart_window()
             self.reply_paced = paced = False
+            saturated = False
             try:
                 async for event in stream:
-                    if isinstance(event, Delta):
-                        if self.pace.check() or not paced:
+                    if isinstance(event, DecodeProgress):
+                        saturated = saturated or self.pace.check() or self.pace.saturated
+                        view.set_stats(quiet_progress(event))
+                    elif isinstance(event, Delta):
+                        if not quiet and (self.pace.check() or not paced):
                             # From the first token on (time to first token is read unpaced).
                             paced = True
                             self._apply_pace(coalescer, stream)
+                            saturated = saturated or self.pace.saturated
                         if event.reasoning:
                             continue
                         parts.append(event.text)
@@ -237,10 +264,20 @@ class MainScreen(Screen[None]):
             finish_reason=end.finish_reason,
             error=end.message or None if status != "complete" else None,
         )
+        if (
+            status == "complete"
+            and timings is not None
+            and timings.predicted_n >= MIN_RECORD_TOKENS
+        ):
+            run = DecodeRun(timings.predicted_per_second, saturated, quiet)
+            with contextlib.suppress(HistoryWriteError):  # a hint for the next reply, no more
+                self.store.record_decode(profile, model, run)
         stored = self.store.message(msg_id)
         if stored is not None:
             footer = reply_footer(stored)
-            if self.reply_paced:
+            if quiet:
+                footer += " · asked whole (no idle CPU core at the last reply's speed)"
+            elif self.reply_paced:
                 footer += f" · drawn every {self.pace.busy_interval_s:g} s (no idle CPU core)"
             view.set_stats(footer, status)
         if end.status == "cancelled" and end.server_still_generating:
@@ -249,7 +286,7 @@ class MainScreen(Screen[None]):
         if notice:
             self.notify(notice, severity="error", timeout=12)
 
-    def _apply_pace(self, coalescer: Coalescer, stream: ChatStream) -> None:
+    def _apply_pace(self, coalescer: Coalescer, stream: ChatStream | QuietReply) -> None:
         """Screen updates and stream reads at the pace's interval; no cursor blink while busy."""
         busy = self.pace.saturated
         coalescer.interval_s = self.pace.interval_s

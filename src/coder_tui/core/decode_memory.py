@@ -1,0 +1,39 @@
+"""Which replies are quiet: the rule, from how the previous reply of the same profile and model ran.
+
+A streamed reply costs llama-server a thread wake per token; with its threads on every core that
+is 6-8 % of the decode speed at 330 tokens/s, and about nothing at the 20 tokens/s of a big MoE
+(the cost is per token). So a reply is asked for whole (``core/quiet_reply.py``) only when the
+newest reply of the same profile and model decoded at ``quiet_above_tps`` or faster with no idle
+CPU core (``core/cpu_pace.py``). Each reply's run is recorded in the history database
+(``HistoryStore.record_decode``), so the rule holds across restarts; a quiet reply is recorded too,
+so freeing a core (or a slower split) brings streaming back on the next reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DecodeRun:
+    """How one reply decoded: the server's tokens/s, whether no CPU core was idle, and whether it
+    was quiet."""
+
+    tokens_per_second: float
+    cpu_saturated: bool
+    quiet: bool = False
+
+
+def decode_key(profile: str | None, model: str | None) -> str:
+    """The record's key: the profile and the model (an attached server has neither, or a model)."""
+    return f"{profile or ''}\n{model or ''}"
+
+
+def quiet_next(last: DecodeRun | None, quiet_above_tps: float) -> bool:
+    """Whether the next reply is asked for whole, after ``last`` (``quiet_above_tps`` 0: never)."""
+    return (
+        quiet_above_tps > 0
+        and last is not None
+        and last.cpu_saturated
+        and last.tokens_per_second >= quiet_above_tps
+    )

@@ -1,0 +1,198 @@
+"""A quiet reply: asked for whole (``stream: false``), its progress read from ``/slots`` meanwhile.
+
+Why: a streamed reply makes llama-server wake its HTTP thread for every token (to parse the reply
+so far and send one chunk). With the server's threads on every core, that wake stalls the compute
+threads at their barrier: 6-8 % of the decode speed at 330 tokens/s on 16 cores, however rarely
+the client reads (``benchmarks/observer.py``, arm e). A reply asked for whole costs one wake; a
+``GET /slots`` a second costs one more each. What the user sees meanwhile is the token count
+(``DecodeProgress``), and the text when the reply is done. ``core/decode_memory.py`` decides when a
+reply is quiet.
+
+Owns the request, the ``/slots`` polls (every ``read_gap_s``; the newest task among the processing
+slots is taken as this one), the stall watchdog (no progress in ``/slots`` for ``stall_timeout_s``;
+none while ``/slots`` is off), cancelling and turning the answer into the events of a stream, so a
+caller iterates a ``QuietReply`` exactly as a ``ChatStream``. Time to first token is estimated from
+the server's timings (prompt time plus one token's time), since no token arrives on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from coder_tui.core.chat_events import (
+    ChatEvent,
+    ChunkError,
+    DecodeProgress,
+    StreamTally,
+    http_error_text,
+    parse_chunk,
+)
+from coder_tui.core.client import CHAT_PATH, ChatClient, end_for_failure, still_generating
+
+_CANCEL = object()
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Failed:
+    exc: Exception
+
+
+def slot_progress(slots: object) -> tuple[int, int] | None:
+    """(prompt tokens processed, tokens decoded) of the newest task among the processing slots of a
+    ``/slots`` answer; ``None`` when none is processing or the answer is not a slot list."""
+    if not isinstance(slots, list):
+        return None
+    best: tuple[int, int, int] | None = None
+    for slot in slots:
+        if not isinstance(slot, Mapping) or slot.get("is_processing") is not True:
+            continue
+        task = slot.get("id_task")
+        nxt = slot.get("next_token")
+        first = nxt[0] if isinstance(nxt, list) and nxt and isinstance(nxt[0], Mapping) else {}
+        decoded = first.get("n_decoded", 0)
+        processed = slot.get("n_prompt_tokens_processed", 0)
+        if not (isinstance(task, int) and isinstance(decoded, int) and isinstance(processed, int)):
+            continue
+        if best is None or task > best[0]:
+            best = (task, processed, decoded)
+    return None if best is None else (best[1], best[2])
+
+
+def answer_chunk(answer: object) -> object:
+    """A whole ``chat.completion`` answer as one ``chat.completion.chunk`` (``message`` becomes
+    ``delta``), so ``parse_chunk`` reads both the same way (and refuses what is not an object)."""
+    if not isinstance(answer, Mapping):
+        return answer
+    chunk = dict(answer)
+    choices = answer.get("choices")
+    if isinstance(choices, list):
+        chunk["choices"] = [
+            {**c, "delta": c.get("message")} if isinstance(c, Mapping) else c for c in choices
+        ]
+    return chunk
+
+
+class QuietReply:
+    """One reply asked for whole: an async iterator of ``ChatEvent`` ending with one ``StreamEnd``.
+
+    ``DecodeProgress`` events come while the server generates (when ``/slots`` answers), then the
+    reply's ``Delta`` events, ``Finish``, ``Usage`` and ``Timings`` at once. ``cancel()`` ends it
+    with ``StreamEnd(status="cancelled")`` and no text (none has come). ``read_gap_s`` is the poll
+    interval and may be changed at any time."""
+
+    def __init__(self, client: ChatClient, body: dict[str, Any], poll_s: float = 1.0) -> None:
+        self._client = client
+        self._body = body
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._cancel_requested = False
+        self.read_gap_s = poll_s
+        self._gen = self._run()
+
+    def cancel(self) -> None:
+        """Ask the reply to stop; the iteration ends with ``StreamEnd(status="cancelled")``."""
+        if not self._cancel_requested:
+            self._cancel_requested = True
+            self._queue.put_nowait(_CANCEL)
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel_requested
+
+    def __aiter__(self) -> QuietReply:
+        return self
+
+    async def __anext__(self) -> ChatEvent:
+        return await self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()
+
+    async def _post(self) -> None:
+        try:
+            resp = await self._client._http.post(CHAT_PATH, json=self._body)
+            self._queue.put_nowait(_Answer(resp.status_code, resp.content))
+        except Exception as exc:  # every failure becomes a StreamEnd, never an exception
+            self._queue.put_nowait(_Failed(exc))
+
+    async def _progress(self) -> tuple[int, int] | None:
+        try:
+            resp = await self._client._http.get("/slots", timeout=httpx.Timeout(5.0))
+            return slot_progress(resp.json()) if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    async def _run(self) -> AsyncGenerator[ChatEvent, None]:
+        state = StreamTally(started=time.monotonic())
+        post = asyncio.get_running_loop().create_task(self._post())
+        seen: tuple[int, int] | None = None
+        moved = state.started
+        try:
+            while state.status is None:
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), self.read_gap_s)
+                except TimeoutError:
+                    item = None
+                now = time.monotonic()
+                if self._cancel_requested:
+                    state.end("cancelled", "cancelled")
+                elif item is None:
+                    progress = await self._progress()
+                    if progress is not None and progress != seen:
+                        seen, moved = progress, now
+                        if progress[1]:
+                            yield DecodeProgress(progress[1], now - state.started)
+                    elif seen is not None and now - moved >= self._client.stall_timeout_s:
+                        state.stalled = True
+                        state.end(
+                            "timed_out",
+                            f"no progress on the server for {self._client.stall_timeout_s:g} s: "
+                            "reply hung",
+                        )
+                elif isinstance(item, _Failed):
+                    end_for_failure(item.exc, state, self._client)
+                elif isinstance(item, _Answer):
+                    for event in self._on_answer(item, state, now):
+                        yield event
+        except Exception as exc:
+            state.end("bad_stream", f"internal error: {exc!r}")
+        finally:
+            post.cancel()
+            await asyncio.wait([post])  # closes the request; never raises its error
+        # llama-server looks for a closed connection of a whole-reply request once a second.
+        still = await still_generating(self._client, state, wait_s=2.0)
+        yield state.end_event(time.monotonic(), still)
+
+    def _on_answer(self, answer: _Answer, state: StreamTally, now: float) -> list[ChatEvent]:
+        state.http_status = answer.status
+        if answer.status != 200:
+            state.end("server_error", f"HTTP {answer.status}: {http_error_text(answer.body)}")
+            return []
+        try:
+            events = parse_chunk(answer_chunk(json.loads(answer.body)), now - state.started)
+        except ValueError:
+            state.end("bad_stream", f"the server sent data that is not JSON: {answer.body[:80]!r}")
+            return []
+        except ChunkError as exc:
+            state.end("server_error" if exc.server else "bad_stream", str(exc))
+            return []
+        for event in events:
+            state.record(event, now)
+        timings = state.timings
+        if state.first_token_at is not None and timings is not None and timings.predicted_n:
+            one_token_ms = timings.predicted_ms / timings.predicted_n
+            state.first_token_at = state.started + (timings.prompt_ms + one_token_ms) / 1000
+        state.ended_early("the server's answer has no finish reason")
+        return events

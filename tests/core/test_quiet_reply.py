@@ -1,0 +1,201 @@
+"""The quiet reply (asked whole, progress from /slots) against scripted answers: the events, the
+poll, the stall watchdog, cancel, errors and garbage. The real server is in
+``tests/integration/test_client_real.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from coder_tui.core.chat_events import ChatEvent, DecodeProgress, Delta, Finish, StreamEnd, Timings
+from coder_tui.core.client import ChatClient
+from coder_tui.core.decode_memory import DecodeRun, quiet_next
+from coder_tui.core.quiet_reply import answer_chunk, slot_progress
+
+MSGS = [{"role": "user", "content": "hi"}]
+TIMINGS = {
+    "cache_n": 0,
+    "prompt_n": 12,
+    "prompt_ms": 300.0,
+    "prompt_per_second": 40.0,
+    "predicted_n": 4,
+    "predicted_ms": 400.0,
+    "predicted_per_second": 10.0,
+}
+ANSWER = {
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "length",
+            "message": {
+                "role": "assistant",
+                "content": "def f():\x1b[31m",
+                "reasoning_content": "hm",
+            },
+        }
+    ],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 4},
+    "timings": TIMINGS,
+}
+
+
+def slot(task: int, decoded: int, processing: bool = True, processed: int = 12) -> dict[str, Any]:
+    return {
+        "id": task % 4,
+        "id_task": task,
+        "is_processing": processing,
+        "n_prompt_tokens_processed": processed,
+        "next_token": [{"n_decoded": decoded}],
+    }
+
+
+class Server:
+    """Answers the POST after ``delay_s`` (or never, or with an error); ``/slots`` from a script."""
+
+    def __init__(
+        self,
+        *,
+        delay_s: float = 0.35,
+        answer: bytes | None = None,
+        status: int = 200,
+        slots: list[Any] | None = None,
+        fail: Exception | None = None,
+    ) -> None:
+        self.delay_s = delay_s
+        self.answer = json.dumps(ANSWER).encode() if answer is None else answer
+        self.status = status
+        self.slots = slots
+        self.fail = fail
+        self.polls = 0
+        self.bodies: list[dict[str, Any]] = []
+        self.post_cancelled = False
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/slots":
+            self.polls += 1
+            if self.slots is None:
+                return httpx.Response(501, json={"error": {"message": "slots disabled"}})
+            script = self.slots
+            return httpx.Response(200, json=script[min(self.polls, len(script)) - 1])
+        self.bodies.append(json.loads(request.content))
+        try:
+            await asyncio.sleep(self.delay_s)
+        except asyncio.CancelledError:
+            self.post_cancelled = True
+            raise
+        if self.fail is not None:
+            raise self.fail
+        return httpx.Response(self.status, content=self.answer)
+
+    def client(self, **kw: Any) -> ChatClient:
+        return ChatClient("http://test:8080", transport=httpx.MockTransport(self), **kw)
+
+
+async def run(server: Server, poll_s: float = 0.05, **kw: Any) -> list[ChatEvent]:
+    async with server.client(**kw) as client:
+        reply = client.quiet_chat(MSGS, max_tokens=4, temperature=0, poll_s=poll_s)
+        events = [e async for e in reply]
+    assert sum(isinstance(e, StreamEnd) for e in events) == 1 and isinstance(events[-1], StreamEnd)
+    return events
+
+
+async def test_progress_then_the_whole_reply_as_stream_events() -> None:
+    server = Server(slots=[[slot(7, 0, processed=5)], [slot(7, 2)], [slot(7, 2)], [slot(7, 4)]])
+    events = await run(server)
+    body = server.bodies[0]
+    assert body["stream"] is False and "stream_options" not in body and body["max_tokens"] == 4
+    progress = [e.n_decoded for e in events if isinstance(e, DecodeProgress)]
+    assert progress and progress == sorted(progress) and 0 not in progress  # only changes, > 0
+    assert len(set(progress)) == len(progress)
+    deltas = [e for e in events if isinstance(e, Delta)]
+    assert [(d.text, d.reasoning) for d in deltas] == [("hm", True), ("def f():[31m", False)]
+    assert any(isinstance(e, Finish) and e.reason == "length" for e in events)
+    end = events[-1]
+    assert isinstance(end, StreamEnd) and end.status == "done"
+    assert end.text == "def f():[31m" and end.reasoning_text == "hm"
+    assert end.timings is not None and end.timings.predicted_n == 4
+    assert any(isinstance(e, Timings) for e in events)
+    # time to first token: the server's prompt time plus one token's (0.3 + 0.1 s), not arrival
+    assert end.ttft_s == pytest.approx(0.4)
+
+
+async def test_slots_off_still_gives_the_reply() -> None:
+    events = await run(Server(slots=None))
+    assert not any(isinstance(e, DecodeProgress) for e in events)
+    end = events[-1]
+    assert isinstance(end, StreamEnd) and end.status == "done" and end.text.startswith("def f")
+
+
+async def test_no_progress_for_the_stall_timeout_ends_it() -> None:
+    server = Server(delay_s=30, slots=[[slot(3, 5)]])
+    events = await run(server, stall_timeout_s=0.3)
+    end = events[-1]
+    assert isinstance(end, StreamEnd) and end.status == "timed_out", end
+    assert "no progress on the server for 0.3 s" in end.message
+    assert server.post_cancelled and end.elapsed_s < 3
+
+
+async def test_cancel_closes_the_request() -> None:
+    server = Server(delay_s=30, slots=[[slot(1, n)] for n in range(1, 100)])
+    async with server.client() as client:
+        reply = client.quiet_chat(MSGS, poll_s=0.05)
+        events: list[ChatEvent] = []
+        async for event in reply:
+            events.append(event)
+            if isinstance(event, DecodeProgress):
+                reply.cancel()
+    end = events[-1]
+    assert isinstance(end, StreamEnd) and end.status == "cancelled" and end.text == ""
+    assert server.post_cancelled and reply.cancel_requested
+
+
+@pytest.mark.parametrize(
+    ("server", "status", "message"),
+    [
+        (Server(status=500, answer=b'{"error": {"message": "boom"}}'), "server_error", "boom"),
+        (Server(answer=b"\x00garbage"), "bad_stream", "not JSON"),
+        (Server(answer=b'{"error": {"message": "ctx full"}}'), "server_error", "ctx full"),
+        (Server(answer=b"[1, 2]"), "bad_stream", "not a JSON object"),
+        (Server(answer=b'{"choices": []}'), "connection_lost", "no finish reason"),
+        (Server(fail=httpx.ReadError("reset")), "connection_lost", "reset"),
+        (Server(fail=httpx.ConnectError("refused")), "connection_lost", "cannot connect"),
+    ],
+)
+async def test_failures_become_one_stream_end(server: Server, status: str, message: str) -> None:
+    server.delay_s = 0.0
+    end = (await run(server))[-1]
+    assert isinstance(end, StreamEnd) and end.status == status and message in end.message, end
+
+
+def test_slot_progress_takes_the_newest_processing_task() -> None:
+    slots = [slot(4, 9), slot(9, 2), slot(12, 50, processing=False), {"id": 3}]
+    assert slot_progress(slots) == (12, 2)
+    assert slot_progress([slot(1, 3, processing=False)]) is None
+    assert slot_progress({"error": "x"}) is None
+    assert slot_progress([{"is_processing": True, "id_task": "x"}]) is None
+
+
+def test_answer_chunk_moves_message_to_delta() -> None:
+    chunk = answer_chunk(ANSWER)
+    assert isinstance(chunk, dict)
+    assert chunk["choices"][0]["delta"]["content"] == "def f():\x1b[31m"
+    assert chunk["usage"] == ANSWER["usage"]
+
+
+@pytest.mark.parametrize(
+    ("last", "threshold", "quiet"),
+    [
+        (None, 100, False),
+        (DecodeRun(330, True), 100, True),
+        (DecodeRun(330, True, quiet=True), 100, True),  # stays quiet while it still holds
+        (DecodeRun(330, False), 100, False),  # a core was idle: streaming costs nothing
+        (DecodeRun(21.8, True), 100, False),  # the seed's big MoE: a wake per token is cheap
+        (DecodeRun(330, True), 0, False),  # turned off
+    ],
+)
+def test_quiet_next(last: DecodeRun | None, threshold: float, quiet: bool) -> None:
+    assert quiet_next(last, threshold) is quiet
