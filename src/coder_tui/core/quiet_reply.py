@@ -34,7 +34,8 @@ from coder_tui.core.chat_events import (
     http_error_text,
     parse_chunk,
 )
-from coder_tui.core.client import CHAT_PATH, ChatClient, end_for_failure, still_generating
+from coder_tui.core.chat_stream import CHAT_PATH, end_for_failure, still_generating
+from coder_tui.core.client import ChatClient
 
 _CANCEL = object()
 

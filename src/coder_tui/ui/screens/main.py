@@ -12,7 +12,6 @@ screen never starts or stops the server itself.
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
 import time
 from typing import Any, ClassVar
@@ -203,16 +202,22 @@ class MainScreen(Screen[None]):
         async with ChatClient(
             self.server_url, self.api_key, stall_timeout_s=settings.stall_timeout_s
         ) as client:
-            ask = functools.partial(
-                client.quiet_chat if quiet else client.stream_chat,
-                messages,
-                max_tokens=settings.max_tokens,
-                temperature=settings.temperature,
-                extra=self.request_extra or None,
-            )
-            stream: ChatStream | QuietReply = (
-                ask(poll_s=self.pace.busy_interval_s or 1.0) if quiet else ask()  # type: ignore[call-arg]
-            )
+            stream: ChatStream | QuietReply
+            if quiet:
+                stream = client.quiet_chat(
+                    messages,
+                    max_tokens=settings.max_tokens,
+                    temperature=settings.temperature,
+                    extra=self.request_extra or None,
+                    poll_s=self.pace.busy_interval_s or 1.0,
+                )
+            else:
+                stream = client.stream_chat(
+                    messages,
+                    max_tokens=settings.max_tokens,
+                    temperature=settings.temperature,
+                    extra=self.request_extra or None,
+                )
             self._stream = stream
             self.pace.restart_window()
             self.reply_paced = paced = False

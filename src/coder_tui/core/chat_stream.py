@@ -1,0 +1,268 @@
+"""One streamed chat reply: the reader task, the stall watchdog, cancel, and its events.
+
+Owns ``ChatStream`` (what ``ChatClient.stream_chat`` returns) and the ending of a reply that any
+transport shares: ``end_for_failure`` (an exception of the HTTP request as a ``StreamEnd`` status)
+and ``still_generating`` (the ``/slots`` check after a cancel or a stall). ``core/quiet_reply.py``
+is the other transport; ``core/client.py`` the client and the request body.
+
+One reader task owns the HTTP response and puts what it reads on a queue; the generator the caller
+iterates takes from the queue. So a cancel or the watchdog only has to put a marker on the queue,
+and ending the stream is one ``task.cancel()`` that closes the response wherever it was waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from coder_tui.core.chat_events import (
+    ChatEvent,
+    ChunkError,
+    StreamTally,
+    http_error_text,
+    parse_chunk,
+)
+from coder_tui.core.sse import SSEDecoder, SSEError, SSEEvent
+
+if TYPE_CHECKING:
+    from coder_tui.core.client import ChatClient
+
+CHAT_PATH = "/v1/chat/completions"
+_ERROR_BODY_LIMIT = 64 * 1024
+_BUFFERED_S = 0.003
+"""A chunk that came sooner than this after the previous one was already buffered."""
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+_EOF = _Marker("eof")
+_STALL = _Marker("stall")
+_CANCEL = _Marker("cancel")
+
+
+@dataclass(frozen=True)
+class _Opened:
+    content_type: str
+
+
+@dataclass(frozen=True)
+class _HttpError:
+    status: int
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Failed:
+    exc: Exception
+
+
+_Item = tuple[bytes, float] | _Marker | _Opened | _HttpError | _Failed
+
+
+def end_for_failure(exc: Exception, state: StreamTally, client: ChatClient) -> None:
+    """End ``state`` for an exception of the HTTP request (connect, timeout, broken stream)."""
+    url = client.base_url
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectTimeout):
+        state.end("timed_out", f"no connection to {url} within {client.connect_timeout_s:g} s")
+    elif isinstance(exc, httpx.ConnectError):
+        state.end("connection_lost", f"cannot connect to {url}: {text}")
+    elif isinstance(exc, httpx.DecodingError):
+        state.end("bad_stream", f"cannot decode the response: {text}")
+    elif isinstance(exc, (httpx.TransportError, httpx.StreamError)):
+        state.ended_early(f"connection lost: {text}")
+    else:
+        state.end("bad_stream", f"internal error: {exc!r}")
+
+
+async def still_generating(
+    client: ChatClient, state: StreamTally, wait_s: float = 1.0
+) -> bool | None:
+    """After a cancel or a stall: is the server still generating (``/slots``, up to ``wait_s``)?
+    ``None`` when not asked (the reply ended otherwise) or unknown."""
+    if state.status != "cancelled" and not state.stalled:
+        return None
+    try:
+        idle = await client.check_slots_idle(wait_s=wait_s)
+    except Exception:
+        return None
+    return None if idle is None else not idle
+
+
+class ChatStream:
+    """One streamed reply: an async iterator of ``ChatEvent`` ending with one ``StreamEnd``.
+
+    ``cancel()`` may be called from any task on the same event loop, at any time; the iteration then
+    yields ``StreamEnd(status="cancelled")`` promptly (after closing the HTTP stream and up to about
+    a second of ``/slots`` checks). Breaking out of the loop or ``aclose()`` also closes the stream.
+
+    ``read_gap_s`` (settable at any time) makes the reader wait that long once it has caught up, so
+    the tokens of the gap wait in the socket and are taken in one go instead of one wake-up each.
+    The stall watchdog and ``cancel()`` are unaffected; event times are those of the reads.
+    """
+
+    def __init__(self, client: ChatClient, body: dict[str, Any]) -> None:
+        self._client = client
+        self._body = body
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._decoder = SSEDecoder()
+        self._cancel_requested = False
+        self._last_byte = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self.read_gap_s = 0.0
+        self._gen = self._run()
+
+    def cancel(self) -> None:
+        """Ask the stream to stop; the iteration ends with ``StreamEnd(status="cancelled")``."""
+        if not self._cancel_requested:
+            self._cancel_requested = True
+            self._queue.put_nowait(_CANCEL)
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel_requested
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    async def __anext__(self) -> ChatEvent:
+        return await self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()
+
+    # -- the reader task ------------------------------------------------------------------------
+
+    def _touch(self) -> None:
+        self._last_byte = time.monotonic()
+
+    def _watch(self) -> None:
+        """Timer callback: put the stall marker once no byte has come for ``stall_timeout_s``."""
+        idle = time.monotonic() - self._last_byte
+        limit = self._client.stall_timeout_s
+        if idle >= limit:
+            self._timer = None
+            self._queue.put_nowait(_STALL)
+        else:
+            self._timer = asyncio.get_running_loop().call_later(limit - idle, self._watch)
+
+    async def _read(self) -> None:
+        queue = self._queue
+        try:
+            async with self._client._http.stream(
+                "POST", CHAT_PATH, json=self._body, headers={"Accept": "text/event-stream"}
+            ) as resp:
+                self._touch()
+                if resp.status_code != 200:
+                    body = b""
+                    async for part in resp.aiter_bytes():
+                        body += part
+                        if len(body) > _ERROR_BODY_LIMIT:
+                            break
+                    queue.put_nowait(_HttpError(resp.status_code, body))
+                    return
+                queue.put_nowait(_Opened(resp.headers.get("content-type", "")))
+                waited_from = time.monotonic()
+                async for data in resp.aiter_bytes():
+                    self._touch()
+                    queue.put_nowait((data, self._last_byte))
+                    # httpx yields one HTTP chunk (one token) at a time, buffered or not: sleep
+                    # only once a chunk had to be waited for, i.e. the buffer is drained.
+                    if self.read_gap_s > 0 and self._last_byte - waited_from > _BUFFERED_S:
+                        await asyncio.sleep(self.read_gap_s)
+                    waited_from = time.monotonic()
+                queue.put_nowait(_EOF)
+        except Exception as exc:  # every failure becomes a StreamEnd, never an exception
+            queue.put_nowait(_Failed(exc))
+
+    # -- the caller's iteration -----------------------------------------------------------------
+
+    async def _run(self) -> AsyncGenerator[ChatEvent, None]:
+        state = StreamTally(started=time.monotonic())
+        loop = asyncio.get_running_loop()
+        self._last_byte = state.started
+        self._timer = loop.call_later(self._client.stall_timeout_s, self._watch)
+        reader = loop.create_task(self._read())
+        try:
+            while state.status is None:
+                item = await self._queue.get()
+                if self._cancel_requested:
+                    state.end("cancelled", "cancelled")
+                    break
+                for event in self._handle(item, state):
+                    yield event
+                    if self._cancel_requested:
+                        state.end("cancelled", "cancelled")
+                        break
+        except Exception as exc:
+            state.end("bad_stream", f"internal error: {exc!r}")
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+            reader.cancel()
+            await asyncio.wait([reader])  # closes the response; never raises the reader's error
+        still = await still_generating(self._client, state)
+        yield state.end_event(time.monotonic(), still)
+
+    def _handle(self, item: _Item, state: StreamTally) -> list[ChatEvent]:
+        if isinstance(item, tuple):
+            data, at = item
+            try:
+                return self._on_sse(self._decoder.feed(data), at, state)
+            except SSEError as exc:
+                state.end("bad_stream", str(exc))
+                return []
+        if isinstance(item, _Opened):
+            state.http_status = 200
+            if item.content_type and "event-stream" not in item.content_type.lower():
+                state.end("bad_stream", f"expected an event stream, got {item.content_type!r}")
+        elif isinstance(item, _HttpError):
+            state.http_status = item.status
+            state.end("server_error", f"HTTP {item.status}: {http_error_text(item.body)}")
+        elif item is _EOF:
+            events = self._on_sse(self._decoder.close(), time.monotonic(), state)
+            state.ended_early("the server closed the connection before the reply finished")
+            return events
+        elif isinstance(item, _Failed):
+            end_for_failure(item.exc, state, self._client)
+        elif item is _STALL:
+            state.stalled = True
+            state.end(
+                "timed_out",
+                f"no data from the server for {self._client.stall_timeout_s:g} s: stream hung",
+            )
+        return []
+
+    def _on_sse(self, events: list[SSEEvent], at: float, state: StreamTally) -> list[ChatEvent]:
+        out: list[ChatEvent] = []
+        for sse in events:
+            if state.status is not None:
+                break
+            data = sse.data
+            if sse.event == "error":
+                state.end("server_error", http_error_text(data.encode()))
+            elif sse.event != "message" or not data.strip():
+                continue
+            elif data == "[DONE]":
+                state.end("done")
+            else:
+                try:
+                    parsed = parse_chunk(json.loads(data), at - state.started)
+                except ValueError:
+                    state.end("bad_stream", f"the server sent data that is not JSON: {data[:80]!r}")
+                except ChunkError as exc:
+                    state.end("server_error" if exc.server else "bad_stream", str(exc))
+                else:
+                    for event in parsed:
+                        state.record(event, at)
+                        out.append(event)
+        return out
