@@ -345,6 +345,57 @@ async def run(
         await mgr.stop()
 
 
+def table(results: Results, title: str) -> str:
+    """The Markdown table (and notes) of a run."""
+    base = [speed for speed, _ in results["a: nothing watching"]]
+    lines = [
+        title,
+        "",
+        "| arm | median t/s | ratio to (a), median | ratio range | CPU, % of a core | "
+        "watcher's own CPU | target |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    base_cpu = statistics.median([100 * c for _, c in results["a: nothing watching"] if c])
+    for name, runs in results.items():
+        values = [speed for speed, _ in runs]
+        cpus = [100 * cpu for _, cpu in runs if cpu is not None]
+        ratios = [v / b for v, b in zip(values, base, strict=True)]
+        target = "≥ 0.98" if name[0] in "bc" else ""
+        cpu_text = f"{statistics.median(cpus):.1f}" if cpus else "–"
+        # (a) is this process sending the request; the arms run here pay that too, nvitop does not
+        own = statistics.median(cpus) - (0.0 if name[0] in "ad" else base_cpu) if cpus else None
+        own_text = "" if own is None or name[0] == "a" else f"{own:.1f}"
+        lines.append(
+            f"| {name} | {statistics.median(values):.1f} | {statistics.median(ratios):.3f} | "
+            f"{min(ratios):.3f}-{max(ratios):.3f} | {cpu_text} | {own_text} | {target} |"
+        )
+    stream_name = "e: (g)'s stream, not drawn"
+    if stream_name in results:
+        chat = [speed for speed, _ in results["g: chatting, every reply streamed"]]
+        bare = [speed for speed, _ in results[stream_name]]
+        drawn = [c / e for c, e in zip(chat, bare, strict=True)]
+        streaming = [e / a for e, a in zip(bare, base, strict=True)]
+        lines.append("")
+        lines.append(
+            f"(g)/(e), what drawing the streamed reply costs beyond its stream: median "
+            f"{statistics.median(drawn):.3f} (range {min(drawn):.3f}-{max(drawn):.3f}); (e)/(a), "
+            f"what streaming costs the server: median {statistics.median(streaming):.3f}."
+        )
+    if "d: nvitop" not in results:
+        lines.append("")
+        lines.append("(d) nvitop is not installed here: not measured.")
+    else:
+        nvitop = [speed for speed, _ in results["d: nvitop"]]
+        lines.append("")
+        for key in ("b: dashboard (F4), default rates", "c: coder-tui chatting (defaults)"):
+            pair = [x / n for (x, _), n in zip(results[key], nvitop, strict=True)]
+            lines.append(
+                f"({key[0]})/(d), per round: median {statistics.median(pair):.3f} "
+                f"(range {min(pair):.3f}-{max(pair):.3f}; above 1: faster than under nvitop)."
+            )
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -382,46 +433,15 @@ def main() -> int:
     results = asyncio.run(
         run(config, args.rounds, args.tokens, tmp, args.also_busy_refresh, args.also_stream_only)
     )
-    base = [speed for speed, _ in results["a: nothing watching"]]
-    lines = [
+    title = (
         f"### observer ({time.strftime('%Y-%m-%d %H:%M')}, bench demo Q4_K_M, {threads} threads "
-        f"on {os.cpu_count()} cores, "
-        f"{args.tokens} tokens, {args.rounds} interleaved rounds)",
-        "",
-        "| arm | median t/s | ratio to (a), median | ratio range | watcher CPU, % of a core | "
-        "target |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for name, runs in results.items():
-        values = [speed for speed, _ in runs]
-        cpus = [100 * cpu for _, cpu in runs if cpu is not None]
-        ratios = [v / b for v, b in zip(values, base, strict=True)]
-        target = "≥ 0.98" if name[0] in "bc" else ""
-        cpu_text = f"{statistics.median(cpus):.1f}" if cpus else "–"
-        lines.append(
-            f"| {name} | {statistics.median(values):.1f} | {statistics.median(ratios):.3f} | "
-            f"{min(ratios):.3f}-{max(ratios):.3f} | {cpu_text} | {target} |"
-        )
-    stream_name = "e: (g)'s stream, not drawn"
-    if stream_name in results:
-        chat = [speed for speed, _ in results["g: chatting, every reply streamed"]]
-        bare = [speed for speed, _ in results[stream_name]]
-        drawn = [c / e for c, e in zip(chat, bare, strict=True)]
-        streaming = [e / a for e, a in zip(bare, base, strict=True)]
-        lines.append("")
-        lines.append(
-            f"(g)/(e), what drawing the streamed reply costs beyond its stream: median "
-            f"{statistics.median(drawn):.3f} (range {min(drawn):.3f}-{max(drawn):.3f}); (e)/(a), "
-            f"what streaming costs the server: median {statistics.median(streaming):.3f}."
-        )
-    if "d: nvitop" not in results:
-        lines.append("")
-        lines.append("(d) nvitop is not installed here: not measured.")
-    table = "\n".join(lines)
-    print(table)
+        f"on {os.cpu_count()} cores, {args.tokens} tokens, {args.rounds} interleaved rounds)"
+    )
+    text = table(results, title)
+    print(text)
     print(json.dumps(results), file=sys.stderr)
     with args.append_to.open("a", encoding="utf-8") as fh:
-        fh.write("\n" + table + "\n")
+        fh.write("\n" + text + "\n")
     return 0
 
 

@@ -80,7 +80,7 @@ async def main_async(out: Path, tokens: int, seconds: int) -> None:
         await profiled(
             "b-dashboard", lambda: observer.arm_dashboard(url, tokens, tmp), out, seconds
         )
-        await profiled("c-chat", lambda: observer.arm_chat(url, tokens, tmp), out, seconds)
+        await profiled("c-chat", lambda: observer.arm_chat(url, tokens, tmp, "c"), out, seconds)
     finally:
         await mgr.stop()
 

@@ -144,7 +144,7 @@ async def test_quiet_reply_is_the_streamed_reply_asked_whole(
     """The same request (temperature 0, no prompt cache) asked whole gives the same text, finish
     and token count as streamed; the token count comes from ``/slots`` meanwhile."""
     mgr = ServerManager(demo_config.server, log_dir=tmp_path)
-    N = 2000  # noqa: N806 (long enough for a few polls on a fast machine: the model is tiny)
+    N = 2000
     extra = {"ignore_eos": True, "cache_prompt": False}
     try:
         await mgr.start(demo_config.profile("q4_k_m"))
