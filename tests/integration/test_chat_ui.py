@@ -205,13 +205,20 @@ async def test_a_fast_reply_with_no_idle_core_makes_the_next_one_quiet(
             second = store.last_decode("q4_k_m", model)
             assert second is not None and second.quiet and second.cpu_saturated
 
+            # A quiet reply done before its first poll still says how busy the cores were.
+            main.request_extra = {"ignore_eos": True, "max_tokens": 20}
+            await pilot.press(*"short", "enter")
+            await replies(6)
+            short = store.last_decode("q4_k_m", model)
+            assert short is not None and short.quiet and short.cpu_saturated
+
             main.pace = BusyPace(0.05, enter_idle=-1.0, leave_idle=-1.0)  # a core always idle
             main.request_extra = {"ignore_eos": True, "max_tokens": 100}
             await pilot.press(*"third", "enter")
-            await replies(6)
+            await replies(8)
             third = store.last_decode("q4_k_m", model)
             assert third is not None and third.quiet and not third.cpu_saturated
             await pilot.press(*"fourth", "enter")
-            await replies(8)
+            await replies(10)
             fourth = store.last_decode("q4_k_m", model)
             assert fourth is not None and not fourth.quiet

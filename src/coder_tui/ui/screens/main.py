@@ -242,6 +242,9 @@ class MainScreen(Screen[None]):
                             last_save = time.monotonic()
                     elif isinstance(event, StreamEnd):
                         end = event
+                if quiet:  # a reply done before its first poll: the window since its start
+                    self.pace.check()
+                    saturated = saturated or self.pace.saturated
             except BaseException:
                 # Cancelled from outside (the app is closing): keep what arrived.
                 self.store.finish_reply(msg_id, "".join(parts), "interrupted")
