@@ -136,19 +136,30 @@ async def until(cond: Any, timeout_s: float = 60.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def arm_dashboard(url: str, tokens: int, tmp: Path) -> float:
+async def arm_dashboard(
+    url: str, tokens: int, tmp: Path, key: str = "b", server_probe: bool = True
+) -> float:
+    """The F4 dashboard while the request runs. ``server_probe=False`` (a diagnostic arm): the
+    samplers leave llama-server alone (no ``/metrics``, no ``/slots``), as nvitop does."""
     with HistoryStore(tmp / f"h-{time.monotonic_ns()}.sqlite3") as store:
         app = CoderApp(None, attach_url=url, store=store)
         async with app.run_test(size=(160, 50)) as pilot:
             await until(lambda: app.main is not None and app.main.server_ready)
+            await until(lambda: app.sampler is not None)
+            sampler = app.sampler
+            assert sampler is not None
+            probe = sampler.server
+            if not server_probe:
+                sampler.server = None
             await pilot.press("f4")
             await asyncio.sleep(2.0)  # the samplers settle at their rates
             window = CpuWindow()
             window.start()
             speed = await generate(url, tokens)
             window.stop()
-            LAST_CPU["b"] = window.share
-            LAST_NOTE["b"] = pace_note(app.tiles_pace)
+            LAST_CPU[key] = window.share
+            LAST_NOTE[key] = pace_note(app.tiles_pace)
+            sampler.server = probe  # closed with the sampler
             await pilot.press("ctrl+q")
     return speed
 
@@ -297,6 +308,7 @@ async def run(
     tmp: Path,
     also_busy_refresh: float | None = None,
     stream_only: bool = False,
+    no_probe: bool = False,
 ) -> Results:
     mgr = ServerManager(config.server, log_dir=tmp / "logs")
     await mgr.start(config.profile("q4_k_m"))
@@ -321,6 +333,10 @@ async def run(
         gap = config.chat.busy_refresh_s
         if stream_only:
             arms["e: (g)'s stream, not drawn"] = lambda: arm_stream(url, tokens, gap)
+        if no_probe:
+            arms["h: dashboard, llama-server not probed"] = lambda: arm_dashboard(
+                url, tokens, tmp, "h", server_probe=False
+            )
         if also_busy_refresh is not None:
             other = ChatSettings(quiet_above_tps=0, busy_refresh_s=also_busy_refresh)
             arms[f"f: streamed, busy_refresh_s = {also_busy_refresh:g}"] = lambda: arm_chat(
@@ -411,6 +427,11 @@ def main() -> int:
         help="add an arm (e): the streamed reply read by coder-tui's client, drawn nowhere",
     )
     parser.add_argument(
+        "--also-no-probe",
+        action="store_true",
+        help="add a diagnostic arm (h): the dashboard with no /metrics or /slots requests",
+    )
+    parser.add_argument(
         "--threads", type=int, help="server threads (default: every core, as issue 10 asks)"
     )
     parser.add_argument(
@@ -431,7 +452,15 @@ def main() -> int:
         profiles={"q4_k_m": profile},
     )
     results = asyncio.run(
-        run(config, args.rounds, args.tokens, tmp, args.also_busy_refresh, args.also_stream_only)
+        run(
+            config,
+            args.rounds,
+            args.tokens,
+            tmp,
+            args.also_busy_refresh,
+            args.also_stream_only,
+            args.also_no_probe,
+        )
     )
     title = (
         f"### observer ({time.strftime('%Y-%m-%d %H:%M')}, bench demo Q4_K_M, {threads} threads "
