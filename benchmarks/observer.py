@@ -283,6 +283,37 @@ async def arm_nvitop(url: str, tokens: int) -> float:
         watcher.close()
 
 
+WAKER = """
+import sys, time
+period, work = float(sys.argv[1]), float(sys.argv[2])
+nxt = time.monotonic()
+while True:
+    end = time.monotonic() + work
+    while time.monotonic() < end:
+        pass
+    nxt += period
+    time.sleep(max(0.0, nxt - time.monotonic()))
+"""
+
+
+async def arm_waker(url: str, tokens: int, key: str, period_s: float, work_s: float) -> float:
+    """A diagnostic stand-in watcher: a process that wakes every ``period_s`` and spins for
+    ``work_s``. Two of them with the same CPU share and different wake rates tell whether a
+    watcher's wake-ups or its CPU time cost the model more."""
+    proc = subprocess.Popen([sys.executable, "-c", WAKER, str(period_s), str(work_s)])
+    try:
+        await asyncio.sleep(1.0)
+        window = CpuWindow(proc.pid)
+        window.start()
+        speed = await generate(url, tokens)
+        window.stop()
+        LAST_CPU[key] = window.share
+        return speed
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 async def arm_nothing(url: str, tokens: int) -> float:
     from coder_tui.core.cpu_pace import IdleCores
 
@@ -309,6 +340,8 @@ async def run(
     also_busy_refresh: float | None = None,
     stream_only: bool = False,
     no_probe: bool = False,
+    wakers: bool = False,
+    skip_chat: bool = False,
 ) -> Results:
     mgr = ServerManager(config.server, log_dir=tmp / "logs")
     await mgr.start(config.profile("q4_k_m"))
@@ -316,18 +349,19 @@ async def run(
         url = mgr.url
         await generate(url, 32)  # warm-up
         history = tmp / "chat-history.sqlite3"
-        await arm_chat(url, tokens, tmp, "warm-up", history=history)  # the reply before
         streamed = ChatSettings(quiet_above_tps=0)
         arms: dict[str, Any] = {
             "a: nothing watching": lambda: arm_nothing(url, tokens),
             "b: dashboard (F4), default rates": lambda: arm_dashboard(url, tokens, tmp),
-            "c: coder-tui chatting (defaults)": lambda: arm_chat(
-                url, tokens, tmp, "c", history=history
-            ),
-            "g: chatting, every reply streamed": lambda: arm_chat(
-                url, tokens, tmp, "g", chat=streamed
-            ),
         }
+        if not skip_chat:
+            await arm_chat(url, tokens, tmp, "warm-up", history=history)  # the reply before
+            arms["c: coder-tui chatting (defaults)"] = lambda: arm_chat(
+                url, tokens, tmp, "c", history=history
+            )
+            arms["g: chatting, every reply streamed"] = lambda: arm_chat(
+                url, tokens, tmp, "g", chat=streamed
+            )
         if nvitop_argv():
             arms["d: nvitop"] = lambda: arm_nvitop(url, tokens)
         gap = config.chat.busy_refresh_s
@@ -337,6 +371,9 @@ async def run(
             arms["h: dashboard, llama-server not probed"] = lambda: arm_dashboard(
                 url, tokens, tmp, "h", server_probe=False
             )
+        if wakers:  # 1 % of a core each: 20 wakes a second of 0.5 ms, or one every 2 s of 20 ms
+            arms["w: waker, 20/s x 0.5 ms"] = lambda: arm_waker(url, tokens, "w", 0.05, 0.0005)
+            arms["W: waker, 0.5/s x 20 ms"] = lambda: arm_waker(url, tokens, "W", 2.0, 0.02)
         if also_busy_refresh is not None:
             other = ChatSettings(quiet_above_tps=0, busy_refresh_s=also_busy_refresh)
             arms[f"f: streamed, busy_refresh_s = {also_busy_refresh:g}"] = lambda: arm_chat(
@@ -378,15 +415,16 @@ def table(results: Results, title: str) -> str:
         ratios = [v / b for v, b in zip(values, base, strict=True)]
         target = "≥ 0.98" if name[0] in "bc" else ""
         cpu_text = f"{statistics.median(cpus):.1f}" if cpus else "–"
-        # (a) is this process sending the request; the arms run here pay that too, nvitop does not
-        own = statistics.median(cpus) - (0.0 if name[0] in "ad" else base_cpu) if cpus else None
+        # (a) is this process sending the request; the arms run here pay that too, (d) and the
+        # wakers (their own processes) do not
+        own = statistics.median(cpus) - (0.0 if name[0] in "adwW" else base_cpu) if cpus else None
         own_text = "" if own is None or name[0] == "a" else f"{own:.1f}"
         lines.append(
             f"| {name} | {statistics.median(values):.1f} | {statistics.median(ratios):.3f} | "
             f"{min(ratios):.3f}-{max(ratios):.3f} | {cpu_text} | {own_text} | {target} |"
         )
     stream_name = "e: (g)'s stream, not drawn"
-    if stream_name in results:
+    if stream_name in results and "g: chatting, every reply streamed" in results:
         chat = [speed for speed, _ in results["g: chatting, every reply streamed"]]
         bare = [speed for speed, _ in results[stream_name]]
         drawn = [c / e for c, e in zip(chat, bare, strict=True)]
@@ -404,6 +442,8 @@ def table(results: Results, title: str) -> str:
         nvitop = [speed for speed, _ in results["d: nvitop"]]
         lines.append("")
         for key in ("b: dashboard (F4), default rates", "c: coder-tui chatting (defaults)"):
+            if key not in results:
+                continue
             pair = [x / n for (x, _), n in zip(results[key], nvitop, strict=True)]
             lines.append(
                 f"({key[0]})/(d), per round: median {statistics.median(pair):.3f} "
@@ -430,6 +470,17 @@ def main() -> int:
         "--also-no-probe",
         action="store_true",
         help="add a diagnostic arm (h): the dashboard with no /metrics or /slots requests",
+    )
+    parser.add_argument(
+        "--also-wakers",
+        action="store_true",
+        help="add two diagnostic arms: a process taking 1 %% of a core in 20 wake-ups a second "
+        "(w) or in one every 2 s (W)",
+    )
+    parser.add_argument(
+        "--skip-chat",
+        action="store_true",
+        help="leave out the chatting arms (c) and (g)",
     )
     parser.add_argument(
         "--threads", type=int, help="server threads (default: every core, as issue 10 asks)"
@@ -460,6 +511,8 @@ def main() -> int:
             args.also_busy_refresh,
             args.also_stream_only,
             args.also_no_probe,
+            args.also_wakers,
+            args.skip_chat,
         )
     )
     title = (
