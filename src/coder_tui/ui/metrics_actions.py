@@ -16,6 +16,7 @@ from textual import work
 from coder_tui.core.cpu_pace import BusyPace, idle_cores
 from coder_tui.core.export import ProfileLabels, PrometheusExporter
 from coder_tui.core.metrics.bus import MetricsSampler, SamplerConfig
+from coder_tui.core.metrics.types import ServerPhase
 from coder_tui.ui.app_base import AppBase
 from coder_tui.ui.messages import MetricsUpdated
 from coder_tui.ui.screens.dashboard import DashboardScreen
@@ -51,6 +52,12 @@ class MetricsActions(AppBase):
             profile = self.main.profile if self.main is not None else None
             labels = ProfileLabels.from_profile(profile) if profile is not None else None
             self.exporter.update(message.snapshot, labels)
+        server = message.snapshot.server
+        if self.attached is not None and server is not None:  # its watcher need not ask too
+            if server.phase in (ServerPhase.DOWN, ServerPhase.LOADING):
+                self.attached.seen_down()
+            else:
+                self.attached.seen_alive()
         host = message.snapshot.host
         if (
             host is not None

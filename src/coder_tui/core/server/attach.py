@@ -1,11 +1,17 @@
 """Attach mode: watch a llama-server that coder-tui did not start. It is never stopped from here.
 
 Emits the same ``StateChanged``/``Ready`` events as ``ServerManager`` so the UI treats both alike.
+While the metrics sampler already hears from the server (``seen_alive``, each tick), the watcher's
+own ``/health`` probe waits: one request and two wake-ups of the app fewer every 2 s, which counts
+while the model has every core. A sampler that stops hearing (``seen_down``) makes it probe at
+once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -16,6 +22,9 @@ from coder_tui.core.server.events import Ready, ServerEvent, ServerState, StateC
 from coder_tui.core.server.health import Health, probe
 
 Listener = Callable[[ServerEvent], None]
+
+QUIET_S = 10.0
+"""While the sampler hears from a ready server, its own probe comes this often (seconds)."""
 
 
 class AttachedServer:
@@ -29,6 +38,8 @@ class AttachedServer:
         self.load_time_s: float | None = None
         self.log_lines: deque[str] = deque(maxlen=10)
         self._listeners: list[Listener] = []
+        self._alive_at = -math.inf
+        self._poke = asyncio.Event()
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -52,9 +63,29 @@ class AttachedServer:
                 self._emit(Ready(self.profile_name, self.url, None, 0.0))
         return state
 
-    async def watch(self, interval_s: float = 2.0) -> None:
-        """Probe forever (until cancelled) every ``interval_s`` seconds."""
-        async with httpx.AsyncClient(trust_env=False) as client:
+    def seen_alive(self) -> None:
+        """Someone else (the metrics sampler) just had an answer from the server."""
+        self._alive_at = time.monotonic()
+
+    def seen_down(self) -> None:
+        """Someone else could not reach the server: probe now."""
+        self._alive_at = -math.inf
+        self._poke.set()
+
+    async def watch(
+        self,
+        interval_s: float = 2.0,
+        quiet_s: float = QUIET_S,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """Probe forever (until cancelled) every ``interval_s`` seconds; while the server is
+        ready and ``seen_alive`` keeps coming, only every ``quiet_s``."""
+        async with httpx.AsyncClient(trust_env=False, transport=transport) as client:
             while True:
-                await self.check(client)
-                await asyncio.sleep(interval_s)
+                heard = time.monotonic() - self._alive_at < interval_s * 1.5
+                if not (heard and self.state is ServerState.READY):
+                    await self.check(client)
+                    heard = False
+                self._poke.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._poke.wait(), quiet_s if heard else interval_s)
