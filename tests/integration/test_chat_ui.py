@@ -151,7 +151,7 @@ async def test_reply_is_paced_while_no_core_is_idle(demo_config: Config, tmp_pat
 
 
 async def test_a_fast_reply_with_no_idle_core_makes_the_next_one_quiet(
-    demo_config: Config, tmp_path: Path
+    demo_config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After a reply that decoded fast with every core busy, the next one is asked whole: its
     stats line counts tokens meanwhile, the whole text arrives and is stored, the footer says so;
@@ -173,6 +173,7 @@ async def test_a_fast_reply_with_no_idle_core_makes_the_next_one_quiet(
                 await until(lambda: not main.generating, 60)
 
             main.pace = BusyPace(0.05, idle=_NoIdleCore())  # type: ignore[arg-type]
+            monkeypatch.setattr(main_screen, "QUIET_POLL_S", 0.05)  # the tiny model is fast
             main.request_extra = {"ignore_eos": True, "max_tokens": 100}
             await pilot.press(*"first", "enter")
             await until(lambda: main.conversation is not None, 10)

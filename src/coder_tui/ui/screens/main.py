@@ -41,6 +41,10 @@ from coder_tui.ui.widgets.reply_stream import ReplyStream
 from coder_tui.ui.widgets.server_bar import ServerBar
 from coder_tui.ui.widgets.server_log import ServerLog
 
+QUIET_POLL_S = 2.0
+"""How often a quiet reply's token count is read from ``/slots``: as often as the metrics come
+while no core is idle, so the server is asked no more than it already is."""
+
 MIN_RECORD_TOKENS = 16
 """A reply shorter than this says too little about the decode speed to steer the next one."""
 
@@ -209,7 +213,7 @@ class MainScreen(Screen[None]):
                     max_tokens=settings.max_tokens,
                     temperature=settings.temperature,
                     extra=self.request_extra or None,
-                    poll_s=self.pace.busy_interval_s or 1.0,
+                    poll_s=QUIET_POLL_S,
                 )
             else:
                 stream = client.stream_chat(
