@@ -199,7 +199,7 @@ async def arm_chat(
             window.stop()
             LAST_CPU[key] = window.share
             reply = store.messages(conv.id)[-1]
-            run = store.last_decode(None, reply.model)
+            run = store.last_decode(url, reply.model)  # attached: known by its address
             how = "quiet (asked whole)" if run is not None and run.quiet else "streamed"
             LAST_NOTE[key] = f"{how}, reply {'slowed' if main.reply_paced else 'at full rate'}"
             await pilot.press("ctrl+q")

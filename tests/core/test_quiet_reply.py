@@ -186,16 +186,22 @@ def test_answer_chunk_moves_message_to_delta() -> None:
     assert chunk["usage"] == ANSWER["usage"]
 
 
+LOCAL = "http://127.0.0.1:8080"
+
+
 @pytest.mark.parametrize(
-    ("last", "threshold", "quiet"),
+    ("last", "threshold", "url", "quiet"),
     [
-        (None, 100, False),
-        (DecodeRun(330, True), 100, True),
-        (DecodeRun(330, True, quiet=True), 100, True),  # stays quiet while it still holds
-        (DecodeRun(330, False), 100, False),  # a core was idle: streaming costs nothing
-        (DecodeRun(21.8, True), 100, False),  # the seed's big MoE: a wake per token is cheap
-        (DecodeRun(330, True), 0, False),  # turned off
+        (None, 100, LOCAL, False),
+        (DecodeRun(330, True), 100, LOCAL, True),
+        (DecodeRun(330, True), 100, "http://localhost:8080/v1", True),
+        (DecodeRun(330, True, quiet=True), 100, LOCAL, True),  # stays quiet while it still holds
+        (DecodeRun(330, False), 100, LOCAL, False),  # a core was idle: streaming costs nothing
+        (DecodeRun(21.8, True), 100, LOCAL, False),  # the seed's big MoE: a wake per token is cheap
+        (DecodeRun(330, True), 0, LOCAL, False),  # turned off
+        (DecodeRun(330, True), 100, "http://10.0.0.7:8080", False),  # idle cores here say nothing
+        (DecodeRun(330, True), 100, "https://gpu-box.lan", False),
     ],
 )
-def test_quiet_next(last: DecodeRun | None, threshold: float, quiet: bool) -> None:
-    assert quiet_next(last, threshold) is quiet
+def test_quiet_next(last: DecodeRun | None, threshold: float, url: str, quiet: bool) -> None:
+    assert quiet_next(last, threshold, url) is quiet

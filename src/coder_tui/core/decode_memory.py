@@ -4,7 +4,8 @@ A streamed reply costs llama-server a thread wake per token; with its threads on
 is 6-8 % of the decode speed at 330 tokens/s, and about nothing at the 20 tokens/s of a big MoE
 (the cost is per token). So a reply is asked for whole (``core/quiet_reply.py``) only when the
 newest reply of the same profile and model decoded at ``quiet_above_tps`` or faster with no idle
-CPU core (``core/cpu_pace.py``). Each reply's run is recorded in the history database
+CPU core (``core/cpu_pace.py``), and only for a server on this machine: idle cores here say nothing
+about a remote one. Each reply's run is recorded in the history database
 (``HistoryStore.record_decode``), so the rule holds across restarts; a quiet reply is recorded too,
 so freeing a core (or a slower split) brings streaming back on the next reply.
 """
@@ -12,6 +13,9 @@ so freeing a core (or a slower split) brings streaming back on the next reply.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from coder_tui.core.security import is_loopback
 
 
 @dataclass(frozen=True)
@@ -25,14 +29,16 @@ class DecodeRun:
 
 
 def decode_key(profile: str | None, model: str | None) -> str:
-    """The record's key: the profile and the model (an attached server has neither, or a model)."""
+    """The record's key: the profile (an attached server's address instead) and the model."""
     return f"{profile or ''}\n{model or ''}"
 
 
-def quiet_next(last: DecodeRun | None, quiet_above_tps: float) -> bool:
-    """Whether the next reply is asked for whole, after ``last`` (``quiet_above_tps`` 0: never)."""
+def quiet_next(last: DecodeRun | None, quiet_above_tps: float, server_url: str) -> bool:
+    """Whether the next reply to ``server_url`` is asked for whole, after ``last``
+    (``quiet_above_tps`` 0: never; a server not on this machine: never)."""
     return (
         quiet_above_tps > 0
+        and is_loopback(urlsplit(server_url).hostname or "")
         and last is not None
         and last.cpu_saturated
         and last.tokens_per_second >= quiet_above_tps

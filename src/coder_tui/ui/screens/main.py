@@ -202,7 +202,9 @@ class MainScreen(Screen[None]):
         end: StreamEnd | None = None
         last_save = time.monotonic()
         settings = self.chat_settings
-        quiet = quiet_next(self.store.last_decode(profile, model), settings.quiet_above_tps)
+        decode_as = profile or self.server_url  # an attached server is told apart by its address
+        last = self.store.last_decode(decode_as, model)
+        quiet = quiet_next(last, settings.quiet_above_tps, self.server_url)
         async with ChatClient(
             self.server_url, self.api_key, stall_timeout_s=settings.stall_timeout_s
         ) as client:
@@ -283,7 +285,7 @@ class MainScreen(Screen[None]):
         ):
             run = DecodeRun(timings.predicted_per_second, saturated, quiet)
             with contextlib.suppress(HistoryWriteError):  # a hint for the next reply, no more
-                self.store.record_decode(profile, model, run)
+                self.store.record_decode(decode_as, model, run)
         stored = self.store.message(msg_id)
         if stored is not None:
             footer = reply_footer(stored)
