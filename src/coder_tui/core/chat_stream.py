@@ -98,7 +98,41 @@ async def still_generating(
     return None if idle is None else not idle
 
 
-class ChatStream:
+class ReplyEvents:
+    """What both ways of getting a reply share (``ChatStream`` here, ``QuietReply``): a queue the
+    request's task fills, ``cancel()``, and the iteration over ``_run()``'s events."""
+
+    def __init__(self, client: ChatClient, body: dict[str, Any]) -> None:
+        self._client = client
+        self._body = body
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._cancel_requested = False
+        self._gen = self._run()
+
+    def _run(self) -> AsyncGenerator[ChatEvent, None]:
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Ask the reply to stop; the iteration ends with ``StreamEnd(status="cancelled")``."""
+        if not self._cancel_requested:
+            self._cancel_requested = True
+            self._queue.put_nowait(_CANCEL)
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel_requested
+
+    def __aiter__(self) -> ReplyEvents:
+        return self
+
+    async def __anext__(self) -> ChatEvent:
+        return await self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()
+
+
+class ChatStream(ReplyEvents):
     """One streamed reply: an async iterator of ``ChatEvent`` ending with one ``StreamEnd``.
 
     ``cancel()`` may be called from any task on the same event loop, at any time; the iteration then
@@ -111,34 +145,11 @@ class ChatStream:
     """
 
     def __init__(self, client: ChatClient, body: dict[str, Any]) -> None:
-        self._client = client
-        self._body = body
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        super().__init__(client, body)
         self._decoder = SSEDecoder()
-        self._cancel_requested = False
         self._last_byte = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self.read_gap_s = 0.0
-        self._gen = self._run()
-
-    def cancel(self) -> None:
-        """Ask the stream to stop; the iteration ends with ``StreamEnd(status="cancelled")``."""
-        if not self._cancel_requested:
-            self._cancel_requested = True
-            self._queue.put_nowait(_CANCEL)
-
-    @property
-    def cancel_requested(self) -> bool:
-        return self._cancel_requested
-
-    def __aiter__(self) -> ChatStream:
-        return self
-
-    async def __anext__(self) -> ChatEvent:
-        return await self._gen.__anext__()
-
-    async def aclose(self) -> None:
-        await self._gen.aclose()
 
     # -- the reader task ------------------------------------------------------------------------
 

@@ -34,10 +34,8 @@ from coder_tui.core.chat_events import (
     http_error_text,
     parse_chunk,
 )
-from coder_tui.core.chat_stream import CHAT_PATH, end_for_failure, still_generating
+from coder_tui.core.chat_stream import CHAT_PATH, ReplyEvents, end_for_failure, still_generating
 from coder_tui.core.client import ChatClient
-
-_CANCEL = object()
 
 
 @dataclass(frozen=True)
@@ -86,7 +84,7 @@ def answer_chunk(answer: object) -> object:
     return chunk
 
 
-class QuietReply:
+class QuietReply(ReplyEvents):
     """One reply asked for whole: an async iterator of ``ChatEvent`` ending with one ``StreamEnd``.
 
     ``DecodeProgress`` events come while the server generates (when ``/slots`` answers), then the
@@ -95,31 +93,8 @@ class QuietReply:
     interval and may be changed at any time."""
 
     def __init__(self, client: ChatClient, body: dict[str, Any], poll_s: float = 1.0) -> None:
-        self._client = client
-        self._body = body
-        self._queue: asyncio.Queue[object] = asyncio.Queue()
-        self._cancel_requested = False
+        super().__init__(client, body)
         self.read_gap_s = poll_s
-        self._gen = self._run()
-
-    def cancel(self) -> None:
-        """Ask the reply to stop; the iteration ends with ``StreamEnd(status="cancelled")``."""
-        if not self._cancel_requested:
-            self._cancel_requested = True
-            self._queue.put_nowait(_CANCEL)
-
-    @property
-    def cancel_requested(self) -> bool:
-        return self._cancel_requested
-
-    def __aiter__(self) -> QuietReply:
-        return self
-
-    async def __anext__(self) -> ChatEvent:
-        return await self._gen.__anext__()
-
-    async def aclose(self) -> None:
-        await self._gen.aclose()
 
     async def _post(self) -> None:
         try:
