@@ -11,10 +11,18 @@ from typing import Any
 import httpx
 import pytest
 
-from coder_tui.core.chat_events import ChatEvent, DecodeProgress, Delta, Finish, StreamEnd, Timings
+from coder_tui.core.chat_events import (
+    ChatEvent,
+    DecodeProgress,
+    Delta,
+    Finish,
+    StreamEnd,
+    Timings,
+    answer_chunk,
+)
 from coder_tui.core.client import ChatClient
 from coder_tui.core.decode_memory import DecodeRun, quiet_next
-from coder_tui.core.quiet_reply import answer_chunk, slot_progress
+from coder_tui.core.quiet_reply import slot_progress
 
 MSGS = [{"role": "user", "content": "hi"}]
 TIMINGS = {
@@ -95,9 +103,10 @@ class Server:
         return ChatClient("http://test:8080", transport=httpx.MockTransport(self), **kw)
 
 
-async def run(server: Server, poll_s: float = 0.05, **kw: Any) -> list[ChatEvent]:
+async def run(server: Server, **kw: Any) -> list[ChatEvent]:
     async with server.client(**kw) as client:
-        reply = client.quiet_chat(MSGS, max_tokens=4, temperature=0, poll_s=poll_s)
+        reply = client.quiet_chat(MSGS, max_tokens=4, temperature=0)
+        reply.read_gap_s = 0.05
         events = [e async for e in reply]
     assert sum(isinstance(e, StreamEnd) for e in events) == 1 and isinstance(events[-1], StreamEnd)
     return events
@@ -142,7 +151,8 @@ async def test_no_progress_for_the_stall_timeout_ends_it() -> None:
 async def test_cancel_closes_the_request() -> None:
     server = Server(delay_s=30, slots=[[slot(1, n)] for n in range(1, 100)])
     async with server.client() as client:
-        reply = client.quiet_chat(MSGS, poll_s=0.05)
+        reply = client.quiet_chat(MSGS)
+        reply.read_gap_s = 0.05
         events: list[ChatEvent] = []
         async for event in reply:
             events.append(event)

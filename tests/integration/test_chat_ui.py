@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import coder_tui.core.quiet_reply as quiet_reply
 import coder_tui.ui.screens.main as main_screen
 from coder_tui.core.config import Config
 from coder_tui.core.server.events import ServerState
@@ -173,7 +174,7 @@ async def test_a_fast_reply_with_no_idle_core_makes_the_next_one_quiet(
                 await until(lambda: not main.generating, 60)
 
             main.pace = BusyPace(0.05, idle=_NoIdleCore())  # type: ignore[arg-type]
-            monkeypatch.setattr(main_screen, "QUIET_POLL_S", 0.05)  # the tiny model is fast
+            monkeypatch.setattr(quiet_reply, "POLL_S", 0.05)  # the tiny model is fast
             main.request_extra = {"ignore_eos": True, "max_tokens": 100}
             await pilot.press(*"first", "enter")
             await until(lambda: main.conversation is not None, 10)

@@ -152,12 +152,9 @@ async def test_quiet_reply_is_the_streamed_reply_asked_whole(
             streamed = [
                 e async for e in client.stream_chat(MSGS, max_tokens=N, temperature=0, extra=extra)
             ]
-            quiet = [
-                e
-                async for e in client.quiet_chat(
-                    MSGS, max_tokens=N, temperature=0, extra=extra, poll_s=0.05
-                )
-            ]
+            reply = client.quiet_chat(MSGS, max_tokens=N, temperature=0, extra=extra)
+            reply.read_gap_s = 0.05
+            quiet = [e async for e in reply]
     finally:
         await mgr.stop()
     a, b = streamed[-1], quiet[-1]
@@ -177,9 +174,8 @@ async def test_quiet_reply_cancel_leaves_slots_idle(demo_config: Config, tmp_pat
     try:
         await mgr.start(demo_config.profile("q4_k_m"))
         async with ChatClient(mgr.url) as client:
-            reply = client.quiet_chat(
-                MSGS, max_tokens=20000, extra={"ignore_eos": True}, poll_s=0.05
-            )
+            reply = client.quiet_chat(MSGS, max_tokens=20000, extra={"ignore_eos": True})
+            reply.read_gap_s = 0.05
             events: list[ChatEvent] = []
             async for event in reply:
                 events.append(event)

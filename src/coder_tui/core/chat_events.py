@@ -208,6 +208,20 @@ def parse_chunk(chunk: object, t_s: float) -> list[ChatEvent]:
     return events
 
 
+def answer_chunk(answer: object) -> object:
+    """A whole ``chat.completion`` answer as one ``chat.completion.chunk`` (``message`` becomes
+    ``delta``), so ``parse_chunk`` reads both the same way (and refuses what is not an object)."""
+    if not isinstance(answer, Mapping):
+        return answer
+    chunk = dict(answer)
+    choices = answer.get("choices")
+    if isinstance(choices, list):
+        chunk["choices"] = [
+            {**c, "delta": c.get("message")} if isinstance(c, Mapping) else c for c in choices
+        ]
+    return chunk
+
+
 @dataclass
 class StreamTally:
     """What a stream has yielded and how it ended so far; becomes the ``StreamEnd``."""
@@ -239,6 +253,22 @@ class StreamTally:
             self.timings = event
         elif isinstance(event, Usage):
             self.usage = event
+
+    def take(self, data: str | bytes, at: float, *, whole: bool = False) -> list[ChatEvent]:
+        """Parse one chunk's JSON (``whole``: a whole ``chat.completion`` answer) arrived at
+        monotonic ``at``, record its events and return them; bad data ends the tally instead."""
+        try:
+            loaded = json.loads(data)
+            parsed = parse_chunk(answer_chunk(loaded) if whole else loaded, at - self.started)
+        except ValueError:
+            self.end("bad_stream", f"the server sent data that is not JSON: {data[:80]!r}")
+            return []
+        except ChunkError as exc:
+            self.end("server_error" if exc.server else "bad_stream", str(exc))
+            return []
+        for event in parsed:
+            self.record(event, at)
+        return parsed
 
     def ended_early(self, message: str) -> None:
         """The byte stream stopped without ``[DONE]``: a reply whose finish reason came is whole

@@ -12,8 +12,8 @@ and ending the stream is one ``task.cancel()`` that closes the response wherever
 
 from __future__ import annotations
 
+import abc
 import asyncio
-import json
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -23,10 +23,8 @@ import httpx
 
 from coder_tui.core.chat_events import (
     ChatEvent,
-    ChunkError,
     StreamTally,
     http_error_text,
-    parse_chunk,
 )
 from coder_tui.core.sse import SSEDecoder, SSEError, SSEEvent
 
@@ -98,7 +96,7 @@ async def still_generating(
     return None if idle is None else not idle
 
 
-class ReplyEvents:
+class ReplyEvents(abc.ABC):
     """What both ways of getting a reply share (``ChatStream`` here, ``QuietReply``): a queue the
     request's task fills, ``cancel()``, and the iteration over ``_run()``'s events."""
 
@@ -107,10 +105,13 @@ class ReplyEvents:
         self._body = body
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._cancel_requested = False
+        self.read_gap_s = 0.0
+        """Seconds between reads of the server (each kind says how it uses them)."""
         self._gen = self._run()
 
+    @abc.abstractmethod
     def _run(self) -> AsyncGenerator[ChatEvent, None]:
-        raise NotImplementedError
+        """The events of the reply, ending with one ``StreamEnd``."""
 
     def cancel(self) -> None:
         """Ask the reply to stop; the iteration ends with ``StreamEnd(status="cancelled")``."""
@@ -149,7 +150,6 @@ class ChatStream(ReplyEvents):
         self._decoder = SSEDecoder()
         self._last_byte = 0.0
         self._timer: asyncio.TimerHandle | None = None
-        self.read_gap_s = 0.0
 
     # -- the reader task ------------------------------------------------------------------------
 
@@ -266,14 +266,5 @@ class ChatStream(ReplyEvents):
             elif data == "[DONE]":
                 state.end("done")
             else:
-                try:
-                    parsed = parse_chunk(json.loads(data), at - state.started)
-                except ValueError:
-                    state.end("bad_stream", f"the server sent data that is not JSON: {data[:80]!r}")
-                except ChunkError as exc:
-                    state.end("server_error" if exc.server else "bad_stream", str(exc))
-                else:
-                    for event in parsed:
-                        state.record(event, at)
-                        out.append(event)
+                out.extend(state.take(data, at))
         return out

@@ -157,16 +157,15 @@ class ChatClient:
         temperature: float | None = None,
         seed: int | None = None,
         extra: Mapping[str, Any] | None = None,
-        poll_s: float = 1.0,
     ) -> QuietReply:
         """The same reply asked for whole (``stream: false``), its progress read from ``/slots``
-        every ``poll_s``: see ``core/quiet_reply.py``. Same events and ``cancel()``."""
+        every ``read_gap_s`` (2 s): see ``core/quiet_reply.py``. Same events and ``cancel()``."""
         from coder_tui.core.quiet_reply import QuietReply
 
         body = _request_body(messages, model, max_tokens, temperature, seed)
         body["stream"] = False
         body.update(extra or {})
-        return QuietReply(self, body, poll_s)
+        return QuietReply(self, body)
 
     async def check_slots_idle(self, *, wait_s: float = 1.0) -> bool | None:
         """Whether every llama-server slot has stopped processing, polling ``/slots`` for up to

@@ -18,7 +18,6 @@ the server's timings (prompt time plus one token's time), since no token arrives
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
@@ -28,11 +27,9 @@ import httpx
 
 from coder_tui.core.chat_events import (
     ChatEvent,
-    ChunkError,
     DecodeProgress,
     StreamTally,
     http_error_text,
-    parse_chunk,
 )
 from coder_tui.core.chat_stream import CHAT_PATH, ReplyEvents, end_for_failure, still_generating
 from coder_tui.core.client import ChatClient
@@ -70,18 +67,9 @@ def slot_progress(slots: object) -> tuple[int, int] | None:
     return None if best is None else (best[1], best[2])
 
 
-def answer_chunk(answer: object) -> object:
-    """A whole ``chat.completion`` answer as one ``chat.completion.chunk`` (``message`` becomes
-    ``delta``), so ``parse_chunk`` reads both the same way (and refuses what is not an object)."""
-    if not isinstance(answer, Mapping):
-        return answer
-    chunk = dict(answer)
-    choices = answer.get("choices")
-    if isinstance(choices, list):
-        chunk["choices"] = [
-            {**c, "delta": c.get("message")} if isinstance(c, Mapping) else c for c in choices
-        ]
-    return chunk
+POLL_S = 2.0
+"""How often ``/slots`` is read for the token count: as often as the metrics come while no core is
+idle, so the server is asked no more than it already is."""
 
 
 class QuietReply(ReplyEvents):
@@ -92,9 +80,9 @@ class QuietReply(ReplyEvents):
     with ``StreamEnd(status="cancelled")`` and no text (none has come). ``read_gap_s`` is the poll
     interval and may be changed at any time."""
 
-    def __init__(self, client: ChatClient, body: dict[str, Any], poll_s: float = 1.0) -> None:
+    def __init__(self, client: ChatClient, body: dict[str, Any]) -> None:
         super().__init__(client, body)
-        self.read_gap_s = poll_s
+        self.read_gap_s = POLL_S
 
     async def _post(self) -> None:
         try:
@@ -156,16 +144,9 @@ class QuietReply(ReplyEvents):
         if answer.status != 200:
             state.end("server_error", f"HTTP {answer.status}: {http_error_text(answer.body)}")
             return []
-        try:
-            events = parse_chunk(answer_chunk(json.loads(answer.body)), now - state.started)
-        except ValueError:
-            state.end("bad_stream", f"the server sent data that is not JSON: {answer.body[:80]!r}")
-            return []
-        except ChunkError as exc:
-            state.end("server_error" if exc.server else "bad_stream", str(exc))
-            return []
-        for event in events:
-            state.record(event, now)
+        events = state.take(answer.body, now, whole=True)
+        if state.status is not None:
+            return events
         timings = state.timings
         if state.first_token_at is not None and timings is not None and timings.predicted_n:
             one_token_ms = timings.predicted_ms / timings.predicted_n

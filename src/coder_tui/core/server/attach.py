@@ -82,7 +82,7 @@ class AttachedServer:
         ready and ``seen_alive`` keeps coming, only every ``quiet_s``."""
         async with httpx.AsyncClient(trust_env=False, transport=transport) as client:
             while True:
-                heard = time.monotonic() - self._alive_at < interval_s * 1.5
+                heard = time.monotonic() - self._alive_at < quiet_s  # ticks every 1-4 s
                 if not (heard and self.state is ServerState.READY):
                     await self.check(client)
                     heard = False

@@ -24,12 +24,12 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from coder_tui.core.client import ChatClient, ChatStream, DecodeProgress, Delta, StreamEnd
+from coder_tui.core.chat_stream import ReplyEvents
+from coder_tui.core.client import ChatClient, DecodeProgress, Delta, StreamEnd
 from coder_tui.core.config import ChatSettings, Profile
 from coder_tui.core.cpu_pace import BusyPace
 from coder_tui.core.decode_memory import DecodeRun, quiet_next
 from coder_tui.core.metrics.types import MetricsSnapshot
-from coder_tui.core.quiet_reply import QuietReply
 from coder_tui.core.server.restart import interrupted_notice, reply_end_notice
 from coder_tui.core.store import HistoryStore, HistoryWriteError
 from coder_tui.core.store_schema import Conversation, status_for_end
@@ -40,10 +40,6 @@ from coder_tui.ui.widgets.prompt import PromptInput
 from coder_tui.ui.widgets.reply_stream import ReplyStream
 from coder_tui.ui.widgets.server_bar import ServerBar
 from coder_tui.ui.widgets.server_log import ServerLog
-
-QUIET_POLL_S = 2.0
-"""How often a quiet reply's token count is read from ``/slots``: as often as the metrics come
-while no core is idle, so the server is asked no more than it already is."""
 
 MIN_RECORD_TOKENS = 16
 """A reply shorter than this says too little about the decode speed to steer the next one."""
@@ -208,22 +204,13 @@ class MainScreen(Screen[None]):
         async with ChatClient(
             self.server_url, self.api_key, stall_timeout_s=settings.stall_timeout_s
         ) as client:
-            stream: ChatStream | QuietReply
-            if quiet:
-                stream = client.quiet_chat(
-                    messages,
-                    max_tokens=settings.max_tokens,
-                    temperature=settings.temperature,
-                    extra=self.request_extra or None,
-                    poll_s=QUIET_POLL_S,
-                )
-            else:
-                stream = client.stream_chat(
-                    messages,
-                    max_tokens=settings.max_tokens,
-                    temperature=settings.temperature,
-                    extra=self.request_extra or None,
-                )
+            ask = client.quiet_chat if quiet else client.stream_chat
+            stream = ask(
+                messages,
+                max_tokens=settings.max_tokens,
+                temperature=settings.temperature,
+                extra=self.request_extra or None,
+            )
             self._stream = stream
             self.pace.restart_window()
             self.reply_paced = paced = False
@@ -231,7 +218,6 @@ class MainScreen(Screen[None]):
             try:
                 async for event in stream:
                     if isinstance(event, DecodeProgress):
-                        saturated = saturated or self.pace.check() or self.pace.saturated
                         view.set_stats(quiet_progress(event))
                     elif isinstance(event, Delta):
                         if not quiet and (self.pace.check() or not paced):
@@ -248,9 +234,9 @@ class MainScreen(Screen[None]):
                             last_save = time.monotonic()
                     elif isinstance(event, StreamEnd):
                         end = event
-                if quiet:  # a reply done before its first poll: the window since its start
+                if quiet:  # idle cores over the whole reply, measured once at its end
                     self.pace.check()
-                    saturated = saturated or self.pace.saturated
+                    saturated = self.pace.saturated
             except BaseException:
                 # Cancelled from outside (the app is closing): keep what arrived.
                 self.store.finish_reply(msg_id, "".join(parts), "interrupted")
@@ -300,7 +286,7 @@ class MainScreen(Screen[None]):
         if notice:
             self.notify(notice, severity="error", timeout=12)
 
-    def _apply_pace(self, coalescer: Coalescer, stream: ChatStream | QuietReply) -> None:
+    def _apply_pace(self, coalescer: Coalescer, stream: ReplyEvents) -> None:
         """Screen updates and stream reads at the pace's interval; no cursor blink while busy."""
         busy = self.pace.saturated
         coalescer.interval_s = self.pace.interval_s
