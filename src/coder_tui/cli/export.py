@@ -173,8 +173,10 @@ async def _model_path(url: str) -> str | None:
     """``/props`` ``model_path`` of the server at ``url`` (``None`` if it does not say)."""
     import httpx
 
+    from coder_tui.core.server.connections import server_http
+
     try:
-        async with httpx.AsyncClient(trust_env=False) as client:
+        async with server_http() as client:
             resp = await client.get(url + "/props", timeout=5.0)
             data = resp.json() if resp.status_code == 200 else None
     except (httpx.HTTPError, ValueError):

@@ -33,6 +33,7 @@ from coder_tui.core.chat_events import (
     Usage,
 )
 from coder_tui.core.chat_stream import CHAT_PATH, ChatStream
+from coder_tui.core.server.connections import server_http
 
 if TYPE_CHECKING:
     from coder_tui.core.quiet_reply import QuietReply
@@ -101,7 +102,7 @@ class ChatClient:
         self.connect_timeout_s = connect_timeout_s
         self.stall_timeout_s = stall_timeout_s
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.AsyncClient(
+        self._http = server_http(
             base_url=self.base_url,
             headers=headers,
             timeout=httpx.Timeout(

@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from coder_tui.core.config_schema import Remote
 from coder_tui.core.metrics.server import ServerProbe
 from coder_tui.core.metrics.types import ServerPhase, ServerSample
+from coder_tui.core.server.connections import server_http
 
 PROPS_REFRESH_S = 30.0
 """``/props`` hardly changes: read it again after this long, or when a server comes back."""
@@ -106,9 +107,7 @@ class FleetPoller:
             key = self._env.get(remote.api_key_env) if remote.api_key_env else None
             if key:
                 headers["Authorization"] = f"Bearer {key}"
-            client = httpx.AsyncClient(
-                headers=headers, transport=self._transport, trust_env=False, timeout=self.timeout_s
-            )
+            client = server_http(headers=headers, transport=self._transport, timeout=self.timeout_s)
             probe = ServerProbe(
                 remote.url, client=client, timeout_s=self.timeout_s, min_interval_s=0.0
             )

@@ -39,9 +39,11 @@ async def _prompt_text(url: str, target_tokens: int) -> str:
     """Text of about ``target_tokens`` tokens, sized with the server's ``/tokenize``."""
     import httpx
 
+    from coder_tui.core.server.connections import server_http
+
     n_words = max(target_tokens // 2, 1)
     text = filler_text(n_words)
-    async with httpx.AsyncClient(base_url=url, trust_env=False, timeout=30.0) as http:
+    async with server_http(base_url=url, timeout=30.0) as http:
         for _ in range(2):
             try:
                 resp = await http.post("/tokenize", json={"content": text})

@@ -1,7 +1,7 @@
 """The sampler bus: runs the GPU, host, PCIe and server samplers and yields one snapshot per tick.
 
 Owns ``SamplerConfig`` (rates, history length, bandwidth overrides) and ``MetricsSampler``: GPU,
-host and a kept-alive server probe on one worker thread a tick (``asyncio.to_thread``), PCIe on
+host and a blocking server probe on one worker thread a tick (``asyncio.to_thread``), PCIe on
 its own thread, a server polled through a caller's httpx client (or https) alongside; the MoE
 traffic model for the watched profile (its GGUF layout read once per model file); the ring buffers.
 ``async for snap in sampler.run()`` yields frozen ``MetricsSnapshot``s; cancelling or closing the
@@ -164,7 +164,7 @@ class MetricsSampler:
     async def tick(self) -> MetricsSnapshot:
         """Sample every source once and append to the history (``run`` calls this)."""
         profile, probe = self._profile, self.server
-        # A kept-alive server probe runs on the hardware thread: one thread hop a tick, not two.
+        # A blocking server probe runs on the hardware thread: one thread hop a tick, not two.
         inline = probe if probe is not None and probe.blocking else None
         hw = asyncio.to_thread(self._sample_hw, profile, inline)
         server: ServerSample | None

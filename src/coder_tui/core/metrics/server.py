@@ -5,8 +5,9 @@ Owns ``ServerProbe`` (both endpoints at most once per
 endpoint that is off (501, started without ``--metrics``/``--slots``) gives ``None`` fields, no
 answer is ``ServerPhase.DOWN``, 503 is ``LOADING``. Scheduling is ``bus``'s.
 
-Transport: a plain ``http://`` server without a caller's client is polled over one kept-alive
-socket (``keepalive.KeepAliveGet``) on a worker thread, ``/slots`` first; when every slot is idle
+Transport: a plain ``http://`` server without a caller's client is polled over one connection per
+poll, closed after it (``poll_connection.PollConnection``: an idle kept-alive connection makes
+llama-server wake 100 times a second), on a worker thread, ``/slots`` first; when every slot is idle
 and the ``/slots`` answer is byte for byte the last one, nothing ran in between (a request that
 started and ended between two polls leaves its slot with a new ``id_task``), so ``/metrics`` is
 skipped (the counters have not moved) and asked again at least every ``METRICS_MAX_AGE_S``. A
@@ -27,7 +28,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from coder_tui.core.metrics.keepalive import KeepAliveGet, split_http_url
+from coder_tui.core.metrics.poll_connection import PollConnection, split_http_url
 from coder_tui.core.metrics.server_payloads import (
     COUNTERS,
     as_int,
@@ -36,6 +37,7 @@ from coder_tui.core.metrics.server_payloads import (
     server_phase,
 )
 from coder_tui.core.metrics.types import ServerPhase, ServerSample, SlotSample
+from coder_tui.core.server.connections import server_http
 
 METRICS_MAX_AGE_S = 10.0
 """While ``/slots`` shows nothing happening, ``/metrics`` is still asked this often (seconds)."""
@@ -64,7 +66,7 @@ class ServerProbe:
         self._client = client
         self._own_client = client is None
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._conn: KeepAliveGet | None = None
+        self._conn: PollConnection | None = None
         self.timeout_s = timeout_s
         self.min_interval_s = min_interval_s
         self._last: ServerSample | None = None
@@ -104,27 +106,33 @@ class ServerProbe:
 
     async def _get(self, path: str) -> _Answer:
         if self._client is None:
-            self._client = httpx.AsyncClient(trust_env=False, headers=self._headers)
+            self._client = server_http(headers=self._headers)
         try:
             resp = await self._client.get(self.base_url + path, timeout=self.timeout_s)
         except httpx.HTTPError:
             return None
         return resp.status_code, resp.content
 
-    def _keepalive(self) -> KeepAliveGet | None:
-        """The kept-alive connection for a plain ``http://`` server polled without a caller's client."""
+    def _poll_connection(self) -> PollConnection | None:
+        """The poll connection for a plain ``http://`` server polled without a caller's client."""
         if self._conn is None and self._own_client:
             where = split_http_url(self.base_url)
             if where is not None:
                 host, port, prefix = where
-                self._conn = KeepAliveGet(
+                self._conn = PollConnection(
                     host, port, timeout_s=self.timeout_s, prefix=prefix, headers=self._headers
                 )
         return self._conn
 
-    def _fetch_blocking(self, conn: KeepAliveGet) -> tuple[_Answer, _Answer, float]:
+    def _fetch_blocking(self, conn: PollConnection) -> tuple[_Answer, _Answer, float]:
         """``/slots``, then ``/metrics`` unless nothing can have moved it (worker thread); the time
         is the ``/slots`` answer's (live speeds come from it; ``/metrics`` waits a decode step)."""
+        try:
+            return self._fetch_both(conn)
+        finally:
+            conn.release()  # no idle connection for llama-server to watch until the next poll
+
+    def _fetch_both(self, conn: PollConnection) -> tuple[_Answer, _Answer, float]:
         slots = conn.get("/slots")
         now, seen = time.monotonic(), self._slots_seen
         if slots is None:  # unreachable or stalled: asking /metrics too would only wait again
@@ -146,8 +154,8 @@ class ServerProbe:
 
     @property
     def blocking(self) -> bool:
-        """Polled over a kept-alive socket: ``sample_blocking`` works (from one thread at a time)."""
-        return self._keepalive() is not None
+        """Polled over a ``PollConnection``: ``sample_blocking`` works (from one thread at a time)."""
+        return self._poll_connection() is not None
 
     def _recent(self, now: float) -> ServerSample | None:
         last, last_t = self._last, self._last_t
@@ -167,7 +175,7 @@ class ServerProbe:
         recent = self._recent(time.monotonic())
         if recent is not None:
             return recent
-        if self._keepalive() is not None:
+        if self._poll_connection() is not None:
             return await asyncio.to_thread(self.sample_blocking)
         metrics, slots = await asyncio.gather(self._get("/metrics"), self._get("/slots"))
         return self._finish(metrics, slots)
@@ -177,7 +185,7 @@ class ServerProbe:
         recent = self._recent(time.monotonic())
         if recent is not None:
             return recent
-        conn = self._keepalive()
+        conn = self._poll_connection()
         if conn is None:
             return ServerSample(
                 phase=ServerPhase.DOWN, error="https or a caller's client: use sample"

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import httpx
 
+from coder_tui.core.server.connections import server_http
 from coder_tui.core.server.events import Ready, ServerEvent, ServerState, StateChanged
 from coder_tui.core.server.health import Health, probe
 
@@ -80,7 +81,7 @@ class AttachedServer:
     ) -> None:
         """Probe forever (until cancelled) every ``interval_s`` seconds; while the server is
         ready and ``seen_alive`` keeps coming, only every ``quiet_s``."""
-        async with httpx.AsyncClient(trust_env=False, transport=transport) as client:
+        async with server_http(transport=transport) as client:
             while True:
                 heard = time.monotonic() - self._alive_at < quiet_s  # ticks every 1-4 s
                 if not (heard and self.state is ServerState.READY):

@@ -21,14 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-import httpx
-
 from coder_tui.core.config import Profile, ServerSettings
 from coder_tui.core.errors import ServerError
 from coder_tui.core.profiles import build_argv
 from coder_tui.core.security import KEY_ENV, Redactor, server_secrets
 from coder_tui.core.server import caps as caps_mod
 from coder_tui.core.server.binary import find_tool
+from coder_tui.core.server.connections import server_http
 from coder_tui.core.server.events import (
     Exited,
     LogLine,
@@ -207,7 +206,7 @@ class ServerManager:
             self._watcher = asyncio.create_task(self._watch(proc))
             self._set_state(ServerState.LOADING)
             try:
-                async with httpx.AsyncClient(trust_env=False) as client:
+                async with server_http() as client:
                     await wait_ready(
                         client,
                         self.url,

@@ -1,4 +1,4 @@
-"""ServerProbe over its kept-alive socket, against a stdlib HTTP/1.1 server serving captured payloads.
+"""ServerProbe over its poll connection, against a stdlib HTTP/1.1 server serving captured payloads.
 
 Checks when ``/metrics`` is skipped (every slot idle and ``/slots`` unchanged) and when it is not,
 that a request finishing between two polls is still counted, and restarts and outages.
@@ -82,7 +82,7 @@ async def test_idle_and_unchanged_skips_metrics(fake: Fake) -> None:
         s = await probe.sample()
         assert s.metrics_available and s.prompt_tokens_per_s == 0
     assert fake.hits == {"/slots": 4, "/metrics": 1} and probe.metrics_skipped == 3
-    assert probe._conn is not None and probe._conn.connects == 1
+    assert probe._conn is not None and probe._conn.connects == 4  # one per poll, none kept
     assert set(fake.auth) == {"Bearer sekrit"}
     await probe.aclose()
 
@@ -109,6 +109,7 @@ async def test_busy_slots_ask_metrics_every_poll(fake: Fake) -> None:
         s = await probe.sample()  # the same body, but a slot is busy
     assert s.phase is ServerPhase.GENERATING
     assert fake.hits == {"/slots": 3, "/metrics": 3} and probe.metrics_skipped == 0
+    assert probe._conn is not None and probe._conn.connects == 3  # both endpoints on one
     await probe.aclose()
 
 
@@ -158,9 +159,9 @@ async def test_reset_to_a_new_address_reconnects(fake: Fake) -> None:
 async def test_https_and_callers_clients_keep_httpx() -> None:
     import httpx
 
-    assert ServerProbe("https://remote:8080")._keepalive() is None
+    assert ServerProbe("https://remote:8080")._poll_connection() is None
     async with httpx.AsyncClient() as client:
-        assert ServerProbe("http://127.0.0.1:1", client=client)._keepalive() is None
+        assert ServerProbe("http://127.0.0.1:1", client=client)._poll_connection() is None
     probe = ServerProbe("http://127.0.0.1:1")
-    assert probe._keepalive() is not None
+    assert probe._poll_connection() is not None
     await probe.aclose()

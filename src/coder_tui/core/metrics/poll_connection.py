@@ -1,16 +1,23 @@
-"""Blocking GETs over one kept-alive HTTP/1.1 connection, for polling a local llama-server.
+"""Blocking GETs to a local llama-server over one connection per poll, closed after the poll.
 
-Owns ``KeepAliveGet``: ``get(path)`` sends ``GET`` on a persistent ``http.client`` connection and
-returns ``(status, body)``, or ``None`` for any failure (refused, reset, timeout, bytes that are not
-HTTP, a body over ``MAX_BYTES``); it never raises. A connection the server dropped while idle (a
-restart, its keep-alive limit) is re-opened once per call; ``Connection: close`` is honoured
-(``http.client`` reconnects on the next request).
+Owns ``PollConnection``: ``get(path)`` sends ``GET`` on an ``http.client`` connection and returns
+``(status, body)``, or ``None`` for any failure (refused, reset, timeout, bytes that are not HTTP, a
+body over ``MAX_BYTES``); it never raises. The requests of one poll (``/slots``, then ``/metrics``)
+share the connection; ``release()`` closes it when the poll is done. A connection the server
+dropped (a restart) is re-opened once per call; ``Connection: close`` is honoured.
+
+Why closed between polls: llama-server (its cpp-httplib 0.59, ``detail::keep_alive``) checks
+an idle kept-alive connection every 10 ms (``CPPHTTPLIB_KEEPALIVE_TIMEOUT_CHECK_INTERVAL_USECOND``)
+for up to 5 s. A probe that comes back every 1-2 s keeps it alive for good: one of the server's threads then
+wakes 100 times a second, and with every core decoding each wake stalls the model's threads at
+their next barrier (measured in docs/performance.md, "Idle connections wake llama-server"). A
+new loopback connection per poll costs this process about 0.1 ms.
 
 Why not httpx: the sampler polls two endpoints every second for the app's whole life, and httpx's
 per-request machinery (request and response models, the pool, anyio) costs about a millisecond of
-CPU per request, the largest part of the sampler's budget; the standard library's connection on
-one socket costs a fraction of that. Plain ``http://`` only (HTTPS stays with httpx, see
-``server``); one caller at a time (the probe's worker thread). Parsing the payloads is ``server``'s.
+CPU per request, the largest part of the sampler's budget; the standard library's connection costs
+a fraction of that. Plain ``http://`` only (HTTPS stays with httpx, see ``server``); one caller at
+a time (the probe's worker thread). Parsing the payloads is ``server``'s.
 """
 
 from __future__ import annotations
@@ -40,8 +47,8 @@ def split_http_url(url: str) -> tuple[str, int, str] | None:
     return parts.hostname, port, parts.path.rstrip("/")
 
 
-class KeepAliveGet:
-    """GETs to one ``host:port`` over one persistent connection; safe to ``close`` from any thread."""
+class PollConnection:
+    """GETs to one ``host:port``, one connection per poll; safe to ``close`` from any thread."""
 
     def __init__(
         self,
@@ -58,7 +65,7 @@ class KeepAliveGet:
         self._lock = threading.Lock()
         self._closed = False
         self.connects = 0
-        """Connections opened so far (tests and benchmarks read it: one per server lifetime)."""
+        """Connections opened so far (tests and benchmarks read it: one per poll)."""
 
     def close(self) -> None:
         """Drop the connection; a ``get`` in flight on another thread finishes first."""
@@ -68,6 +75,12 @@ class KeepAliveGet:
                 self._drop()
             finally:
                 self._lock.release()
+
+    def release(self) -> None:
+        """The poll is done: close the connection, so the server holds no idle one until the next
+        ``get`` opens a new one."""
+        with self._lock:
+            self._drop()
 
     def get(self, path: str) -> tuple[int, bytes] | None:
         """``(status, body)`` of ``GET prefix + path``, or ``None`` if there was no readable answer."""
@@ -81,7 +94,7 @@ class KeepAliveGet:
                 except _STALE:
                     if not reused:
                         raise
-                    self._drop()  # the kept-alive connection had gone (a restart): a fresh one
+                    self._drop()  # the reused connection had gone (a restart): a fresh one
                     return self._exchange(self.prefix + path)
             except Exception:  # refused, reset, timed out, not HTTP, too big: no answer
                 self._drop()

@@ -1,4 +1,4 @@
-"""KeepAliveGet against a scripted socket server: framing, reuse, and every way an answer goes bad.
+"""PollConnection against a scripted socket server: framing, reuse, and every way an answer goes bad.
 
 The scripted server answers each request on a connection with the next entry of a script: raw
 bytes to send, then optionally close, stall or keep the connection. It records what it received.
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from coder_tui.core.metrics.keepalive import MAX_BYTES, KeepAliveGet, split_http_url
+from coder_tui.core.metrics.poll_connection import MAX_BYTES, PollConnection, split_http_url
 
 Step = tuple[bytes, str]
 """(bytes to send, then: "keep", "close" or "stall")."""
@@ -31,6 +31,7 @@ class Scripted:
         self.script = list(script)
         self.requests: list[bytes] = []
         self.connections = 0
+        self.closed_by_client = 0
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self._stop = threading.Event()
@@ -59,6 +60,7 @@ class Scripted:
                     except OSError:
                         return
                     if not chunk:
+                        self.closed_by_client += 1
                         return
                     buf += chunk
                 request, _, buf = buf.partition(b"\r\n\r\n")
@@ -70,6 +72,13 @@ class Scripted:
                 if then == "stall":
                     self._stop.wait(5)
                     return
+
+    def wait_closed(self, n: int, timeout_s: float) -> bool:
+        """Whether the client has closed ``n`` connections within ``timeout_s``."""
+        end = time.monotonic() + timeout_s
+        while self.closed_by_client < n and time.monotonic() < end:
+            time.sleep(0.01)
+        return self.closed_by_client >= n
 
     def close(self) -> None:
         self._stop.set()
@@ -91,7 +100,7 @@ def scripted() -> Iterator[Callable[[list[Step]], Scripted]]:
 
 def test_content_length_answers_reuse_one_connection(scripted) -> None:  # type: ignore[no-untyped-def]
     srv = scripted([(ok(b"a"), "keep"), (ok(b"bb"), "keep"), (ok(b""), "keep")])
-    conn = KeepAliveGet("127.0.0.1", srv.port, headers={"Authorization": "Bearer k"})
+    conn = PollConnection("127.0.0.1", srv.port, headers={"Authorization": "Bearer k"})
     assert conn.get("/metrics") == (200, b"a")
     assert conn.get("/slots") == (200, b"bb")
     assert conn.get("/slots") == (200, b"")
@@ -103,6 +112,20 @@ def test_content_length_answers_reuse_one_connection(scripted) -> None:  # type:
     assert conn.get("/slots") is None  # closed for good
 
 
+def test_release_closes_the_connection_and_the_next_get_opens_one(scripted) -> None:  # type: ignore[no-untyped-def]
+    """After a poll the server holds no idle connection from us (llama-server would wake 100
+    times a second watching it)."""
+    srv = scripted([(ok(b"a"), "keep"), (ok(b"b"), "keep"), (ok(b"c"), "keep")])
+    conn = PollConnection("127.0.0.1", srv.port)
+    assert conn.get("/slots") == (200, b"a")
+    assert conn.get("/metrics") == (200, b"b")  # one poll: one connection
+    conn.release()
+    assert srv.wait_closed(1, timeout_s=2.0)  # the server saw our side close
+    assert conn.get("/slots") == (200, b"c")
+    assert conn.connects == 2 and srv.connections == 2
+    conn.close()
+
+
 def test_chunked_and_close_delimited_bodies(scripted) -> None:  # type: ignore[no-untyped-def]
     chunked = (
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -110,7 +133,7 @@ def test_chunked_and_close_delimited_bodies(scripted) -> None:  # type: ignore[n
     )
     old = b"HTTP/1.0 501 Not Implemented\r\nContent-Type: text/plain\r\n\r\noff"
     srv = scripted([(chunked, "keep"), (old, "close"), (ok(b"x"), "keep")])
-    conn = KeepAliveGet("127.0.0.1", srv.port)
+    conn = PollConnection("127.0.0.1", srv.port)
     assert conn.get("/a") == (200, b"abc0123456789")
     assert conn.get("/b") == (501, b"off")  # framed by the close: a new connection next
     assert conn.get("/c") == (200, b"x")
@@ -119,7 +142,7 @@ def test_chunked_and_close_delimited_bodies(scripted) -> None:  # type: ignore[n
 
 def test_connection_close_header_is_honoured(scripted) -> None:  # type: ignore[no-untyped-def]
     srv = scripted([(ok(b"1", "Connection: close"), "close"), (ok(b"2"), "keep")])
-    conn = KeepAliveGet("127.0.0.1", srv.port)
+    conn = PollConnection("127.0.0.1", srv.port)
     assert conn.get("/a") == (200, b"1")
     assert conn.get("/a") == (200, b"2")
     assert conn.connects == 2
@@ -128,7 +151,7 @@ def test_connection_close_header_is_honoured(scripted) -> None:  # type: ignore[
 def test_a_connection_dropped_while_idle_is_reopened(scripted) -> None:  # type: ignore[no-untyped-def]
     """The server restarted or hit its keep-alive limit without saying so: one silent retry."""
     srv = scripted([(ok(b"1"), "close"), (ok(b"2"), "keep")])
-    conn = KeepAliveGet("127.0.0.1", srv.port)
+    conn = PollConnection("127.0.0.1", srv.port)
     assert conn.get("/a") == (200, b"1")
     time.sleep(0.05)  # the server has closed its side by now
     assert conn.get("/a") == (200, b"2")
@@ -146,7 +169,7 @@ def test_a_connection_dropped_while_idle_is_reopened(scripted) -> None:  # type:
 )
 def test_garbage_is_no_answer_and_the_next_call_reconnects(scripted, data: bytes) -> None:  # type: ignore[no-untyped-def]
     srv = scripted([(data, "close"), (ok(b"fine"), "keep")])
-    conn = KeepAliveGet("127.0.0.1", srv.port, timeout_s=1)
+    conn = PollConnection("127.0.0.1", srv.port, timeout_s=1)
     assert conn.get("/a") is None
     assert conn.get("/a") == (200, b"fine")
 
@@ -162,7 +185,7 @@ def test_malformed_heads_that_http_client_tolerates(scripted, data: bytes) -> No
     """The standard library reads these as an empty answer (the probe's parse then finds no
     data); what matters is that nothing raises and the next call works."""
     srv = scripted([(data, "close"), (ok(b"fine"), "keep")])
-    conn = KeepAliveGet("127.0.0.1", srv.port, timeout_s=1)
+    conn = PollConnection("127.0.0.1", srv.port, timeout_s=1)
     assert conn.get("/a") in (None, (200, b""))
     assert conn.get("/a") == (200, b"fine")
 
@@ -170,7 +193,7 @@ def test_malformed_heads_that_http_client_tolerates(scripted, data: bytes) -> No
 def test_closed_mid_answer(scripted) -> None:  # type: ignore[no-untyped-def]
     half = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b"
     srv = scripted([(half, "close"), (b"HTTP/1.1 200 OK\r\nContent-", "close")])
-    conn = KeepAliveGet("127.0.0.1", srv.port)
+    conn = PollConnection("127.0.0.1", srv.port)
     assert conn.get("/a") is None
     # Closed inside the head: http.client ends the head at the close, an empty answer.
     assert conn.get("/a") in (None, (200, b""))
@@ -178,7 +201,7 @@ def test_closed_mid_answer(scripted) -> None:  # type: ignore[no-untyped-def]
 
 def test_stall_times_out(scripted) -> None:  # type: ignore[no-untyped-def]
     srv = scripted([(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "stall")])
-    conn = KeepAliveGet("127.0.0.1", srv.port, timeout_s=0.3)
+    conn = PollConnection("127.0.0.1", srv.port, timeout_s=0.3)
     t0 = time.monotonic()
     assert conn.get("/a") is None
     assert time.monotonic() - t0 < 1.5
@@ -186,7 +209,7 @@ def test_stall_times_out(scripted) -> None:  # type: ignore[no-untyped-def]
 
 def test_silent_server_times_out(scripted) -> None:  # type: ignore[no-untyped-def]
     srv = scripted([(b"", "stall")])
-    conn = KeepAliveGet("127.0.0.1", srv.port, timeout_s=0.3)
+    conn = PollConnection("127.0.0.1", srv.port, timeout_s=0.3)
     t0 = time.monotonic()
     assert conn.get("/a") is None
     assert time.monotonic() - t0 < 1.5
@@ -195,20 +218,20 @@ def test_silent_server_times_out(scripted) -> None:  # type: ignore[no-untyped-d
 def test_too_large_is_no_answer(scripted) -> None:  # type: ignore[no-untyped-def]
     big = f"HTTP/1.1 200 OK\r\nContent-Length: {MAX_BYTES + 1}\r\n\r\n".encode()
     srv = scripted([(big, "close")])
-    assert KeepAliveGet("127.0.0.1", srv.port).get("/a") is None
+    assert PollConnection("127.0.0.1", srv.port).get("/a") is None
 
 
 def test_refused() -> None:
     with socket.create_server(("127.0.0.1", 0)) as s:
         port = s.getsockname()[1]
     t0 = time.monotonic()
-    assert KeepAliveGet("127.0.0.1", port).get("/a") is None
+    assert PollConnection("127.0.0.1", port).get("/a") is None
     assert time.monotonic() - t0 < 1.0
 
 
 def test_close_from_another_thread_during_a_request(scripted) -> None:  # type: ignore[no-untyped-def]
     srv = scripted([(b"", "stall")])
-    conn = KeepAliveGet("127.0.0.1", srv.port, timeout_s=0.5)
+    conn = PollConnection("127.0.0.1", srv.port, timeout_s=0.5)
     result: list[object] = []
     t = threading.Thread(target=lambda: result.append(conn.get("/a")))
     t.start()
