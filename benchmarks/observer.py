@@ -19,7 +19,9 @@ Speeds are the server's own ``timings.predicted_per_second``. Each arm is report
 least 0.98. Fairness: the order of the arms rotates from round to round (an arm that follows
 another one's teardown is not always the same), and each arm starts after a 1 s pause. The app's
 own CPU time (this process, all threads, from the request to its end) is reported as a share of one
-core; for (d) it is nvitop's.
+core; for (d) it is nvitop's. Each round's line also gives the watcher's wake-ups a second (context
+switches of all its threads) and what the server spent per 1,000 tokens: CPU, waits (voluntary
+context switches: a thread slept) and preemptions (involuntary ones: another thread took its core).
 
     python benchmarks/observer.py [--rounds 5] [--tokens 384]
 """
@@ -56,12 +58,46 @@ PROMPT = "Write a Python function that parses a CSV file."
 SETTLE_S = 1.0
 
 
+def task_counters(pid: int) -> tuple[float, int, int]:
+    """(CPU seconds, voluntary and involuntary context switches) of every thread of process
+    ``pid`` (``/proc``, Linux). Involuntary ones are preemptions: another thread took the core."""
+    cpu, switches, preempted = 0.0, 0, 0
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return cpu, switches, preempted
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        except OSError:
+            continue  # the thread ended
+        fields = stat.rsplit(")", 1)[1].split()
+        cpu += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        for line in status.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                switches += int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                preempted += int(line.split()[1])
+    return cpu, switches, preempted
+
+
+def _wakes(pid: int) -> int:
+    _, switches, preempted = task_counters(pid)
+    return switches + preempted
+
+
 class CpuWindow:
-    """The CPU share of one core that this process (or ``pid``) used between ``start`` and ``stop``."""
+    """The CPU share of one core that this process (or ``pid``) used between ``start`` and
+    ``stop``, its threads' wake-ups a second (context switches), and, when ``SERVER_PID`` is set,
+    the server's CPU seconds and context switches over the same window."""
 
     def __init__(self, pid: int | None = None) -> None:
         self.pid = pid
         self.share: float | None = None
+        self.wakes_per_s: float | None = None
+        self.server: tuple[float, int, int] | None = None
 
     def _cpu(self) -> float:
         if self.pid is None:
@@ -73,9 +109,29 @@ class CpuWindow:
 
     def start(self) -> None:
         self._t0, self._c0 = time.monotonic(), self._cpu()
+        self._w0 = _wakes(self.pid or os.getpid())
+        self._s0 = task_counters(SERVER_PID) if SERVER_PID else None
 
     def stop(self) -> None:
-        self.share = (self._cpu() - self._c0) / max(time.monotonic() - self._t0, 1e-9)
+        dt = max(time.monotonic() - self._t0, 1e-9)
+        self.share = (self._cpu() - self._c0) / dt
+        self.wakes_per_s = (_wakes(self.pid or os.getpid()) - self._w0) / dt
+        if self._s0 is not None and SERVER_PID:
+            after = task_counters(SERVER_PID)
+            self.server = (
+                after[0] - self._s0[0],
+                after[1] - self._s0[1],
+                after[2] - self._s0[2],
+            )
+        LAST_WAKES[CURRENT_ARM[0]] = self
+
+
+SERVER_PID: int | None = None
+"""llama-server's pid (set by ``run``): each window also counts what the server spent."""
+CURRENT_ARM = [""]
+"""The arm being measured (its letter), for ``CpuWindow.stop``."""
+LAST_WAKES: dict[str, CpuWindow] = {}
+"""Each arm's latest measuring window (wake-ups, server counters), read by ``run``."""
 
 
 LAST_CPU: dict[str, float | None] = {}
@@ -342,9 +398,12 @@ async def run(
     no_probe: bool = False,
     wakers: bool = False,
     skip_chat: bool = False,
+    skip_streamed: bool = False,
 ) -> Results:
+    global SERVER_PID
     mgr = ServerManager(config.server, log_dir=tmp / "logs")
     await mgr.start(config.profile("q4_k_m"))
+    SERVER_PID = mgr.pid
     try:
         url = mgr.url
         await generate(url, 32)  # warm-up
@@ -359,9 +418,10 @@ async def run(
             arms["c: coder-tui chatting (defaults)"] = lambda: arm_chat(
                 url, tokens, tmp, "c", history=history
             )
-            arms["g: chatting, every reply streamed"] = lambda: arm_chat(
-                url, tokens, tmp, "g", chat=streamed
-            )
+            if not skip_streamed:
+                arms["g: chatting, every reply streamed"] = lambda: arm_chat(
+                    url, tokens, tmp, "g", chat=streamed
+                )
         if nvitop_argv():
             arms["d: nvitop"] = lambda: arm_nvitop(url, tokens)
         gap = config.chat.busy_refresh_s
@@ -385,11 +445,23 @@ async def run(
             for name in names[r % len(names) :] + names[: r % len(names)]:  # rotated
                 await asyncio.sleep(SETTLE_S)
                 LAST_CPU.pop(name[0], None)
+                LAST_WAKES.pop(name[0], None)
+                CURRENT_ARM[0] = name[0]
                 LAST_NOTE.pop(name[0], None)
                 speed = await arms[name]()
                 cpu = LAST_CPU.get(name[0])
                 results[name].append((speed, cpu))
                 note = f", CPU {100 * cpu:.1f} % of a core" if cpu is not None else ""
+                window = LAST_WAKES.get(name[0])
+                if window is not None and window.wakes_per_s is not None:
+                    note += f", {window.wakes_per_s:.1f} wakes/s"
+                if window is not None and window.server is not None:
+                    per_k = 1000 / tokens
+                    cpu_s, switches, preempted = window.server
+                    note += (
+                        f", server per 1k tokens: {1000 * cpu_s * per_k:.0f} ms CPU, "
+                        f"{switches * per_k:.0f} waits, {preempted * per_k:.0f} preempted"
+                    )
                 if LAST_NOTE.get(name[0]):
                     note += f", {LAST_NOTE[name[0]]}"
                 print(f"round {r + 1}: {name}: {speed:.1f} t/s{note}", file=sys.stderr)
@@ -483,6 +555,11 @@ def main() -> int:
         help="leave out the chatting arms (c) and (g)",
     )
     parser.add_argument(
+        "--skip-streamed",
+        action="store_true",
+        help="leave out arm (g), chatting with every reply streamed",
+    )
+    parser.add_argument(
         "--threads", type=int, help="server threads (default: every core, as issue 10 asks)"
     )
     parser.add_argument(
@@ -513,6 +590,7 @@ def main() -> int:
             args.also_no_probe,
             args.also_wakers,
             args.skip_chat,
+            args.skip_streamed,
         )
     )
     title = (
