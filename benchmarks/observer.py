@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import proc_counters
 
 from coder_tui.core.config import ChatSettings, Config, load_config
 from coder_tui.core.demo import prepare_demo
@@ -56,36 +57,6 @@ PROMPT = "Write a Python function that parses a CSV file."
 
 
 SETTLE_S = 1.0
-
-
-def task_counters(pid: int) -> tuple[float, int, int]:
-    """(CPU seconds, voluntary and involuntary context switches) of every thread of process
-    ``pid`` (``/proc``, Linux). Involuntary ones are preemptions: another thread took the core."""
-    cpu, switches, preempted = 0.0, 0, 0
-    tick = os.sysconf("SC_CLK_TCK")
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return cpu, switches, preempted
-    for tid in tids:
-        try:
-            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-            status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
-        except OSError:
-            continue  # the thread ended
-        fields = stat.rsplit(")", 1)[1].split()
-        cpu += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-        for line in status.splitlines():
-            if line.startswith("voluntary_ctxt_switches:"):
-                switches += int(line.split()[1])
-            elif line.startswith("nonvoluntary_ctxt_switches:"):
-                preempted += int(line.split()[1])
-    return cpu, switches, preempted
-
-
-def _wakes(pid: int) -> int:
-    _, switches, preempted = task_counters(pid)
-    return switches + preempted
 
 
 class CpuWindow:
@@ -109,15 +80,15 @@ class CpuWindow:
 
     def start(self) -> None:
         self._t0, self._c0 = time.monotonic(), self._cpu()
-        self._w0 = _wakes(self.pid or os.getpid())
-        self._s0 = task_counters(SERVER_PID) if SERVER_PID else None
+        self._w0 = proc_counters.wakes(self.pid or os.getpid())
+        self._s0 = proc_counters.totals(SERVER_PID) if SERVER_PID else None
 
     def stop(self) -> None:
         dt = max(time.monotonic() - self._t0, 1e-9)
         self.share = (self._cpu() - self._c0) / dt
-        self.wakes_per_s = (_wakes(self.pid or os.getpid()) - self._w0) / dt
+        self.wakes_per_s = (proc_counters.wakes(self.pid or os.getpid()) - self._w0) / dt
         if self._s0 is not None and SERVER_PID:
-            after = task_counters(SERVER_PID)
+            after = proc_counters.totals(SERVER_PID)
             self.server = (
                 after[0] - self._s0[0],
                 after[1] - self._s0[1],

@@ -29,29 +29,19 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import proc_counters
+
 from coder_tui.core.config import load_config
 from coder_tui.core.demo import prepare_demo
 from coder_tui.core.server.ports import free_port
 from coder_tui.core.server.process import ServerManager
 
 PROMPT = "Write a Python function that parses a CSV file."
-_SWITCHES = re.compile(r"^(?:non)?voluntary_ctxt_switches:\s+(\d+)", re.MULTILINE)
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
-def thread_counters(pid: int) -> dict[str, tuple[float, int]]:
+def _switches(pid: int) -> dict[str, tuple[float, int]]:
     """Per thread id: (CPU seconds, context switches) so far."""
-    out: dict[str, tuple[float, int]] = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-            status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / _TICK
-        out[tid] = (cpu, sum(int(n) for n in _SWITCHES.findall(status)))
-    return out
+    return {tid: (cpu, v + n) for tid, (cpu, v, n) in proc_counters.threads(pid).items()}
 
 
 def ask(port: int, tokens: int, mode: str) -> int:
@@ -85,9 +75,9 @@ def ask(port: int, tokens: int, mode: str) -> int:
 
 async def measure(port: int, pid: int, tokens: int, mode: str) -> tuple[float, float]:
     """(CPU ms, context switches) per 1,000 tokens of the threads other than the decoding one."""
-    before = thread_counters(pid)
+    before = _switches(pid)
     n = await asyncio.to_thread(ask, port, tokens, mode)
-    after = thread_counters(pid)
+    after = _switches(pid)
     deltas = sorted(
         (
             (cpu - before.get(tid, (0.0, 0))[0], switches - before.get(tid, (0.0, 0))[1])
