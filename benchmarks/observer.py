@@ -217,13 +217,14 @@ async def arm_chat(
             prompt = main.query_one(PromptInput)
             window = CpuWindow()
             window.start()
-            prompt.post_message(PromptInput.Submitted(prompt, PROMPT))
-            await until(lambda: main.conversation is not None, 10)
+            # The prompt's own handler, awaited, then the reply's worker: nothing here polls
+            # while the reply runs (a 50 ms poll was 20 wake-ups a second of this process).
+            await main.on_prompt_input_submitted(PromptInput.Submitted(prompt, PROMPT))
+            reply_worker = next(w for w in main.workers if w.group == "chat" and not w.is_finished)
+            await asyncio.wait_for(reply_worker.wait(), 300)
+            window.stop()
             conv = main.conversation
             assert conv is not None
-            await until(lambda: len(store.messages(conv.id)) == 2, 10)
-            await until(lambda: not main.generating, 300)
-            window.stop()
             LAST_CPU[key] = window.share
             reply = store.messages(conv.id)[-1]
             run = store.last_decode(url, reply.model)  # attached: known by its address

@@ -22,7 +22,8 @@ from coder_tui.core.chat_events import (
 )
 from coder_tui.core.client import ChatClient
 from coder_tui.core.decode_memory import DecodeRun, quiet_next
-from coder_tui.core.quiet_reply import slot_progress
+from coder_tui.core.metrics.types import ServerPhase, SlotSample
+from coder_tui.core.quiet_reply import QuietReply, sampled_progress, slot_progress
 
 MSGS = [{"role": "user", "content": "hi"}]
 TIMINGS = {
@@ -187,6 +188,64 @@ def test_slot_progress_takes_the_newest_processing_task() -> None:
     assert slot_progress([slot(1, 3, processing=False)]) is None
     assert slot_progress({"error": "x"}) is None
     assert slot_progress([{"is_processing": True, "id_task": "x"}]) is None
+
+
+def test_sampled_progress_takes_the_newest_processing_task() -> None:
+    def sample(task: int | None, decoded: int, processing: bool = True) -> SlotSample:
+        phase = ServerPhase.GENERATING if processing else ServerPhase.IDLE
+        return SlotSample(
+            id=0,
+            n_ctx=64,
+            is_processing=processing,
+            phase=phase,
+            task_id=task,
+            prompt_tokens_processed=12,
+            tokens_decoded=decoded,
+        )
+
+    assert sampled_progress([sample(4, 9), sample(9, 2), sample(12, 50, False)]) == (12, 2)
+    assert sampled_progress([sample(None, 3), sample(1, 3, False)]) is None
+    assert sampled_progress([]) is None
+
+
+async def offer_while(reply: QuietReply, every_s: float, values: list[tuple[int, int]]) -> None:
+    for value in values:
+        reply.offer(value)
+        await asyncio.sleep(every_s)
+
+
+async def test_offered_progress_replaces_the_poll() -> None:
+    """While the owner offers the sampler's /slots reads, the reply asks /slots nothing itself."""
+    server = Server(delay_s=0.4, slots=[[slot(7, 1)]])
+    async with server.client() as client:
+        reply = client.quiet_chat(MSGS, max_tokens=4)
+        assert isinstance(reply, QuietReply)
+        reply.read_gap_s = 0.1
+        feed = asyncio.get_running_loop().create_task(
+            offer_while(reply, 0.05, [(12, n) for n in range(1, 30)])
+        )
+        events = [e async for e in reply]
+        feed.cancel()
+    assert server.polls == 0 and reply.polls == 0
+    progress = [e.n_decoded for e in events if isinstance(e, DecodeProgress)]
+    assert progress and progress == sorted(progress) and progress[0] == 1
+    end = events[-1]
+    assert isinstance(end, StreamEnd) and end.status == "done"
+
+
+async def test_the_reply_polls_again_when_offers_stop() -> None:
+    """Offers that stop (the sampler paused, the screen gone) leave the reply to poll, and its
+    stall watchdog still ends a reply whose progress stands still."""
+    server = Server(delay_s=30, slots=[[slot(3, 5)]])
+    async with server.client(stall_timeout_s=0.4) as client:
+        reply = client.quiet_chat(MSGS)
+        assert isinstance(reply, QuietReply)
+        reply.read_gap_s = 0.05
+        reply.offer((12, 5))
+        events = [e async for e in reply]
+    end = events[-1]
+    assert isinstance(end, StreamEnd) and end.status == "timed_out", end
+    assert reply.polls > 0  # (the server also saw the check that the slot is idle after it)
 
 
 def test_answer_chunk_moves_message_to_delta() -> None:

@@ -9,7 +9,9 @@ the client reads (``benchmarks/observer.py``, arm e). A reply asked for whole co
 reply is quiet.
 
 Owns the request, the ``/slots`` polls (every ``read_gap_s``; the newest task among the processing
-slots is taken as this one), the stall watchdog (no progress in ``/slots`` for ``stall_timeout_s``;
+slots is taken as this one), the progress an owner ``offer``s from the metrics sampler's own
+``/slots`` reads (while offers come, the reply does not poll: one request and one wake-up fewer
+per tick), the stall watchdog (no progress in ``/slots`` for ``stall_timeout_s``;
 none while ``/slots`` is off), cancelling and turning the answer into the events of a stream, so a
 caller iterates a ``QuietReply`` exactly as a ``ChatStream``. Time to first token is estimated from
 the server's timings (prompt time plus one token's time), since no token arrives on its own.
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +35,7 @@ from coder_tui.core.chat_events import (
 )
 from coder_tui.core.chat_stream import CHAT_PATH, ReplyEvents, end_for_failure, still_generating
 from coder_tui.core.client import ChatClient
+from coder_tui.core.metrics.types import SlotSample
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,11 @@ class _Answer:
 @dataclass(frozen=True)
 class _Failed:
     exc: Exception
+
+
+@dataclass(frozen=True)
+class _Offered:
+    progress: tuple[int, int] | None
 
 
 def slot_progress(slots: object) -> tuple[int, int] | None:
@@ -67,9 +75,23 @@ def slot_progress(slots: object) -> tuple[int, int] | None:
     return None if best is None else (best[1], best[2])
 
 
+def sampled_progress(slots: Sequence[SlotSample]) -> tuple[int, int] | None:
+    """``slot_progress`` of the metrics sampler's parsed ``/slots`` (``SlotSample``s)."""
+    best: tuple[int, int, int] | None = None
+    for slot in slots:
+        if not slot.is_processing or slot.task_id is None:
+            continue
+        if best is None or slot.task_id > best[0]:
+            best = (slot.task_id, slot.prompt_tokens_processed or 0, slot.tokens_decoded or 0)
+    return None if best is None else (best[1], best[2])
+
+
 POLL_S = 2.0
 """How often ``/slots`` is read for the token count: as often as the metrics come while no core is
 idle, so the server is asked no more than it already is."""
+OFFER_GRACE = 1.5
+"""Offers count as coming while the last one is less than this many poll intervals old (the
+sampler's ticks jitter around the same 2 s)."""
 
 
 class QuietReply(ReplyEvents):
@@ -78,11 +100,21 @@ class QuietReply(ReplyEvents):
     ``DecodeProgress`` events come while the server generates (when ``/slots`` answers), then the
     reply's ``Delta`` events, ``Finish``, ``Usage`` and ``Timings`` at once. ``cancel()`` ends it
     with ``StreamEnd(status="cancelled")`` and no text (none has come). ``read_gap_s`` is the poll
-    interval and may be changed at any time."""
+    interval and may be changed at any time. ``offer`` hands in progress read elsewhere; no poll
+    is made within ``OFFER_GRACE`` x ``read_gap_s`` of an offer."""
 
     def __init__(self, client: ChatClient, body: dict[str, Any]) -> None:
         super().__init__(client, body)
         self.read_gap_s = POLL_S
+        self._offered_at = -float("inf")
+        self.polls = 0
+        """``/slots`` requests this reply made itself (tests read it)."""
+
+    def offer(self, progress: tuple[int, int] | None) -> None:
+        """Progress the owner read from ``/slots`` (the metrics sampler's); ``None``: no slot is
+        processing in that answer. Call from the event loop's thread."""
+        self._offered_at = time.monotonic()
+        self._queue.put_nowait(_Offered(progress))
 
     async def _post(self) -> None:
         try:
@@ -91,7 +123,11 @@ class QuietReply(ReplyEvents):
         except Exception as exc:  # every failure becomes a StreamEnd, never an exception
             self._queue.put_nowait(_Failed(exc))
 
+    def _fed(self) -> bool:
+        return time.monotonic() - self._offered_at < OFFER_GRACE * self.read_gap_s
+
     async def _progress(self) -> tuple[int, int] | None:
+        self.polls += 1
         try:
             resp = await self._client._http.get("/slots", timeout=httpx.Timeout(5.0))
             return slot_progress(resp.json()) if resp.status_code == 200 else None
@@ -105,15 +141,22 @@ class QuietReply(ReplyEvents):
         moved = state.started
         try:
             while state.status is None:
+                # Fed by offers: wait past the next one, so only the offer wakes this loop.
+                wait_s = self.read_gap_s * (OFFER_GRACE if self._fed() else 1.0)
                 try:
-                    item = await asyncio.wait_for(self._queue.get(), self.read_gap_s)
+                    item = await asyncio.wait_for(self._queue.get(), wait_s)
                 except TimeoutError:
                     item = None
                 now = time.monotonic()
                 if self._cancel_requested:
                     state.end("cancelled", "cancelled")
-                elif item is None:
-                    progress = await self._progress()
+                elif item is None or isinstance(item, _Offered):
+                    if isinstance(item, _Offered):
+                        progress = item.progress
+                    elif self._fed():
+                        progress = None  # offers come: the sampler asks /slots already
+                    else:
+                        progress = await self._progress()
                     if progress is not None and progress != seen:
                         seen, moved = progress, now
                         if progress[1]:
