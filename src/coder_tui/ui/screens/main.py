@@ -11,6 +11,7 @@ screen never starts or stops the server itself.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import time
@@ -187,6 +188,14 @@ class MainScreen(Screen[None]):
         finally:
             self._busy = False
 
+    async def _screen_settled(self) -> None:
+        """Returns once the screen has been painted with what the reply just mounted: the request
+        goes out after that paint, so the paint does not take a core from the model's first decode
+        steps (when every core decodes, that stalls all of its threads)."""
+        settled = asyncio.Event()
+        self.call_after_refresh(settled.set)
+        await settled.wait()
+
     async def _stream_reply(self, conv_id: int) -> None:
         chat = self.query_one(ChatView)
         profile = self.profile.name if self.profile else None
@@ -220,6 +229,7 @@ class MainScreen(Screen[None]):
             self.reply_paced = paced = False
             saturated = False
             try:
+                await self._screen_settled()
                 async for event in stream:
                     if isinstance(event, DecodeProgress):
                         view.set_stats(quiet_progress(event))
