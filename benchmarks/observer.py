@@ -61,14 +61,17 @@ SETTLE_S = 1.0
 
 class CpuWindow:
     """The CPU share of one core that this process (or ``pid``) used between ``start`` and
-    ``stop``, its threads' wake-ups a second (context switches), and, when ``SERVER_PID`` is set,
-    the server's CPU seconds and context switches over the same window."""
+    ``stop``, its threads' wake-ups a second (context switches; for this process also per Python
+    thread, by name), and, when ``SERVER_PID`` is set, the server's CPU seconds and context
+    switches over the same window."""
 
     def __init__(self, pid: int | None = None) -> None:
         self.pid = pid
         self.share: float | None = None
         self.wakes_per_s: float | None = None
         self.server: tuple[float, int, int] | None = None
+        self.by_thread: dict[str, float] = {}
+        """This process's wake-ups a second per Python thread name (``pid`` None only)."""
 
     def _cpu(self) -> float:
         if self.pid is None:
@@ -82,6 +85,7 @@ class CpuWindow:
         self._t0, self._c0 = time.monotonic(), self._cpu()
         self._w0 = proc_counters.wakes(self.pid or os.getpid())
         self._s0 = proc_counters.totals(SERVER_PID) if SERVER_PID else None
+        self._threads0 = proc_counters.threads(os.getpid()) if self.pid is None else {}
 
     def stop(self) -> None:
         dt = max(time.monotonic() - self._t0, 1e-9)
@@ -94,7 +98,29 @@ class CpuWindow:
                 after[1] - self._s0[1],
                 after[2] - self._s0[2],
             )
+        if self.pid is None:
+            self.by_thread = _wakes_by_thread(
+                self._threads0, proc_counters.threads(os.getpid()), dt
+            )
         LAST_WAKES[CURRENT_ARM[0]] = self
+
+
+def _wakes_by_thread(
+    before: dict[str, proc_counters.Counters], after: dict[str, proc_counters.Counters], dt: float
+) -> dict[str, float]:
+    """Wake-ups a second per Python thread name of this process (threads of one name summed;
+    native threads Python does not know, such as a C library's, as ``native``)."""
+    import threading
+
+    names = {str(t.native_id): t.name for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    for tid, (_, voluntary, involuntary) in after.items():
+        _, v0, n0 = before.get(tid, (0.0, 0, 0))
+        wakes = (voluntary - v0 + involuntary - n0) / dt
+        name = names.get(tid, "native")
+        name = "asyncio workers" if name.startswith("asyncio_") else name
+        out[name] = out.get(name, 0.0) + wakes
+    return out
 
 
 SERVER_PID: int | None = None
@@ -427,6 +453,9 @@ async def run(
                 window = LAST_WAKES.get(name[0])
                 if window is not None and window.wakes_per_s is not None:
                     note += f", {window.wakes_per_s:.1f} wakes/s"
+                    busiest = sorted(window.by_thread.items(), key=lambda kv: -kv[1])[:4]
+                    if busiest:
+                        note += " (" + ", ".join(f"{n} {w:.1f}" for n, w in busiest if w) + ")"
                 if window is not None and window.server is not None:
                     per_k = 1000 / tokens
                     cpu_s, switches, preempted = window.server
