@@ -22,8 +22,9 @@ from coder_tui.core.chat_events import (
 )
 from coder_tui.core.client import ChatClient
 from coder_tui.core.decode_memory import DecodeRun, quiet_next
+from coder_tui.core.metrics.server_payloads import parse_slots
 from coder_tui.core.metrics.types import ServerPhase, SlotSample
-from coder_tui.core.quiet_reply import QuietReply, sampled_progress, slot_progress
+from coder_tui.core.quiet_reply import QuietReply, slot_progress
 
 MSGS = [{"role": "user", "content": "hi"}]
 TIMINGS = {
@@ -184,13 +185,13 @@ async def test_failures_become_one_stream_end(server: Server, status: str, messa
 
 def test_slot_progress_takes_the_newest_processing_task() -> None:
     slots = [slot(4, 9), slot(9, 2), slot(12, 50, processing=False), {"id": 3}]
-    assert slot_progress(slots) == (12, 2)
-    assert slot_progress([slot(1, 3, processing=False)]) is None
-    assert slot_progress({"error": "x"}) is None
-    assert slot_progress([{"is_processing": True, "id_task": "x"}]) is None
+    assert slot_progress(parse_slots(slots)) == (12, 2)
+    assert slot_progress(parse_slots([slot(1, 3, processing=False)])) is None
+    assert slot_progress(parse_slots({"error": "x"})) is None
+    assert slot_progress(parse_slots([{"id": 0, "is_processing": True, "id_task": "x"}])) is None
 
 
-def test_sampled_progress_takes_the_newest_processing_task() -> None:
+def test_slot_progress_of_sampler_slots() -> None:
     def sample(task: int | None, decoded: int, processing: bool = True) -> SlotSample:
         phase = ServerPhase.GENERATING if processing else ServerPhase.IDLE
         return SlotSample(
@@ -203,9 +204,9 @@ def test_sampled_progress_takes_the_newest_processing_task() -> None:
             tokens_decoded=decoded,
         )
 
-    assert sampled_progress([sample(4, 9), sample(9, 2), sample(12, 50, False)]) == (12, 2)
-    assert sampled_progress([sample(None, 3), sample(1, 3, False)]) is None
-    assert sampled_progress([]) is None
+    assert slot_progress([sample(4, 9), sample(9, 2), sample(12, 50, False)]) == (12, 2)
+    assert slot_progress([sample(None, 3), sample(1, 3, False)]) is None
+    assert slot_progress([]) is None
 
 
 async def offer_while(reply: QuietReply, every_s: float, values: list[tuple[int, int]]) -> None:

@@ -95,8 +95,14 @@ async def test_server_killed_mid_reply_is_stored_interrupted(
             store.update_reply = save_then_kill  # type: ignore[method-assign]
             prompt = main.query_one(PromptInput)
             prompt.post_message(PromptInput.Submitted(prompt, "long"))
-            await until(lambda: main.generating, 10)
-            await until(lambda: not main.generating)
+
+            def reply_ended() -> bool:
+                # Not "generating, then not": the kill can end the reply between two polls.
+                conv = main.conversation
+                msgs = store.messages(conv.id) if conv is not None else []
+                return bool(msgs) and msgs[-1].role == "assistant" and not main.generating
+
+            await until(reply_ended)
             reply = store.messages(main.conversation.id)[-1]  # type: ignore[union-attr]
             assert reply.status == "interrupted", reply
             assert reply.content

@@ -261,3 +261,46 @@ async def test_busy_refresh_zero_keeps_the_samplers_at_their_rate(
             await pilot.pause()
         assert not app.tiles_pace.saturated and sampler.factors == []
         assert app.screen.query_one(PromptInput).cursor_blink
+
+
+async def test_a_quiet_reply_gets_the_samplers_slots_under_the_dashboard(
+    offline_config: Config, store: HistoryStore
+) -> None:
+    """The token count of a quiet reply comes from the metrics sampler's /slots read whichever
+    screen shows, so the reply need not poll /slots itself while F4 is open."""
+    import httpx
+
+    from coder_tui.core.client import ChatClient
+    from coder_tui.core.metrics.types import SlotSample
+    from coder_tui.ui.screens.dashboard import DashboardScreen
+
+    app = CoderApp(offline_config, autostart=False, store=store, sample_metrics=False)
+    async with app.run_test(size=(160, 50)) as pilot:
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        async with ChatClient(
+            "http://127.0.0.1:9", transport=httpx.MockTransport(lambda r: httpx.Response(500))
+        ) as client:
+            reply = client.quiet_chat([{"role": "user", "content": "hi"}])
+            offered: list[tuple[int, int] | None] = []
+            reply.offer = offered.append  # type: ignore[method-assign]
+            main._stream = reply
+            await pilot.press("f4")
+            assert isinstance(app.screen, DashboardScreen)
+            slot = SlotSample(
+                id=0,
+                n_ctx=4096,
+                is_processing=True,
+                phase=ServerPhase.GENERATING,
+                task_id=7,
+                prompt_tokens_processed=12,
+                tokens_decoded=40,
+            )
+            base = _snap(ONE_GPU)
+            assert base.server is not None
+            server = replace(base.server, slots_available=True, slots=(slot,))
+            app.post_message(MetricsUpdated(replace(base, server=server)))
+            await pilot.pause()
+            main._stream = None
+            await reply.aclose()
+    assert offered == [(12, 40)]

@@ -159,8 +159,9 @@ class ChatClient:
         seed: int | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> QuietReply:
-        """The same reply asked for whole (``stream: false``), its progress read from ``/slots``
-        every ``read_gap_s`` (2 s): see ``core/quiet_reply.py``. Same events and ``cancel()``."""
+        """The same reply asked for whole (``stream: false``), its progress offered by the caller
+        or read from ``/slots`` every ``read_gap_s`` (2 s): see ``core/quiet_reply.py``. Same
+        events and ``cancel()``."""
         from coder_tui.core.quiet_reply import QuietReply
 
         body = _request_body(messages, model, max_tokens, temperature, seed)

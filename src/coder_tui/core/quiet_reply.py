@@ -3,8 +3,9 @@
 Why: a streamed reply makes llama-server wake its HTTP thread for every token (to parse the reply
 so far and send one chunk). With the server's threads on every core, that wake stalls the compute
 threads at their barrier: 6-8 % of the decode speed at 330 tokens/s on 16 cores, however rarely
-the client reads (``benchmarks/observer.py``, arm e). A reply asked for whole costs one wake; a
-``GET /slots`` a second costs one more each. What the user sees meanwhile is the token count
+the client reads (``benchmarks/observer.py``, arm e). A reply asked for whole costs one wake; its
+progress comes from the ``/slots`` reads the metrics sampler makes anyway, or a poll of its own
+every 2 s when no sampler offers them. What the user sees meanwhile is the token count
 (``DecodeProgress``), and the text when the reply is done. ``core/decode_memory.py`` decides when a
 reply is quiet.
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from coder_tui.core.chat_events import (
 )
 from coder_tui.core.chat_stream import CHAT_PATH, ReplyEvents, end_for_failure, still_generating
 from coder_tui.core.client import ChatClient
+from coder_tui.core.metrics.server_payloads import parse_slots
 from coder_tui.core.metrics.types import SlotSample
 
 
@@ -54,29 +56,10 @@ class _Offered:
     progress: tuple[int, int] | None
 
 
-def slot_progress(slots: object) -> tuple[int, int] | None:
-    """(prompt tokens processed, tokens decoded) of the newest task among the processing slots of a
-    ``/slots`` answer; ``None`` when none is processing or the answer is not a slot list."""
-    if not isinstance(slots, list):
-        return None
-    best: tuple[int, int, int] | None = None
-    for slot in slots:
-        if not isinstance(slot, Mapping) or slot.get("is_processing") is not True:
-            continue
-        task = slot.get("id_task")
-        nxt = slot.get("next_token")
-        first = nxt[0] if isinstance(nxt, list) and nxt and isinstance(nxt[0], Mapping) else {}
-        decoded = first.get("n_decoded", 0)
-        processed = slot.get("n_prompt_tokens_processed", 0)
-        if not (isinstance(task, int) and isinstance(decoded, int) and isinstance(processed, int)):
-            continue
-        if best is None or task > best[0]:
-            best = (task, processed, decoded)
-    return None if best is None else (best[1], best[2])
-
-
-def sampled_progress(slots: Sequence[SlotSample]) -> tuple[int, int] | None:
-    """``slot_progress`` of the metrics sampler's parsed ``/slots`` (``SlotSample``s)."""
+def slot_progress(slots: Sequence[SlotSample]) -> tuple[int, int] | None:
+    """(prompt tokens processed, tokens decoded) of the newest task among the processing slots of
+    a parsed ``/slots`` answer (``parse_slots``, as the metrics sampler reads it too); ``None``
+    when none is processing."""
     best: tuple[int, int, int] | None = None
     for slot in slots:
         if not slot.is_processing or slot.task_id is None:
@@ -130,7 +113,7 @@ class QuietReply(ReplyEvents):
         self.polls += 1
         try:
             resp = await self._client._http.get("/slots", timeout=httpx.Timeout(5.0))
-            return slot_progress(resp.json()) if resp.status_code == 200 else None
+            return slot_progress(parse_slots(resp.json())) if resp.status_code == 200 else None
         except (httpx.HTTPError, ValueError):
             return None
 

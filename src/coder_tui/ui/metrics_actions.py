@@ -65,6 +65,8 @@ class MetricsActions(AppBase):
             and self.tiles_pace.observe(idle_cores(host.cpu_percent_per_core))
         ):
             self._on_saturation(self.tiles_pace.saturated)
+        if self.main is not None:
+            self.main.offer_progress(message.snapshot)  # a quiet reply's token count
         if isinstance(self.screen, DashboardScreen):
             self.screen.show(message.snapshot)
         elif self.main is not None and self.screen is self.main:

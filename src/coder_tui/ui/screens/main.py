@@ -31,7 +31,7 @@ from coder_tui.core.config import ChatSettings, Profile
 from coder_tui.core.cpu_pace import BusyPace
 from coder_tui.core.decode_memory import DecodeRun, quiet_next
 from coder_tui.core.metrics.types import MetricsSnapshot
-from coder_tui.core.quiet_reply import QuietReply, sampled_progress
+from coder_tui.core.quiet_reply import QuietReply, slot_progress
 from coder_tui.core.server.restart import interrupted_notice, reply_end_notice
 from coder_tui.core.store import HistoryStore, HistoryWriteError
 from coder_tui.core.store_schema import Conversation, status_for_end
@@ -122,9 +122,13 @@ class MainScreen(Screen[None]):
         except NoMatches:  # a snapshot that arrives while the app closes and the screen empties
             return
         target.show(snap)
+
+    def offer_progress(self, snap: MetricsSnapshot) -> None:
+        """Hand the sampler's ``/slots`` read to a quiet reply, so it asks nothing itself (called
+        for every snapshot, whichever screen shows)."""
         server = snap.server
         if isinstance(self._stream, QuietReply) and server is not None and server.slots_available:
-            self._stream.offer(sampled_progress(server.slots))  # no /slots poll of its own
+            self._stream.offer(slot_progress(server.slots))
 
     async def on_mount(self) -> None:
         self.query_one(PromptInput).focus()
