@@ -1,27 +1,36 @@
 """What watching costs the model: llama-server decode tokens/s with and without coder-tui looking.
 
-The bench demo model (Q4_K_M) is served with its threads on every core, and each arm runs the same
-fixed-length generation (``ignore_eos``, 384 tokens), interleaved round by round:
+The bench demo model (Q4_K_M) is served with its threads on every core (and ``--ignore-eos``),
+and each arm runs the same fixed-length generation (384 tokens unless ``--tokens``), interleaved
+round by round:
   (a) nothing watching: the request alone;
-  (b) coder-tui's dashboard (F4) at default rates, attached to the server, while the request runs;
-  (c) coder-tui chatting, as it runs by default: the app sends the request itself and renders the
-      reply. Its history database is kept from round to round, as a user's is, and starts with one
-      reply (not measured), so each measured reply follows one on the same model: a fast one with
-      no idle core makes it a quiet reply (``[chat] quiet_above_tps``), asked for whole;
-  (g) coder-tui chatting with every reply streamed (``quiet_above_tps = 0``), drawn at the pace
-      it keeps while no core is idle;
-  (d) nvitop watching, if it is installed (skipped otherwise, and said so);
+  (b) coder-tui in a terminal (a pseudo-terminal of 160x50, Textual's real driver, its screen
+      output read and dropped), attached to the server, on its dashboard (F4) at default rates,
+      while the request runs;
+  (c) coder-tui in a terminal, chatting as it runs by default: the prompt is typed into it and it
+      sends the request itself and shows the reply. Its home (config, history database) is kept
+      from round to round, as a user's is, and starts with one reply (not measured), so each
+      measured reply follows one on the same model: a fast one with no idle core makes it a quiet
+      reply (``[chat] quiet_above_tps``), asked for whole. The reply's end is read from its
+      history database every 0.5 s;
+  (d) nvitop in the same kind of terminal, if it is installed (skipped otherwise, and said so);
+  (i), (j) with ``--also-in-process``: (b) and (c) inside this process on Textual's headless
+      driver (no terminal output, no input thread), as rounds before 2026-11-27 12:00 measured;
+  (g) coder-tui chatting in this process with every reply streamed (``quiet_above_tps = 0``),
+      drawn at the pace it keeps while no core is idle (``--skip-streamed`` leaves it out);
   (e) with ``--also-stream-only``: the stream of (g) without the app, read by coder-tui's client
       at the same pace, drawn nowhere. Any streaming client pays this: llama-server wakes to send
       each token. (g)/(e) is what drawing costs.
 Speeds are the server's own ``timings.predicted_per_second``. Each arm is reported as a ratio to
 (a) of the same round (median over rounds, with the spread). Targets (issue 10): (b) and (c) at
-least 0.98. Fairness: the order of the arms rotates from round to round (an arm that follows
-another one's teardown is not always the same), and each arm starts after a 1 s pause. The app's
-own CPU time (this process, all threads, from the request to its end) is reported as a share of one
-core; for (d) it is nvitop's. Each round's line also gives the watcher's wake-ups a second (context
-switches of all its threads) and what the server spent per 1,000 tokens: CPU, waits (voluntary
-context switches: a thread slept) and preemptions (involuntary ones: another thread took its core).
+least 0.98, and below nvitop's cost. Fairness: the order of the arms rotates from round to round
+(an arm that follows another one's teardown is not always the same), and each arm starts after a
+1 s pause. CPU is reported as a share of one core, from the request to its end: for the arms in a
+terminal and (d), the watcher's process; for the in-process arms, this process (the request
+included). Each round's line also gives the watcher's wake-ups a second (context switches of all
+its threads; per Python thread for the in-process arms) and what the server spent per 1,000
+tokens: CPU, waits (voluntary context switches: a thread slept) and preemptions (involuntary ones:
+another thread took its core).
 
     python benchmarks/observer.py [--rounds 5] [--tokens 384]
 """
@@ -277,9 +286,8 @@ class PtyWatcher:
 
     Its screen output is read and dropped on a thread, so it never blocks on a full terminal."""
 
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         import fcntl
-        import os
         import pty
         import struct
         import termios
@@ -287,7 +295,7 @@ class PtyWatcher:
 
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
-        env = {**os.environ, "TERM": "xterm-256color"}
+        env = {**os.environ, **(env or {}), "TERM": "xterm-256color"}
         self.proc = subprocess.Popen(
             argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
         )
@@ -295,9 +303,11 @@ class PtyWatcher:
         self.seen = 0
         threading.Thread(target=self._drain, daemon=True).start()
 
-    def _drain(self) -> None:
-        import os
+    def press(self, keys: bytes) -> None:
+        """Type ``keys`` as the terminal would send them."""
+        os.write(self.master, keys)
 
+    def _drain(self) -> None:
         while True:
             try:
                 chunk = os.read(self.master, 65536)
@@ -308,8 +318,6 @@ class PtyWatcher:
             self.seen += len(chunk)
 
     def close(self) -> None:
-        import os
-
         self.proc.terminate()
         try:
             self.proc.wait(5)
@@ -335,6 +343,130 @@ async def arm_nvitop(url: str, tokens: int) -> float:
         return speed
     finally:
         watcher.close()
+
+
+F4, CTRL_N, CTRL_Q, ENTER = b"\x1bOS", b"\x0e", b"\x11", b"\r"
+"""Keys as xterm sends them."""
+
+
+class AppHome:
+    """Where the coder-tui processes of the terminal arms keep their config and history: one
+    home for the whole run, as a user's (the chat arm's quiet-reply rule reads the reply before)."""
+
+    def __init__(self, root: Path, config_text: str, tokens: int) -> None:
+        self.root = root
+        self.config = root / "config.toml"
+        root.mkdir(parents=True, exist_ok=True)
+        # Replies of a fixed length: the server runs with --ignore-eos, the app asks for ``tokens``.
+        self.config.write_text(f"{config_text}\n[chat]\nmax_tokens = {tokens}\ntemperature = 0\n")
+        self.env = {f"XDG_{d}_HOME": str(root / d.lower()) for d in ("DATA", "CONFIG", "STATE")}
+        self.env["XDG_CACHE_HOME"] = str(root / "cache")
+        self.history_db = root / "data" / "coder-tui" / "history.sqlite3"
+
+    def start(self, url: str) -> PtyWatcher:
+        """``coder-tui --attach URL`` in a terminal of 160x50, with Textual's real driver."""
+        argv = [sys.executable, "-m", "coder_tui", "--config", str(self.config), "--attach", url]
+        return PtyWatcher(argv, self.env)
+
+    def last_reply(self) -> tuple[int, str, float | None] | None:
+        """The newest assistant message: (id, status, decode tokens/s), read-only."""
+        import sqlite3
+
+        if not self.history_db.exists():
+            return None
+        con = sqlite3.connect(f"file:{self.history_db}?mode=ro", uri=True, timeout=5)
+        try:
+            row = con.execute(
+                "SELECT id, status, predicted_per_second FROM messages "
+                "WHERE role = 'assistant' ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+        finally:
+            con.close()
+        return (int(row[0]), str(row[1]), row[2]) if row else None
+
+    def last_run_quiet(self) -> bool:
+        """Whether the newest reply was asked for whole (``decode_runs``, as the app recorded)."""
+        import sqlite3
+
+        con = sqlite3.connect(f"file:{self.history_db}?mode=ro", uri=True, timeout=5)
+        try:
+            row = con.execute("SELECT quiet FROM decode_runs ORDER BY at DESC LIMIT 1").fetchone()
+        finally:
+            con.close()
+        return bool(row and row[0])
+
+
+async def _app_up(app: PtyWatcher) -> None:
+    await asyncio.sleep(APP_START_S)
+    if app.proc.poll() is not None:
+        raise RuntimeError(f"coder-tui exited with {app.proc.returncode}")
+    if app.seen < 1000:
+        raise RuntimeError(f"coder-tui drew only {app.seen} bytes")
+
+
+async def _app_quit(app: PtyWatcher) -> None:
+    """Ctrl+Q, as a user leaves; terminated if it has not gone in 10 s."""
+    app.press(CTRL_Q)
+    for _ in range(100):
+        if app.proc.poll() is not None:
+            break
+        await asyncio.sleep(0.1)
+    app.close()
+
+
+APP_START_S = 3.0
+"""From starting coder-tui to its first key (it draws its first frame in about 0.5 s)."""
+
+
+async def arm_dashboard_terminal(url: str, tokens: int, home: AppHome) -> float:
+    """(b): coder-tui in a terminal, attached, on its dashboard (F4), while the request runs."""
+    app = home.start(url)
+    try:
+        await _app_up(app)
+        app.press(F4)
+        await asyncio.sleep(2.0)  # the samplers settle at their rates
+        window = CpuWindow(app.proc.pid)
+        window.start()
+        speed = await generate(url, tokens)
+        window.stop()
+        LAST_CPU["b"] = window.share
+        return speed
+    finally:
+        await _app_quit(app)
+
+
+async def arm_chat_terminal(url: str, tokens: int, home: AppHome, key: str = "c") -> float:
+    """(c): coder-tui in a terminal sends the prompt typed into it and shows the reply. The
+    reply's end is read from the history database every 0.5 s (this process's only wake-ups
+    besides reading the terminal); its speed is the server's timing, as stored."""
+    app = home.start(url)
+    try:
+        await _app_up(app)
+        app.press(CTRL_N)  # a new conversation: the same prompt size every time
+        await asyncio.sleep(0.5)
+        app.press(PROMPT.encode())
+        await asyncio.sleep(1.5)
+        before = home.last_reply()
+        window = CpuWindow(app.proc.pid)
+        window.start()
+        app.press(ENTER)
+        end = time.monotonic() + 300
+        while True:
+            await asyncio.sleep(0.5)
+            reply = home.last_reply()
+            new = reply is not None and reply[0] != (before[0] if before else None)
+            if new and reply is not None and reply[1] != "streaming":
+                break
+            if time.monotonic() > end or app.proc.poll() is not None:
+                raise RuntimeError(f"no reply from coder-tui in the terminal: {reply}")
+        window.stop()
+        LAST_CPU[key] = window.share
+        LAST_NOTE[key] = "quiet (asked whole)" if home.last_run_quiet() else "streamed"
+    finally:
+        await _app_quit(app)
+    if reply[2] is None:
+        raise RuntimeError(f"the chat reply has no timings: {reply}")
+    return float(reply[2])
 
 
 WAKER = """
@@ -382,12 +514,19 @@ async def arm_nothing(url: str, tokens: int) -> float:
     return speed
 
 
+DASHBOARD = "b: dashboard (F4) in a terminal, default rates"
+CHAT = "c: chatting in a terminal (defaults)"
+OWN_PROCESS = "abcdwW"
+"""Arms whose CPU is a process of its own (or, for (a), this one's request alone); the others run
+inside this process and pay for the request too."""
+
 Results = dict[str, list[tuple[float, float | None]]]
 """Per arm, per round: (tokens/s, CPU share of one core)."""
 
 
 async def run(
     config: Config,
+    config_text: str,
     rounds: int,
     tokens: int,
     tmp: Path,
@@ -397,6 +536,7 @@ async def run(
     wakers: bool = False,
     skip_chat: bool = False,
     skip_streamed: bool = False,
+    in_process: bool = False,
 ) -> Results:
     global SERVER_PID
     mgr = ServerManager(config.server, log_dir=tmp / "logs")
@@ -405,19 +545,27 @@ async def run(
     try:
         url = mgr.url
         await generate(url, 32)  # warm-up
+        home = AppHome(tmp / "app-home", config_text, tokens)
         history = tmp / "chat-history.sqlite3"
         streamed = ChatSettings(quiet_above_tps=0)
         arms: dict[str, Any] = {
             "a: nothing watching": lambda: arm_nothing(url, tokens),
-            "b: dashboard (F4), default rates": lambda: arm_dashboard(url, tokens, tmp),
+            DASHBOARD: lambda: arm_dashboard_terminal(url, tokens, home),
         }
-        if not skip_chat:
-            await arm_chat(url, tokens, tmp, "warm-up", history=history)  # the reply before
-            arms["c: coder-tui chatting (defaults)"] = lambda: arm_chat(
-                url, tokens, tmp, "c", history=history
+        if in_process:
+            arms["i: dashboard in-process (headless)"] = lambda: arm_dashboard(
+                url, tokens, tmp, "i"
             )
+        if not skip_chat:
+            await arm_chat_terminal(url, tokens, home, "warm-up")  # the reply before
+            arms[CHAT] = lambda: arm_chat_terminal(url, tokens, home)
+            if in_process:
+                await arm_chat(url, tokens, tmp, "warm-up", history=history)
+                arms["j: chatting in-process (headless)"] = lambda: arm_chat(
+                    url, tokens, tmp, "j", history=history
+                )
             if not skip_streamed:
-                arms["g: chatting, every reply streamed"] = lambda: arm_chat(
+                arms["g: chatting in-process, every reply streamed"] = lambda: arm_chat(
                     url, tokens, tmp, "g", chat=streamed
                 )
         if nvitop_argv():
@@ -426,7 +574,7 @@ async def run(
         if stream_only:
             arms["e: (g)'s stream, not drawn"] = lambda: arm_stream(url, tokens, gap)
         if no_probe:
-            arms["h: dashboard, llama-server not probed"] = lambda: arm_dashboard(
+            arms["h: dashboard in-process, llama-server not probed"] = lambda: arm_dashboard(
                 url, tokens, tmp, "h", server_probe=False
             )
         if wakers:  # 1 % of a core each: 20 wakes a second of 0.5 ms, or one every 2 s of 20 ms
@@ -434,8 +582,8 @@ async def run(
             arms["W: waker, 0.5/s x 20 ms"] = lambda: arm_waker(url, tokens, "W", 2.0, 0.02)
         if also_busy_refresh is not None:
             other = ChatSettings(quiet_above_tps=0, busy_refresh_s=also_busy_refresh)
-            arms[f"f: streamed, busy_refresh_s = {also_busy_refresh:g}"] = lambda: arm_chat(
-                url, tokens, tmp, "f", chat=other
+            arms[f"f: in-process, streamed, busy_refresh_s = {also_busy_refresh:g}"] = lambda: (
+                arm_chat(url, tokens, tmp, "f", chat=other)
             )
         results: Results = {name: [] for name in arms}
         names = list(arms)
@@ -488,17 +636,22 @@ def table(results: Results, title: str) -> str:
         ratios = [v / b for v, b in zip(values, base, strict=True)]
         target = "≥ 0.98" if name[0] in "bc" else ""
         cpu_text = f"{statistics.median(cpus):.1f}" if cpus else "–"
-        # (a) is this process sending the request; the arms run here pay that too, (d) and the
-        # wakers (their own processes) do not
-        own = statistics.median(cpus) - (0.0 if name[0] in "adwW" else base_cpu) if cpus else None
+        # (a) is this process sending the request; the arms run here pay that too, those in
+        # processes of their own do not
+        own = (
+            statistics.median(cpus) - (0.0 if name[0] in OWN_PROCESS else base_cpu)
+            if cpus
+            else None
+        )
         own_text = "" if own is None or name[0] == "a" else f"{own:.1f}"
         lines.append(
             f"| {name} | {statistics.median(values):.1f} | {statistics.median(ratios):.3f} | "
             f"{min(ratios):.3f}-{max(ratios):.3f} | {cpu_text} | {own_text} | {target} |"
         )
     stream_name = "e: (g)'s stream, not drawn"
-    if stream_name in results and "g: chatting, every reply streamed" in results:
-        chat = [speed for speed, _ in results["g: chatting, every reply streamed"]]
+    streamed_name = "g: chatting in-process, every reply streamed"
+    if stream_name in results and streamed_name in results:
+        chat = [speed for speed, _ in results[streamed_name]]
         bare = [speed for speed, _ in results[stream_name]]
         drawn = [c / e for c, e in zip(chat, bare, strict=True)]
         streaming = [e / a for e, a in zip(bare, base, strict=True)]
@@ -514,7 +667,7 @@ def table(results: Results, title: str) -> str:
     else:
         nvitop = [speed for speed, _ in results["d: nvitop"]]
         lines.append("")
-        for key in ("b: dashboard (F4), default rates", "c: coder-tui chatting (defaults)"):
+        for key in (DASHBOARD, CHAT):
             if key not in results:
                 continue
             pair = [x / n for (x, _), n in zip(results[key], nvitop, strict=True)]
@@ -561,6 +714,12 @@ def main() -> int:
         help="leave out arm (g), chatting with every reply streamed",
     )
     parser.add_argument(
+        "--also-in-process",
+        action="store_true",
+        help="add diagnostic arms (i) and (j): the dashboard and the chat run inside this "
+        "process on Textual's headless driver (no terminal, no input thread)",
+    )
+    parser.add_argument(
         "--threads", type=int, help="server threads (default: every core, as issue 10 asks)"
     )
     parser.add_argument(
@@ -574,7 +733,10 @@ def main() -> int:
     demo = prepare_demo(tmp / "demo", "bench", ("Q4_K_M",), port=free_port())
     config = load_config(demo.config_path)
     threads = args.threads or os.cpu_count() or 1
-    profile = replace(config.profile("q4_k_m"), threads=threads)
+    base = config.profile("q4_k_m")
+    # --ignore-eos: the app's replies (asked in a terminal) run to ``max_tokens``, as the requests
+    # of the other arms (``ignore_eos``) do
+    profile = replace(base, threads=threads, extra_args=(*base.extra_args, "--ignore-eos"))
     config = replace(
         config,
         server=replace(config.server, port=free_port()),
@@ -583,6 +745,7 @@ def main() -> int:
     results = asyncio.run(
         run(
             config,
+            demo.config_path.read_text(encoding="utf-8"),
             args.rounds,
             args.tokens,
             tmp,
@@ -592,6 +755,7 @@ def main() -> int:
             args.also_wakers,
             args.skip_chat,
             args.skip_streamed,
+            args.also_in_process,
         )
     )
     title = (

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from textual.binding import Binding, BindingType
+from textual.driver import Driver
 
 from coder_tui import __version__
 from coder_tui.core.config import ChatSettings, Config
@@ -39,6 +40,7 @@ from coder_tui.core.server.restart import RestartPolicy
 from coder_tui.core.server.swap import Swapper
 from coder_tui.core.state import load_state, remember
 from coder_tui.core.store import HistoryStore
+from coder_tui.ui.driver import driver_class
 from coder_tui.ui.fleet_actions import FleetActions
 from coder_tui.ui.messages import ServerEventMessage, ServerFailed
 from coder_tui.ui.metrics_actions import BUSY_SLOWDOWN, MetricsActions
@@ -118,6 +120,10 @@ class CoderApp(ServerActions, SwapActions, FleetActions, MetricsActions):
         """Saturated while no CPU core is idle (from the host samples): see ``_on_saturation``.
         ``[chat] busy_refresh_s = 0`` turns this slowing off too."""
         self._unlisten: Callable[[], None] | None = None
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's choice, with an input thread that does not wake ten times a second."""
+        return driver_class(super().get_driver_class())
 
     async def on_mount(self) -> None:
         # Once the first frame is up, move what start-up made (widgets, CSS, Textual's caches,

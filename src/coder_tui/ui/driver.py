@@ -1,0 +1,130 @@
+"""The terminal driver: Textual's Linux driver with an input thread that sleeps until input comes.
+
+Owns ``QuietLinuxDriver`` and ``driver_class``. Textual's stock input thread waits on the terminal
+with a 0.1 s timeout, to notice that the app is closing and that a lone Escape has stood long
+enough to be a key: ten wake-ups a second for as long as the app runs, more than the rest of the
+dashboard together (issue 10: with llama-server's threads on every core, each wake-up takes a
+core from the model). Here the thread waits for the terminal, for a pipe written when the app
+closes, or for the parser's pending timeout, and for nothing else. Where Textual's internals are
+not what this was written against, ``driver_class`` keeps the stock driver.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import threading
+from codecs import getincrementaldecoder
+from typing import Any
+
+from textual.driver import Driver
+
+try:  # internals of Textual's Linux driver (textual 8); without them the stock driver runs
+    from textual._time import get_time
+    from textual._xterm_parser import XTermParser
+    from textual.drivers.linux_driver import LinuxDriver
+except ImportError:  # pragma: no cover - another Textual, or Windows
+    LinuxDriver = None  # type: ignore[assignment,misc]
+
+STOCK_TICK_S = 0.1
+"""Textual's own wait; used when the parser's pending timeout cannot be read."""
+
+
+class _WakingEvent(threading.Event):
+    """An event that also writes a byte to a pipe when set, waking the thread that selects on it."""
+
+    def __init__(self, wake_fd: int) -> None:
+        super().__init__()
+        self._wake_fd = wake_fd
+
+    def set(self) -> None:
+        super().set()
+        # OSError: the pipe is closed (the driver is gone) or full (a wake is pending already)
+        with contextlib.suppress(OSError):
+            os.write(self._wake_fd, b"\0")
+
+
+def _pending_timeout(parser: Any) -> float | None:
+    """Seconds until the parser gives up on a partial sequence (a lone Escape becomes a key), or
+    None when nothing is pending; Textual's own 0.1 s where its parser keeps this elsewhere."""
+    if not hasattr(parser, "_timeout_time"):
+        return STOCK_TICK_S
+    deadline: float | None = parser._timeout_time
+    if deadline is None:
+        return None
+    return max(0.0, deadline - get_time())
+
+
+if LinuxDriver is not None:
+
+    class QuietLinuxDriver(LinuxDriver):
+        """``LinuxDriver`` whose input thread blocks until a key, the close, or an Escape's
+        timeout (Textual's wakes every 0.1 s)."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._wake_r, self._wake_w = os.pipe()
+            os.set_blocking(self._wake_r, False)
+            os.set_blocking(self._wake_w, False)
+            self.exit_event = _WakingEvent(self._wake_w)
+
+        def _drain_wake(self) -> None:
+            try:
+                while os.read(self._wake_r, 512):
+                    pass
+            except BlockingIOError:
+                pass
+
+        def run_input_thread(self) -> None:
+            """Textual's loop (read, parse, dispatch), waiting without a fixed tick."""
+            selector = selectors.SelectSelector()
+            fileno = self.fileno
+            selector.register(fileno, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            parser = XTermParser(self._debug)
+            decode = getincrementaldecoder("utf-8")().decode
+
+            def dispatch(ready: bool, final: bool = False) -> bool:
+                if ready:
+                    text = decode(os.read(fileno, 1024 * 4), final=final)
+                    if not text:  # stdin is a pipe that ended
+                        return False
+                    for event in parser.feed(text):
+                        self.process_message(event)
+                for event in parser.tick():
+                    self.process_message(event)
+                return True
+
+            try:
+                while not self.exit_event.is_set():
+                    ready = False
+                    for key, _mask in selector.select(_pending_timeout(parser)):
+                        if key.fd == fileno:
+                            ready = True
+                        else:
+                            self._drain_wake()
+                    if not dispatch(ready):
+                        self.exit_event.wait()  # as Textual's: nothing more to read until the end
+                selector.unregister(fileno)
+                self._drain_wake()  # the close's byte: a later input thread (resume) starts clean
+                dispatch(False, final=True)
+            finally:
+                selector.close()
+                # EOF or a parse error at the end: nothing is left to deliver
+                with contextlib.suppress(Exception):
+                    for _event in parser.feed(""):
+                        pass
+
+        def close(self) -> None:
+            super().close()
+            for fd in (self._wake_r, self._wake_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def driver_class(stock: type[Driver]) -> type[Driver]:
+    """The driver to run: ``QuietLinuxDriver`` where Textual would pick its Linux driver."""
+    if LinuxDriver is not None and stock is LinuxDriver:
+        return QuietLinuxDriver
+    return stock

@@ -1,0 +1,150 @@
+"""The quiet terminal driver, run for real in a pseudo-terminal: keys (a lone Escape too) still
+arrive, the app still quits at once, and the idle input thread no longer wakes ten times a second."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("termios")
+from textual.drivers.linux_driver import LinuxDriver
+
+from coder_tui.ui.driver import QuietLinuxDriver, driver_class
+
+APP = textwrap.dedent(
+    """
+    import sys
+    from textual.app import App
+    from textual.widgets import Static
+    from coder_tui.ui.driver import driver_class
+
+    class KeyApp(App):
+        def compose(self):
+            yield Static("ready")
+
+        def get_driver_class(self):
+            stock = super().get_driver_class()
+            return stock if sys.argv[2] == "stock" else driver_class(stock)
+
+        def on_key(self, event):
+            with open(sys.argv[1], "a") as fh:
+                fh.write(event.key + "\\n")
+
+    KeyApp().run()
+    """
+)
+
+
+def _wakes(pid: int) -> int:
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        total += sum(int(n) for n in re.findall(r"ctxt_switches:\s+(\d+)", status))
+    return total
+
+
+class Terminal:
+    """The key app in a pseudo-terminal; its screen output read and dropped."""
+
+    def __init__(self, tmp: Path, which: str) -> None:
+        self.keys = tmp / "keys.txt"
+        script = tmp / "app.py"
+        script.write_text(APP)
+        self.master, slave = pty.openpty()
+        env = {**os.environ, "TERM": "xterm-256color"}
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), str(self.keys), which],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.screen = b""
+
+    def read_for(self, seconds: float) -> None:
+        import select
+
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if select.select([self.master], [], [], left)[0]:
+                try:
+                    self.screen += os.read(self.master, 65536)
+                except OSError:
+                    return
+
+    def wait_for_screen(self, text: bytes, timeout_s: float = 20.0) -> None:
+        end = time.monotonic() + timeout_s
+        while text not in self.screen:
+            assert time.monotonic() < end, f"never drew {text!r}: {self.screen[-300:]!r}"
+            self.read_for(0.1)
+
+    def keys_seen(self) -> list[str]:
+        return self.keys.read_text().split() if self.keys.exists() else []
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        os.close(self.master)
+
+
+def _idle_wakes_per_s(term: Terminal, seconds: float = 2.0) -> float:
+    term.read_for(0.5)
+    before = _wakes(term.proc.pid)
+    term.read_for(seconds)
+    return (_wakes(term.proc.pid) - before) / seconds
+
+
+def test_the_quiet_driver_replaces_only_the_linux_driver() -> None:
+    assert driver_class(LinuxDriver) is QuietLinuxDriver
+
+    class Other(LinuxDriver):
+        pass
+
+    assert driver_class(Other) is Other
+
+
+def test_keys_arrive_and_the_idle_app_sleeps(tmp_path: Path) -> None:
+    term = Terminal(tmp_path, "quiet")
+    try:
+        term.wait_for_screen(b"ready")
+        quiet = _idle_wakes_per_s(term)
+        os.write(term.master, b"a")
+        os.write(term.master, b"\x1bOS")  # F4 as xterm sends it
+        term.read_for(0.3)
+        os.write(term.master, b"\x1b")  # a lone Escape: a key only once the parser's wait ends
+        end = time.monotonic() + 3
+        while len(term.keys_seen()) < 3 and time.monotonic() < end:
+            term.read_for(0.05)
+        assert term.keys_seen() == ["a", "f4", "escape"]
+        started = time.monotonic()
+        os.write(term.master, b"\x11")  # ctrl+q
+        while term.proc.poll() is None and time.monotonic() - started < 5:
+            term.read_for(0.05)
+        assert term.proc.returncode == 0
+        assert time.monotonic() - started < 2.0
+    finally:
+        term.close()
+    # Textual's own input thread wakes every 0.1 s; the rest of an idle app almost never.
+    assert quiet < 4.0, f"{quiet:.1f} wake-ups a second while idle"
+    print(f"idle: {quiet:.1f} wake-ups a second")
+
+
+def test_the_stock_driver_wakes_ten_times_a_second(tmp_path: Path) -> None:
+    """What the quiet driver removes (and what makes the test above able to fail)."""
+    term = Terminal(tmp_path, "stock")
+    try:
+        term.wait_for_screen(b"ready")
+        assert _idle_wakes_per_s(term) >= 8.0
+    finally:
+        term.close()
