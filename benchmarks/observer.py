@@ -301,6 +301,8 @@ class PtyWatcher:
         )
         os.close(slave)
         self.seen = 0
+        self.tail = b""
+        """The last 8 KiB drawn (for an error message)."""
         threading.Thread(target=self._drain, daemon=True).start()
 
     def press(self, keys: bytes) -> None:
@@ -316,6 +318,16 @@ class PtyWatcher:
             if not chunk:
                 return
             self.seen += len(chunk)
+            self.tail = (self.tail + chunk)[-8192:]
+
+    def screen_text(self) -> str:
+        """What the last output said, escape sequences left out."""
+        import re
+
+        text = re.sub(
+            rb"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|.)", b" ", self.tail
+        )
+        return " ".join(text.decode("utf-8", "replace").split())[-600:]
 
     def close(self) -> None:
         self.proc.terminate()
@@ -397,11 +409,14 @@ class AppHome:
 
 
 async def _app_up(app: PtyWatcher) -> None:
+    """Until coder-tui has drawn its screen (then ``APP_START_S`` more), or an error."""
+    end = time.monotonic() + 20
+    while app.seen < 4000 and app.proc.poll() is None and time.monotonic() < end:
+        await asyncio.sleep(0.25)
     await asyncio.sleep(APP_START_S)
-    if app.proc.poll() is not None:
-        raise RuntimeError(f"coder-tui exited with {app.proc.returncode}")
-    if app.seen < 1000:
-        raise RuntimeError(f"coder-tui drew only {app.seen} bytes")
+    if app.proc.poll() is not None or app.seen < 4000:
+        state = "running" if app.proc.poll() is None else f"exited with {app.proc.returncode}"
+        raise RuntimeError(f"coder-tui {state}, drew {app.seen} bytes: {app.screen_text()!r}")
 
 
 async def _app_quit(app: PtyWatcher) -> None:
@@ -414,8 +429,8 @@ async def _app_quit(app: PtyWatcher) -> None:
     app.close()
 
 
-APP_START_S = 3.0
-"""From starting coder-tui to its first key (it draws its first frame in about 0.5 s)."""
+APP_START_S = 2.0
+"""From coder-tui's first frame (about 0.5 s after its start) to its first key."""
 
 
 async def arm_dashboard_terminal(url: str, tokens: int, home: AppHome) -> float:

@@ -115,3 +115,35 @@ def _empty_snapshot() -> MetricsSnapshot:
     return MetricsSnapshot(
         time_s=0.0, gpu=gpu, host=None, server=None, moe=None, history=History(10, 1)
     )
+
+
+async def test_a_new_stats_line_of_one_row_repaints_without_a_layout(
+    offline_config: Config, store: HistoryStore, seeded: int
+) -> None:
+    """A quiet reply's token count changes every 2 s: each change repaints the line in place."""
+    app = CoderApp(offline_config, autostart=False, store=store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        view = list(app.screen.query(MessageView))[1]
+        stats = view.query_one(".stats")
+        layouts: list[bool] = []
+        original = stats.refresh
+
+        def spy(*args: object, layout: bool = False, **kwargs: object) -> object:
+            layouts.append(layout)
+            return original(*args, layout=layout, **kwargs)  # type: ignore[arg-type]
+
+        stats.refresh = spy  # type: ignore[method-assign]
+        view.set_stats("generating · 0 tokens")  # the stored reply's line had two rows
+        await pilot.pause()
+        view.set_stats("generating · 120 tokens")
+        view.set_stats("generating · 240 tokens")
+        assert layouts == [True, False, False]
+        view.set_stats("x " * 80)  # wraps: the message grows
+        await pilot.pause()
+        view.set_stats("done")  # from two rows back to one
+        assert layouts[3:] == [True, True]
+        await pilot.pause()
+        assert "done" in str(stats.render())
+        view.set_stats("")
+        assert not stats.display

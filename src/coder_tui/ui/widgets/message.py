@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.visual import visualize
 from textual.widgets import Static
 
 from coder_tui.ui.widgets.held_rows import quiet_virtual_size
@@ -61,8 +62,19 @@ class MessageView(Vertical):
         return self._body
 
     def set_stats(self, text: str, status: str | None = None) -> None:
-        stats = self.query_one(".stats", Static)
-        stats.update(text)
+        """The numbers under the reply. New numbers that take as many rows as the shown ones are
+        repainted in place: a quiet reply's token count every 2 s then costs one repaint, not a
+        layout of the screen and the two repaints that follow it."""
+        stats = self.query_one(".stats", MessageLine)
+        size = stats.content_size
+        same_rows = (
+            stats.display
+            and bool(text)
+            and size.width > 0
+            and visualize(stats, text, markup=False).get_height(stats.styles, size.width)  # type: ignore[arg-type]  # as Textual's Widget does
+            == size.height
+        )
+        stats.update(text, layout=not same_rows)
         stats.display = bool(text)
         if status is not None:
             for cls in ("interrupted", "error", "cancelled"):
