@@ -408,7 +408,7 @@ class AppHome:
         return bool(row and row[0])
 
 
-async def _app_up(app: PtyWatcher) -> None:
+async def app_up(app: PtyWatcher) -> None:
     """Until coder-tui has drawn its screen (then ``APP_START_S`` more), or an error."""
     end = time.monotonic() + 20
     while app.seen < 4000 and app.proc.poll() is None and time.monotonic() < end:
@@ -419,7 +419,7 @@ async def _app_up(app: PtyWatcher) -> None:
         raise RuntimeError(f"coder-tui {state}, drew {app.seen} bytes: {app.screen_text()!r}")
 
 
-async def _app_quit(app: PtyWatcher) -> None:
+async def app_quit(app: PtyWatcher) -> None:
     """Ctrl+Q, as a user leaves; terminated if it has not gone in 10 s."""
     app.press(CTRL_Q)
     for _ in range(100):
@@ -437,7 +437,7 @@ async def arm_dashboard_terminal(url: str, tokens: int, home: AppHome) -> float:
     """(b): coder-tui in a terminal, attached, on its dashboard (F4), while the request runs."""
     app = home.start(url)
     try:
-        await _app_up(app)
+        await app_up(app)
         app.press(F4)
         await asyncio.sleep(2.0)  # the samplers settle at their rates
         window = CpuWindow(app.proc.pid)
@@ -447,7 +447,7 @@ async def arm_dashboard_terminal(url: str, tokens: int, home: AppHome) -> float:
         LAST_CPU["b"] = window.share
         return speed
     finally:
-        await _app_quit(app)
+        await app_quit(app)
 
 
 async def arm_chat_terminal(url: str, tokens: int, home: AppHome, key: str = "c") -> float:
@@ -456,7 +456,7 @@ async def arm_chat_terminal(url: str, tokens: int, home: AppHome, key: str = "c"
     besides reading the terminal); its speed is the server's timing, as stored."""
     app = home.start(url)
     try:
-        await _app_up(app)
+        await app_up(app)
         app.press(CTRL_N)  # a new conversation: the same prompt size every time
         await asyncio.sleep(0.5)
         app.press(PROMPT.encode())
@@ -478,7 +478,7 @@ async def arm_chat_terminal(url: str, tokens: int, home: AppHome, key: str = "c"
         LAST_CPU[key] = window.share
         LAST_NOTE[key] = "quiet (asked whole)" if home.last_run_quiet() else "streamed"
     finally:
-        await _app_quit(app)
+        await app_quit(app)
     if reply[2] is None:
         raise RuntimeError(f"the chat reply has no timings: {reply}")
     return float(reply[2])

@@ -1,9 +1,11 @@
 """Where coder-tui's CPU goes while it watches a model that has every core: py-spy profiles.
 
-Starts the bench demo model with its threads on every core, then for the dashboard (F4) and for
-chatting records this process with ``py-spy`` (raw folded stacks, idle frames dropped) while a long
-generation runs, and prints the top frames of each. Used on the GPU host (through
-``scripts/gpu_profile_watchers.sh``), where NVML and the PCIe thread take part.
+Starts the bench demo model with its threads on every core, then runs coder-tui in a terminal (as
+``benchmarks/observer.py``'s arms (b) and (c)) and records its process with ``py-spy`` (raw folded
+stacks, all threads, idle frames dropped): on the dashboard (F4) while a long generation runs, then
+chatting (a quiet reply of the same length). Prints each one's CPU, wake-ups and top frames.
+Used on the GPU host (through ``scripts/gpu_profile_watchers.sh``), where NVML and the PCIe thread
+take part.
 
     python scripts/profile_watchers.py OUT_DIR [--tokens 4096] [--seconds 8]
 """
@@ -48,39 +50,75 @@ def top(folded: Path, n: int = 45) -> str:
     return "\n".join(rows)
 
 
-async def profiled(name: str, arm: object, out: Path, seconds: int) -> None:
+async def profiled(name: str, app: observer.PtyWatcher, out: Path, seconds: int) -> None:
+    """py-spy on coder-tui's process (all threads, idle frames dropped) for ``seconds``."""
     spy = shutil.which("py-spy") or "py-spy"
     folded = out / f"{name}.txt"
-    cmd = [spy, "record", "-p", str(os.getpid()), "-d", str(int(seconds)), "-r", "200"]
+    cmd = [spy, "record", "-p", str(app.proc.pid), "-d", str(int(seconds)), "-r", "200"]
     cmd += ["-f", "raw", "-o", str(folded), "--nonblocking", "--threads"]
-
-    async def later() -> subprocess.Popen[bytes]:
-        await asyncio.sleep(5.0)  # the app is up (2 s settle, start) and the generation under way
-        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    starter = asyncio.ensure_future(later())
-    speed = await arm()  # type: ignore[operator]
-    proc = await starter
+    window = observer.CpuWindow(app.proc.pid)
+    window.start()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     await asyncio.to_thread(proc.wait)
-    print(f"== {name}: {speed:.1f} t/s, CPU {observer.LAST_CPU.get(name[0])}")
+    window.stop()
+    cpu = 100 * (window.share or 0.0)
+    print(f"== {name}: {cpu:.2f} % of a core, {window.wakes_per_s:.1f} wake-ups a second")
     print(top(folded) if folded.exists() else "no profile")
+
+
+async def dashboard(url: str, home: observer.AppHome, out: Path, tokens: int, seconds: int) -> None:
+    """coder-tui in a terminal on F4 while the server generates ``tokens``."""
+    app = home.start(url)
+    try:
+        await observer.app_up(app)
+        app.press(observer.F4)
+        await asyncio.sleep(2.0)
+        generation = asyncio.ensure_future(observer.generate(url, tokens))
+        await asyncio.sleep(2.0)  # the samplers see no idle core and slow down
+        await profiled("b-dashboard", app, out, seconds)
+        print(f"   generation: {await generation:.1f} t/s")
+    finally:
+        await observer.app_quit(app)
+
+
+async def chat(url: str, home: observer.AppHome, out: Path, seconds: int) -> None:
+    """coder-tui in a terminal sending a prompt (its reply ``tokens`` long, quiet or not)."""
+    app = home.start(url)
+    try:
+        await observer.app_up(app)
+        app.press(observer.CTRL_N)
+        await asyncio.sleep(0.5)
+        app.press(observer.PROMPT.encode())
+        await asyncio.sleep(1.5)
+        app.press(observer.ENTER)
+        await asyncio.sleep(2.0)
+        await profiled("c-chat", app, out, seconds)
+        while (reply := home.last_reply()) is None or reply[1] == "streaming":
+            await asyncio.sleep(0.5)
+        quiet = "quiet" if home.last_run_quiet() else "streamed"
+        print(f"   reply: {reply[2]} t/s, {quiet}")
+    finally:
+        await observer.app_quit(app)
 
 
 async def main_async(out: Path, tokens: int, seconds: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="profile-"))
     demo = prepare_demo(tmp / "demo", "bench", ("Q4_K_M",), port=free_port())
     config = load_config(demo.config_path)
-    profile = replace(config.profile("q4_k_m"), threads=os.cpu_count() or 1)
+    base = config.profile("q4_k_m")
+    profile = replace(
+        base, threads=os.cpu_count() or 1, extra_args=(*base.extra_args, "--ignore-eos")
+    )
     config = replace(config, server=replace(config.server, port=free_port()))
     mgr = ServerManager(config.server, log_dir=tmp / "logs")
     await mgr.start(profile)
     try:
         url = mgr.url
         await observer.generate(url, 32)
-        await profiled(
-            "b-dashboard", lambda: observer.arm_dashboard(url, tokens, tmp), out, seconds
-        )
-        await profiled("c-chat", lambda: observer.arm_chat(url, tokens, tmp, "c"), out, seconds)
+        home = observer.AppHome(tmp / "home", demo.config_path.read_text(encoding="utf-8"), tokens)
+        await dashboard(url, home, out, tokens, seconds)
+        await observer.arm_chat_terminal(url, 256, home, "warm-up")  # a reply before: quiet next
+        await chat(url, home, out, seconds)
     finally:
         await mgr.stop()
 

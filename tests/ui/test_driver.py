@@ -105,13 +105,19 @@ def _idle_wakes_per_s(term: Terminal, seconds: float = 2.0) -> float:
     return (_wakes(term.proc.pid) - before) / seconds
 
 
-def test_the_quiet_driver_replaces_only_the_linux_driver() -> None:
+def test_the_quiet_driver_replaces_only_the_linux_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual import constants
+
+    monkeypatch.setattr(constants, "DRIVER", None)
     assert driver_class(LinuxDriver) is QuietLinuxDriver
 
     class Other(LinuxDriver):
         pass
 
     assert driver_class(Other) is Other
+    # A driver the user names in TEXTUAL_DRIVER is run as named, the stock one too.
+    monkeypatch.setattr(constants, "DRIVER", "textual.drivers.linux_driver:LinuxDriver")
+    assert driver_class(LinuxDriver) is LinuxDriver
 
 
 def test_keys_arrive_and_the_idle_app_sleeps(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ enough to be a key: ten wake-ups a second for as long as the app runs, more than
 dashboard together (issue 10: with llama-server's threads on every core, each wake-up takes a
 core from the model). Here the thread waits for the terminal, for a pipe written when the app
 closes, or for the parser's pending timeout, and for nothing else. Where Textual's internals are
-not what this was written against, ``driver_class`` keeps the stock driver.
+not what this was written against, or ``TEXTUAL_DRIVER`` names a driver (the stock one:
+``textual.drivers.linux_driver:LinuxDriver``), ``driver_class`` keeps Textual's choice.
 """
 
 from __future__ import annotations
@@ -124,7 +125,10 @@ if LinuxDriver is not None:
 
 
 def driver_class(stock: type[Driver]) -> type[Driver]:
-    """The driver to run: ``QuietLinuxDriver`` where Textual would pick its Linux driver."""
-    if LinuxDriver is not None and stock is LinuxDriver:
+    """The driver to run: ``QuietLinuxDriver`` where Textual would pick its Linux driver by
+    itself (a driver named in ``TEXTUAL_DRIVER`` is run as named)."""
+    from textual import constants
+
+    if LinuxDriver is not None and stock is LinuxDriver and not constants.DRIVER:
         return QuietLinuxDriver
     return stock
