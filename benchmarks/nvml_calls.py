@@ -4,8 +4,9 @@ For every query ``core/metrics/gpu.py`` makes per device and tick (and the PCIe 
 reading of ``PcieSampler``), ``--calls`` calls in a row on device 0: the median wall time and the
 CPU time per call (this thread's ``thread_time``, which counts the driver's work in the kernel).
 Then the same for a whole ``GpuProbe.sample()``. Needs an NVIDIA GPU; says so and exits 0 without.
+The table is appended to ``docs/performance.md`` (``--no-append`` to skip).
 
-    python benchmarks/nvml_calls.py [--calls 50]
+    python benchmarks/nvml_calls.py [--calls 50] [--no-append]
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from coder_tui.core.metrics.gpu import GpuProbe, load_nvml
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 
 
 def measure(fn: Callable[[], Any], calls: int) -> tuple[float, float]:
@@ -37,6 +41,9 @@ def measure(fn: Callable[[], Any], calls: int) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=50)
+    parser.add_argument(
+        "--no-append", action="store_true", help="don't append to docs/performance.md"
+    )
     args = parser.parse_args()
     try:
         nvml = load_nvml()
@@ -60,21 +67,36 @@ def main() -> int:
             h, nvml.NVML_PCIE_UTIL_RX_BYTES
         ),
     }
-    print("| query | wall, µs (median) | CPU, µs per call |")
-    print("| --- | --- | --- |")
-    for name, fn in queries.items():
-        calls = max(5, args.calls // 10) if "Throughput" in name else args.calls
+    name = _text(nvml.nvmlDeviceGetName(h))
+    lines = [
+        f"### nvml_calls ({time.strftime('%Y-%m-%d %H:%M')}, {name}, "
+        f"driver {_text(nvml.nvmlSystemGetDriverVersion())})",
+        "",
+        "| query | wall, µs (median) | CPU, µs per call |",
+        "| --- | --- | --- |",
+    ]
+    for query, fn in queries.items():
+        calls = max(5, args.calls // 10) if "Throughput" in query else args.calls
         wall, cpu = measure(fn, calls)
-        print(f"| {name} | {wall:.0f} | {cpu:.0f} |")
+        lines.append(f"| {query} | {wall:.0f} | {cpu:.0f} |")
     nvml.nvmlShutdown()
     probe = GpuProbe()
     if probe.open():
         wall, cpu = measure(probe.sample, args.calls)
-        print(
+        lines.append(
             f"| GpuProbe.sample() (all of the above but PCIe throughput) | {wall:.0f} | {cpu:.0f} |"
         )
         probe.close()
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_append:
+        with DOC.open("a", encoding="utf-8") as fh:
+            fh.write("\n" + text + "\n")
     return 0
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 if __name__ == "__main__":

@@ -380,31 +380,29 @@ class AppHome:
         argv = [sys.executable, "-m", "coder_tui", "--config", str(self.config), "--attach", url]
         return PtyWatcher(argv, self.env)
 
-    def last_reply(self) -> tuple[int, str, float | None] | None:
-        """The newest assistant message: (id, status, decode tokens/s), read-only."""
+    def _newest(self, sql: str) -> Any:
+        """The first row of ``sql`` on the history database, read-only (None before it exists)."""
         import sqlite3
 
         if not self.history_db.exists():
             return None
         con = sqlite3.connect(f"file:{self.history_db}?mode=ro", uri=True, timeout=5)
         try:
-            row = con.execute(
-                "SELECT id, status, predicted_per_second FROM messages "
-                "WHERE role = 'assistant' ORDER BY id DESC LIMIT 1"
-            ).fetchone()
+            return con.execute(sql).fetchone()
         finally:
             con.close()
+
+    def last_reply(self) -> tuple[int, str, float | None] | None:
+        """The newest assistant message: (id, status, decode tokens/s)."""
+        row = self._newest(
+            "SELECT id, status, predicted_per_second FROM messages "
+            "WHERE role = 'assistant' ORDER BY id DESC LIMIT 1"
+        )
         return (int(row[0]), str(row[1]), row[2]) if row else None
 
     def last_run_quiet(self) -> bool:
         """Whether the newest reply was asked for whole (``decode_runs``, as the app recorded)."""
-        import sqlite3
-
-        con = sqlite3.connect(f"file:{self.history_db}?mode=ro", uri=True, timeout=5)
-        try:
-            row = con.execute("SELECT quiet FROM decode_runs ORDER BY at DESC LIMIT 1").fetchone()
-        finally:
-            con.close()
+        row = self._newest("SELECT quiet FROM decode_runs ORDER BY at DESC LIMIT 1")
         return bool(row and row[0])
 
 

@@ -9,7 +9,9 @@ over rounds. The stock driver is Textual's own ``LinuxDriver`` (chosen with ``TE
 its input thread waits on the terminal 0.1 s at a time. coder-tui's (``ui/driver.py``) waits until
 a key comes.
 
-    python benchmarks/terminal_wakes.py [--rounds 3] [--seconds 8] [--tokens 1024]
+The table is appended to ``docs/performance.md`` (``--no-append`` to skip).
+
+    python benchmarks/terminal_wakes.py [--rounds 3] [--seconds 8] [--tokens 1024] [--no-append]
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ DRIVERS = {
     "coder-tui's quiet driver": "",
 }
 """Arm -> ``TEXTUAL_DRIVER`` (empty: Textual picks, coder-tui swaps in its own)."""
+DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 
 Window = tuple[float, float]
 """(wake-ups a second, CPU share of one core in %)."""
@@ -135,6 +138,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--tokens", type=int, default=1024)
+    parser.add_argument(
+        "--no-append", action="store_true", help="don't append to docs/performance.md"
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="terminal-wakes-"))
     results = asyncio.run(run(args.rounds, args.seconds, args.tokens, tmp))
@@ -142,7 +148,11 @@ def main() -> int:
         f"### terminal_wakes ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
         f"{args.rounds} rounds, {args.seconds:g} s windows, {args.tokens} tokens generating)"
     )
-    print(table(results, title))
+    text = table(results, title)
+    print(text)
+    if not args.no_append:
+        with DOC.open("a", encoding="utf-8") as fh:
+            fh.write("\n" + text + "\n")
     return 0
 
 

@@ -6,5 +6,5 @@
 # the dashboard and chatting, with py-spy (from the carried wheel). Results in $OUT: log.txt,
 # *.txt folded stacks.
 source "$(dirname "$0")/gpu_cpu_server.sh"
-python3 benchmarks/nvml_calls.py || echo "nvml_calls exited with $?"
+python3 benchmarks/nvml_calls.py --no-append || echo "nvml_calls exited with $?"
 timeout 400 python3 scripts/profile_watchers.py "$OUT" "$@"

@@ -71,11 +71,9 @@ if LinuxDriver is not None:
             self.exit_event = _WakingEvent(self._wake_w)
 
         def _drain_wake(self) -> None:
-            try:
+            with contextlib.suppress(BlockingIOError):  # empty: drained
                 while os.read(self._wake_r, 512):
                     pass
-            except BlockingIOError:
-                pass
 
         def run_input_thread(self) -> None:
             """Textual's loop (read, parse, dispatch), waiting without a fixed tick."""
