@@ -1,6 +1,7 @@
 """ServerProbe over its poll connection, against a stdlib HTTP/1.1 server serving captured payloads.
 
-Checks when ``/metrics`` is skipped (every slot idle and ``/slots`` unchanged) and when it is not,
+Checks when ``/metrics`` is skipped (every slot idle and ``/slots`` unchanged, or the same requests
+generating) and when it is not,
 that a request finishing between two polls is still counted, and restarts and outages.
 """
 
@@ -102,14 +103,61 @@ async def test_a_request_between_two_polls_is_counted(fake: Fake) -> None:
     await probe.aclose()
 
 
-async def test_busy_slots_ask_metrics_every_poll(fake: Fake) -> None:
+async def test_a_prompt_or_a_new_request_asks_metrics(fake: Fake) -> None:
+    """A prompt being processed, then its first poll generating: the counters move (the prompt's
+    tokens are added when it ends), so /metrics is asked every time."""
+    fake.state = "prompt"
+    probe = ServerProbe(fake.url, min_interval_s=0)
+    for _ in range(2):
+        s = await probe.sample()
+    assert s.phase is ServerPhase.PROMPT
+    fake.state = "generating_a"
+    s = await probe.sample()
+    assert s.phase is ServerPhase.GENERATING and s.prompt_tokens_total == 21
+    assert fake.hits == {"/slots": 3, "/metrics": 3} and probe.metrics_skipped == 0
+    assert probe._conn is not None and probe._conn.connects == 3  # both endpoints on one
+    await probe.aclose()
+
+
+async def test_the_same_requests_generating_skip_metrics(fake: Fake) -> None:
+    """While the same requests generate, llama-server's token counters cannot move: /metrics is
+    not asked; the live speed comes from the slots' progress; the counters' deltas then span the
+    gap when the request ends."""
+    fake.state = "generating_a"
+    probe = ServerProbe(fake.url, min_interval_s=0)
+    first = await probe.sample()
+    assert first.decode_calls_per_s is None  # no baseline yet
+    fake.state = "generating_b"
+    held = await probe.sample()
+    assert fake.hits == {"/slots": 2, "/metrics": 1} and probe.metrics_skipped == 1
+    assert held.phase is ServerPhase.GENERATING and held.metrics_available
+    assert held.interval_s and held.generation_tokens_per_s == pytest.approx(
+        (140 - 55) / held.interval_s
+    )
+    assert held.prompt_tokens_per_s == 0 and held.generation_tokens_per_busy_s is None
+    assert held.prompt_tokens_total == 21 and held.requests_processing == 1
+    assert held.kv_used_tokens == sum(s.context_tokens or 0 for s in held.slots)
+    fake.state = "after"  # the request ended: /metrics again
+    end = await probe.sample()
+    assert fake.hits == {"/slots": 3, "/metrics": 2}
+    assert end.phase is ServerPhase.IDLE and end.generation_tokens_total == 200
+    # 200 decode calls since the first poll's 55, over both intervals, not the last one alone
+    span = held.interval_s + (end.interval_s or 0)
+    assert end.decode_calls_per_s == pytest.approx((200 - 55) / span)
+    # the request's 200 tokens less the 140 the slots had shown: its tail in the last interval
+    assert end.interval_s and end.generation_tokens_per_s == pytest.approx(60 / end.interval_s)
+    await probe.aclose()
+
+
+async def test_a_long_generation_still_reads_metrics_after_max_age(
+    fake: Fake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_mod, "METRICS_MAX_AGE_S", 0.0)
     fake.state = "generating_a"
     probe = ServerProbe(fake.url, min_interval_s=0)
     for _ in range(3):
-        s = await probe.sample()  # the same body, but a slot is busy
-    assert s.phase is ServerPhase.GENERATING
+        await probe.sample()
     assert fake.hits == {"/slots": 3, "/metrics": 3} and probe.metrics_skipped == 0
-    assert probe._conn is not None and probe._conn.connects == 3  # both endpoints on one
     await probe.aclose()
 
 

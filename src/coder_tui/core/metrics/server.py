@@ -7,10 +7,14 @@ answer is ``ServerPhase.DOWN``, 503 is ``LOADING``. Scheduling is ``bus``'s.
 
 Transport: a plain ``http://`` server without a caller's client is polled over one connection per
 poll, closed after it (``poll_connection.PollConnection``: an idle kept-alive connection makes
-llama-server wake 100 times a second), on a worker thread, ``/slots`` first; when every slot is idle
-and the ``/slots`` answer is byte for byte the last one, nothing ran in between (a request that
-started and ended between two polls leaves its slot with a new ``id_task``), so ``/metrics`` is
-skipped (the counters have not moved) and asked again at least every ``METRICS_MAX_AGE_S``. A
+llama-server wake 100 times a second), on a worker thread, ``/slots`` first. ``/metrics`` is
+skipped, and asked again at least every ``METRICS_MAX_AGE_S``, when ``/slots`` shows that its
+counters cannot have moved, or only ``n_decode_total``: every slot idle and the ``/slots`` answer
+byte for byte the last one (a request that started and ended between two polls leaves its slot
+with a new ``id_task``), or the same requests generating as at the last poll (llama-server adds a
+request's prompt and generated tokens to its counters when the prompt, and the request, end; the
+live speed is the slots' own progress). While a model has every core, each request is a wake-up
+of the server's threads. A
 caller's ``httpx.AsyncClient`` (fleet remotes, tests) or an ``https://`` URL use httpx, both
 endpoints every poll. The sampler sees every client's traffic: both endpoints are server-wide.
 
@@ -25,6 +29,7 @@ import json
 import math
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 
 import httpx
 
@@ -44,6 +49,9 @@ METRICS_MAX_AGE_S = 10.0
 
 _Answer = tuple[int, bytes] | None
 """(status, body) of one endpoint, or ``None``: no answer (refused, timed out, not HTTP)."""
+
+HELD: _Answer = (0, b"")
+"""``/metrics`` not asked while the same requests generate: its counters are held, not reread."""
 
 MIN_BUSY_S = 0.0005
 """Busy time below which a counter delta gives no speed (llama-server times a one-token request
@@ -72,6 +80,7 @@ class ServerProbe:
         self._last: ServerSample | None = None
         self._last_t: float | None = None
         self._prev_counters: dict[str, float] | None = None
+        self._prev_counters_t: float | None = None
         self._prev_t: float | None = None
         self._prev_slots: dict[int, tuple[int | None, int, bool]] = {}
         self._first_seen: dict[tuple[int, int | None], tuple[float, int]] = {}
@@ -90,6 +99,7 @@ class ServerProbe:
                 self._conn.close()
                 self._conn = None
         self._last = self._last_t = self._prev_counters = self._prev_t = None
+        self._prev_counters_t = None
         self._prev_slots = {}
         self._forget_answers()
 
@@ -137,20 +147,29 @@ class ServerProbe:
         now, seen = time.monotonic(), self._slots_seen
         if slots is None:  # unreachable or stalled: asking /metrics too would only wait again
             return None, None, now
-        if (
-            slots[0] == 200
-            and seen is not None
-            and seen[0] == slots[1]
-            and seen[1] is not None
-            and not any(s.is_processing for s in seen[1])
-            and self._metrics_answer is not None
-            and now - self._metrics_t < METRICS_MAX_AGE_S
-        ):
-            self.metrics_skipped += 1
-            return self._metrics_answer, slots, now
+        fresh = self._metrics_answer is not None and now - self._metrics_t < METRICS_MAX_AGE_S
+        if slots[0] == 200 and fresh and seen is not None and seen[1] is not None:
+            if seen[0] == slots[1] and not any(s.is_processing for s in seen[1]):
+                self.metrics_skipped += 1
+                return self._metrics_answer, slots, now  # idle, nothing ran: the same counters
+            if _same_generation(seen[1], self._parsed_slots(slots[1])):
+                self.metrics_skipped += 1
+                return HELD, slots, now
         metrics = conn.get("/metrics")
         self._metrics_answer, self._metrics_t = metrics, now
         return metrics, slots, now
+
+    def _parsed_slots(self, body: bytes) -> tuple[SlotSample, ...] | None:
+        """``/slots`` parsed, once per distinct answer (kept for ``_compose``)."""
+        seen = self._slots_seen
+        if seen is not None and seen[0] == body:
+            return seen[1]
+        try:
+            slots = parse_slots(json.loads(body))
+        except ValueError:
+            slots = None
+        self._slots_seen = (body, slots)
+        return slots
 
     @property
     def blocking(self) -> bool:
@@ -202,36 +221,36 @@ class ServerProbe:
             self._forget_answers()
             return ServerSample(phase=ServerPhase.LOADING)
         metrics = None
-        if m is not None and m[0] == 200:
+        if m is not None and m is not HELD and m[0] == 200:
             metrics = parse_prometheus(m[1].decode("utf-8", "replace"))
-        slots: tuple[SlotSample, ...] | None = None
-        if s is not None and s[0] == 200:
-            seen = self._slots_seen
-            if seen is not None and seen[0] == s[1]:
-                slots = seen[1]  # the same answer as last time: parsed already
-            else:
-                try:
-                    slots = parse_slots(json.loads(s[1]))
-                except ValueError:
-                    slots = None
-                self._slots_seen = (s[1], slots)
-        return self.compute(now, metrics, slots)
+        slots = self._parsed_slots(s[1]) if s is not None and s[0] == 200 else None
+        return self.compute(now, metrics, slots, counters_held=m is HELD)
 
     def compute(
-        self, now: float, metrics: Mapping[str, float] | None, slots: tuple[SlotSample, ...] | None
+        self,
+        now: float,
+        metrics: Mapping[str, float] | None,
+        slots: tuple[SlotSample, ...] | None,
+        *,
+        counters_held: bool = False,
     ) -> ServerSample:
-        """The sample for parsed payloads taken at monotonic time ``now`` (tests call this)."""
+        """The sample for parsed payloads taken at monotonic time ``now`` (tests call this).
+        ``counters_held``: ``/metrics`` was not asked (the same requests generating); its
+        counters keep their last values and the next answer's deltas span the gap."""
+        if counters_held and self._last is not None and self._prev_counters is not None:
+            return self._held(now, slots, self._last)
         counters = {k: metrics[k] for k in COUNTERS if k in metrics} if metrics else None
-        prev, prev_t = self._prev_counters, self._prev_t
-        self._prev_t = now
+        prev, prev_ct = self._prev_counters, self._prev_counters_t
+        prev_t, self._prev_t, self._prev_counters_t = self._prev_t, now, now
         dt = now - prev_t if prev_t is not None else None
+        dt_counters = now - prev_ct if prev_ct is not None else None
         d: dict[str, float] = {}
         restarted = (
             counters is not None
             and prev is not None
             and any(counters[k] < prev.get(k, 0.0) for k in counters)
         )
-        if counters is not None and prev is not None and dt and dt > 0 and not restarted:
+        if counters is not None and prev is not None and dt_counters and not restarted:
             d = {k: counters[k] - prev.get(k, 0.0) for k in counters}
         # First sight of a server that already served (a request that finished before the first
         # poll): its busy speed is still known from the totals, which then span every request.
@@ -239,7 +258,7 @@ class ServerProbe:
         self._prev_counters = counters
 
         def rate(key: str) -> float | None:
-            return d[key] / dt if key in d and dt else None
+            return d[key] / dt_counters if key in d and dt_counters else None
 
         def busy(tokens: str, seconds: str) -> float | None:
             src = d or first or {}
@@ -275,6 +294,32 @@ class ServerProbe:
             decode_calls_per_s=rate("n_decode_total"),
             requests_processing=as_int(metrics.get("requests_processing")),
             requests_deferred=as_int(metrics.get("requests_deferred")),
+            busy_slots=sum(s.is_processing for s in slots) if slots is not None else None,
+            slots=slots or (),
+            kv_used_tokens=sum(used) if used else None,
+            kv_fill_ratio=max(fills) if fills else None,
+        )
+
+    def _held(
+        self, now: float, slots: tuple[SlotSample, ...] | None, last: ServerSample
+    ) -> ServerSample:
+        """A poll without ``/metrics`` while the same requests generate: live speeds from the
+        slots; no prompt ended (0 prompt tokens/s, no busy speeds), no request ended; the
+        totals, the decode-call rate and the request counts as last read."""
+        prev_t, self._prev_t = self._prev_t, now
+        dt = now - prev_t if prev_t is not None else None
+        used = [s.context_tokens for s in slots or () if s.context_tokens is not None]
+        fills = [s.kv_fill_ratio for s in slots or () if s.kv_fill_ratio is not None]
+        return replace(
+            last,
+            phase=server_phase(slots, None, None),
+            interval_s=dt,
+            slots_available=slots is not None,
+            prompt_tokens_per_s=0.0,
+            prompt_tokens_per_busy_s=None,
+            generation_tokens_per_s=self._live_generation(slots, None, dt),
+            generation_tokens_per_request_s=self._request_rate(slots, now),
+            generation_tokens_per_busy_s=None,
             busy_slots=sum(s.is_processing for s in slots) if slots is not None else None,
             slots=slots or (),
             kv_used_tokens=sum(used) if used else None,
@@ -323,3 +368,19 @@ class ServerProbe:
         if ended_tokens is not None:
             tokens += max(0.0, ended_tokens - seen_of_ended)
         return tokens / dt
+
+
+def _same_generation(before: tuple[SlotSample, ...], now: tuple[SlotSample, ...] | None) -> bool:
+    """The same requests generate now as at the last poll, and nothing else runs: no prompt and
+    no request can have ended in between, so ``/metrics``'s token counters have not moved."""
+    if now is None:
+        return False
+
+    def generating(slots: tuple[SlotSample, ...]) -> set[tuple[int, int | None]] | None:
+        busy = [s for s in slots if s.is_processing]
+        if any(s.phase is not ServerPhase.GENERATING for s in busy):
+            return None
+        return {(s.id, s.task_id) for s in busy}
+
+    was, is_ = generating(before), generating(now)
+    return bool(was) and was == is_
