@@ -154,3 +154,26 @@ def test_the_stock_driver_wakes_ten_times_a_second(tmp_path: Path) -> None:
         assert _idle_wakes_per_s(term) >= 8.0
     finally:
         term.close()
+
+
+def test_the_close_event_wakes_the_input_thread_until_the_pipe_closes() -> None:
+    """``exit_event.set()`` writes a byte the input thread wakes on; once the driver closes its
+    pipe the number may belong to another file, so nothing is written any more."""
+    from coder_tui.ui.driver import _WakingEvent
+
+    r, w = os.pipe()
+    event = _WakingEvent(w)
+    event.set()
+    assert event.is_set() and os.read(r, 8) == b"\0"
+    event.detach()
+    os.close(w)
+    os.close(r)
+    r2, w2 = os.pipe()  # most likely the same numbers: the file a stray write would damage
+    try:
+        os.set_blocking(r2, False)
+        event.set()
+        with pytest.raises(BlockingIOError):
+            os.read(r2, 8)
+    finally:
+        os.close(r2)
+        os.close(w2)

@@ -41,9 +41,15 @@ class _WakingEvent(threading.Event):
 
     def set(self) -> None:
         super().set()
-        # OSError: the pipe is closed (the driver is gone) or full (a wake is pending already)
+        if self._wake_fd < 0:  # the driver closed the pipe: its number may be another file's now
+            return
+        # OSError: the pipe is full (a wake is pending already)
         with contextlib.suppress(OSError):
             os.write(self._wake_fd, b"\0")
+
+    def detach(self) -> None:
+        """Write nothing from now on (the pipe is about to close)."""
+        self._wake_fd = -1
 
 
 def _pending_timeout(parser: Any) -> float | None:
@@ -68,7 +74,8 @@ if LinuxDriver is not None:
             self._wake_r, self._wake_w = os.pipe()
             os.set_blocking(self._wake_r, False)
             os.set_blocking(self._wake_w, False)
-            self.exit_event = _WakingEvent(self._wake_w)
+            self._waking = _WakingEvent(self._wake_w)
+            self.exit_event = self._waking
 
         def _drain_wake(self) -> None:
             with contextlib.suppress(BlockingIOError):  # empty: drained
@@ -117,6 +124,7 @@ if LinuxDriver is not None:
 
         def close(self) -> None:
             super().close()
+            self._waking.detach()
             for fd in (self._wake_r, self._wake_w):
                 with contextlib.suppress(OSError):
                     os.close(fd)
