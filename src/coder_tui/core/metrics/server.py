@@ -30,6 +30,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 import httpx
 
@@ -271,8 +272,6 @@ class ServerProbe:
         request_rate = self._request_rate(slots, now)
         if gen_rate is None and slots is None:
             gen_rate = rate("tokens_predicted_total")
-        used = [s.context_tokens for s in slots or () if s.context_tokens is not None]
-        fills = [s.kv_fill_ratio for s in slots or () if s.kv_fill_ratio is not None]
         phase = server_phase(slots, metrics if counters else None, d.get("prompt_tokens_total"))
         metrics = metrics or {}
         return ServerSample(
@@ -294,10 +293,7 @@ class ServerProbe:
             decode_calls_per_s=rate("n_decode_total"),
             requests_processing=as_int(metrics.get("requests_processing")),
             requests_deferred=as_int(metrics.get("requests_deferred")),
-            busy_slots=sum(s.is_processing for s in slots) if slots is not None else None,
-            slots=slots or (),
-            kv_used_tokens=sum(used) if used else None,
-            kv_fill_ratio=max(fills) if fills else None,
+            **_slot_totals(slots),
         )
 
     def _held(
@@ -308,8 +304,6 @@ class ServerProbe:
         totals, the decode-call rate and the request counts as last read."""
         prev_t, self._prev_t = self._prev_t, now
         dt = now - prev_t if prev_t is not None else None
-        used = [s.context_tokens for s in slots or () if s.context_tokens is not None]
-        fills = [s.kv_fill_ratio for s in slots or () if s.kv_fill_ratio is not None]
         return replace(
             last,
             phase=server_phase(slots, None, None),
@@ -320,10 +314,7 @@ class ServerProbe:
             generation_tokens_per_s=self._live_generation(slots, None, dt),
             generation_tokens_per_request_s=self._request_rate(slots, now),
             generation_tokens_per_busy_s=None,
-            busy_slots=sum(s.is_processing for s in slots) if slots is not None else None,
-            slots=slots or (),
-            kv_used_tokens=sum(used) if used else None,
-            kv_fill_ratio=max(fills) if fills else None,
+            **_slot_totals(slots),
         )
 
     def _request_rate(self, slots: tuple[SlotSample, ...] | None, now: float) -> float | None:
@@ -384,3 +375,15 @@ def _same_generation(before: tuple[SlotSample, ...], now: tuple[SlotSample, ...]
 
     was, is_ = generating(before), generating(now)
     return bool(was) and was == is_
+
+
+def _slot_totals(slots: tuple[SlotSample, ...] | None) -> dict[str, Any]:
+    """``ServerSample``'s fields summed over the slots: busy slots, the slots, KV use."""
+    used = [s.context_tokens for s in slots or () if s.context_tokens is not None]
+    fills = [s.kv_fill_ratio for s in slots or () if s.kv_fill_ratio is not None]
+    return {
+        "busy_slots": sum(s.is_processing for s in slots) if slots is not None else None,
+        "slots": slots or (),
+        "kv_used_tokens": sum(used) if used else None,
+        "kv_fill_ratio": max(fills) if fills else None,
+    }
