@@ -9,13 +9,14 @@ what the server did per 1,000 tokens: waits (its threads sleeping and waking, wh
 it causes) and preemptions. The table is appended to ``docs/performance.md`` (``--no-append`` to
 skip).
 
-    python benchmarks/dashboard_ab.py [--before HEAD~1] [--rounds 5] [--tokens 2048]
+    python benchmarks/dashboard_ab.py [--before HEAD~1 | --before-src DIR] [--rounds 5] [--tokens 2048]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -41,8 +42,10 @@ Row = tuple[float, float, float, float, float]
 async def watched(url: str, home: AppHome, src: Path | None, tokens: int) -> Row:
     """One generation under the dashboard of the coder-tui in ``src`` (None: this checkout)."""
     env = dict(home.env)
-    if src is not None:
-        env["PYTHONPATH"] = str(src)
+    if src is not None:  # first on the path, before this checkout's (and the wheels' folder)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(src), os.environ.get("PYTHONPATH")) if p
+        )
     argv = [sys.executable, "-m", "coder_tui", "--config", str(home.config), "--attach", url]
     app = PtyWatcher(argv, env)
     try:
@@ -128,6 +131,12 @@ def table(results: dict[str, list[Row]], title: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="HEAD~1", help="git revision to compare against")
+    parser.add_argument(
+        "--before-src",
+        type=Path,
+        help="the src/ folder of the coder-tui to compare against, instead of a git revision "
+        "(where there is no .git, e.g. the GPU host: carry an exported src/)",
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument(
@@ -135,20 +144,25 @@ def main() -> int:
     )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="dashboard-ab-"))
-    tree = tmp / "before"
-    rev = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", args.before],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), rev], check=True
-    )
-    try:
-        results = asyncio.run(run(tree / "src", args.rounds, args.tokens, tmp))
-    finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)])
+    if args.before_src is not None:
+        rev = str(args.before_src)
+        results = asyncio.run(run(args.before_src.resolve(), args.rounds, args.tokens, tmp))
+    else:
+        tree = tmp / "before"
+        rev = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", args.before],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), rev],
+            check=True,
+        )
+        try:
+            results = asyncio.run(run(tree / "src", args.rounds, args.tokens, tmp))
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)])
     title = (
         f"### dashboard_ab ({time.strftime('%Y-%m-%d %H:%M')}, before = {rev}, after = this "
         f"checkout, {args.rounds} rounds, {args.tokens} tokens, every core)"
