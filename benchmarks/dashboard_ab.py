@@ -26,7 +26,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import observer
-from observer import F4, AppHome, CpuWindow, PtyWatcher, app_quit, app_up, generate
+from observer import AppHome, CpuWindow, app_quit, generate, under_dashboard
+from report import publish
 
 from coder_tui.core.config import load_config
 from coder_tui.core.demo import prepare_demo
@@ -34,28 +35,20 @@ from coder_tui.core.server.ports import free_port
 from coder_tui.core.server.process import ServerManager
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "performance.md"
 Row = tuple[float, float, float, float, float]
 """tokens/s, app CPU %, app wake-ups a second, server waits and preemptions per 1k tokens."""
 
 
 async def watched(url: str, home: AppHome, src: Path | None, tokens: int) -> Row:
     """One generation under the dashboard of the coder-tui in ``src`` (None: this checkout)."""
-    env = dict(home.env)
+    env = {}
     if src is not None:  # first on the path, before this checkout's (and the wheels' folder)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(src), os.environ.get("PYTHONPATH")) if p
         )
-    argv = [sys.executable, "-m", "coder_tui", "--config", str(home.config), "--attach", url]
-    app = PtyWatcher(argv, env)
+    app = home.start(url, env)
     try:
-        await app_up(app)
-        app.press(F4)
-        await asyncio.sleep(2.0)  # the samplers settle at their rates
-        window = CpuWindow(app.proc.pid)
-        window.start()
-        speed = await generate(url, tokens)
-        window.stop()
+        speed, window = await under_dashboard(app, url, tokens)
     finally:
         await app_quit(app)
     return _row(speed, window, tokens)
@@ -168,10 +161,7 @@ def main() -> int:
         f"checkout, {args.rounds} rounds, {args.tokens} tokens, every core)"
     )
     text = table(results, title)
-    print(text)
-    if not args.no_append:
-        with DOC.open("a", encoding="utf-8") as fh:
-            fh.write("\n" + text + "\n")
+    publish(text, append=not args.no_append)
     return 0
 
 

@@ -17,12 +17,11 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from coder_tui.core.metrics.gpu import GpuProbe, load_nvml
+from report import publish
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+from coder_tui.core.metrics.gpu import GpuProbe, load_nvml
 
 
 def measure(fn: Callable[[], Any], calls: int) -> tuple[float, float]:
@@ -88,10 +87,7 @@ def main() -> int:
         )
         probe.close()
     text = "\n".join(lines)
-    print(text)
-    if not args.no_append:
-        with DOC.open("a", encoding="utf-8") as fh:
-            fh.write("\n" + text + "\n")
+    publish(text, append=not args.no_append)
     return 0
 
 

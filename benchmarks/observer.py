@@ -375,10 +375,11 @@ class AppHome:
         self.env["XDG_CACHE_HOME"] = str(root / "cache")
         self.history_db = root / "data" / "coder-tui" / "history.sqlite3"
 
-    def start(self, url: str) -> PtyWatcher:
-        """``coder-tui --attach URL`` in a terminal of 160x50, with Textual's real driver."""
+    def start(self, url: str, env: dict[str, str] | None = None) -> PtyWatcher:
+        """``coder-tui --attach URL`` in a terminal of 160x50, with Textual's real driver
+        (``env``: more variables for it)."""
         argv = [sys.executable, "-m", "coder_tui", "--config", str(self.config), "--attach", url]
-        return PtyWatcher(argv, self.env)
+        return PtyWatcher(argv, {**self.env, **(env or {})})
 
     def _newest(self, sql: str) -> Any:
         """The first row of ``sql`` on the history database, read-only (None before it exists)."""
@@ -431,17 +432,24 @@ APP_START_S = 2.0
 """From coder-tui's first frame (about 0.5 s after its start) to its first key."""
 
 
+async def under_dashboard(app: PtyWatcher, url: str, tokens: int) -> tuple[float, CpuWindow]:
+    """One request while the started coder-tui ``app`` shows its dashboard (F4): its speed, and
+    the app's CPU window over it."""
+    await app_up(app)
+    app.press(F4)
+    await asyncio.sleep(2.0)  # the samplers settle at their rates
+    window = CpuWindow(app.proc.pid)
+    window.start()
+    speed = await generate(url, tokens)
+    window.stop()
+    return speed, window
+
+
 async def arm_dashboard_terminal(url: str, tokens: int, home: AppHome) -> float:
     """(b): coder-tui in a terminal, attached, on its dashboard (F4), while the request runs."""
     app = home.start(url)
     try:
-        await app_up(app)
-        app.press(F4)
-        await asyncio.sleep(2.0)  # the samplers settle at their rates
-        window = CpuWindow(app.proc.pid)
-        window.start()
-        speed = await generate(url, tokens)
-        window.stop()
+        speed, window = await under_dashboard(app, url, tokens)
         LAST_CPU["b"] = window.share
         return speed
     finally:

@@ -27,7 +27,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import proc_counters
-from observer import F4, AppHome, PtyWatcher, app_quit, app_up, generate
+from observer import F4, AppHome, app_quit, app_up, generate
+from report import publish
 
 from coder_tui.core.config import load_config
 from coder_tui.core.demo import prepare_demo
@@ -39,7 +40,6 @@ DRIVERS = {
     "coder-tui's quiet driver": "",
 }
 """Arm -> ``TEXTUAL_DRIVER`` (empty: Textual picks, coder-tui swaps in its own)."""
-DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 
 Window = tuple[float, float]
 """(wake-ups a second, CPU share of one core in %)."""
@@ -65,11 +65,7 @@ class Meter:
 async def one_arm(
     url: str, home: AppHome, driver: str, seconds: float, tokens: int
 ) -> list[Window]:
-    env = dict(home.env)
-    if driver:
-        env["TEXTUAL_DRIVER"] = driver
-    argv = [sys.executable, "-m", "coder_tui", "--config", str(home.config), "--attach", url]
-    app = PtyWatcher(argv, env)
+    app = home.start(url, {"TEXTUAL_DRIVER": driver} if driver else None)
     try:
         await app_up(app)
         meter = Meter(app.proc.pid)
@@ -149,10 +145,7 @@ def main() -> int:
         f"{args.rounds} rounds, {args.seconds:g} s windows, {args.tokens} tokens generating)"
     )
     text = table(results, title)
-    print(text)
-    if not args.no_append:
-        with DOC.open("a", encoding="utf-8") as fh:
-            fh.write("\n" + text + "\n")
+    publish(text, append=not args.no_append)
     return 0
 
 
