@@ -370,7 +370,13 @@ class AppHome:
         self.config = root / "config.toml"
         root.mkdir(parents=True, exist_ok=True)
         # Replies of a fixed length: the server runs with --ignore-eos, the app asks for ``tokens``.
-        self.config.write_text(f"{config_text}\n[chat]\nmax_tokens = {tokens}\ntemperature = 0\n")
+        import tomli_w
+
+        from coder_tui.core.config import tomllib
+
+        config = tomllib.loads(config_text)
+        config.setdefault("chat", {}).update(max_tokens=tokens, temperature=0)
+        self.config.write_text(tomli_w.dumps(config))
         self.env = {f"XDG_{d}_HOME": str(root / d.lower()) for d in ("DATA", "CONFIG", "STATE")}
         self.env["XDG_CACHE_HOME"] = str(root / "cache")
         self.history_db = root / "data" / "coder-tui" / "history.sqlite3"
