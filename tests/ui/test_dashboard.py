@@ -304,3 +304,37 @@ async def test_a_quiet_reply_gets_the_samplers_slots_under_the_dashboard(
             main._stream = None
             await reply.aclose()
     assert offered == [(12, 40)]
+
+
+async def test_a_tile_repaints_only_its_changed_rows_and_follows_style_changes() -> None:
+    """A new value repaints the value rows, new history the sparkline row, never the border;
+    the colors it keeps between repaints follow a theme switch."""
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield MetricTile("gen", id="tile-gen")
+
+    app = One()
+    async with app.run_test(size=(24, 7)) as pilot:
+        tile = app.query_one(MetricTile)
+        tile.show("1 t/s", (1.0, 2.0))
+        await pilot.pause()
+        regions: list[tuple[object, ...]] = []
+        original = tile.refresh
+
+        def spy(*args: object, **kwargs: object) -> object:
+            regions.append(args)
+            return original(*args, **kwargs)  # type: ignore[arg-type]
+
+        tile.refresh = spy  # type: ignore[method-assign]
+        tile.show("2 t/s", (1.0, 2.0))
+        tile.show("2 t/s", (1.0, 2.0, 3.0))
+        width = tile.content_size.width
+        assert [tuple((r.y, r.height, r.width) for r in args) for args in regions] == [  # type: ignore[attr-defined]
+            ((0, 2, width),),
+            ((2, 1, width),),
+        ]
+        before = list(tile.render_line(2))[0].style
+        app.theme = "nord" if app.theme != "nord" else "gruvbox"
+        await pilot.pause()
+        assert list(tile.render_line(2))[0].style != before
