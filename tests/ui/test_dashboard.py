@@ -334,7 +334,7 @@ async def test_a_tile_repaints_only_its_changed_rows_and_follows_style_changes()
             ((0, 2, width),),
             ((2, 1, width),),
         ]
-        before = list(tile.render_line(2))[0].style
+        before = next(iter(tile.render_line(2))).style
         app.theme = "nord" if app.theme != "nord" else "gruvbox"
         await pilot.pause()
-        assert list(tile.render_line(2))[0].style != before
+        assert next(iter(tile.render_line(2))).style != before
