@@ -225,12 +225,15 @@ def test_value_rows_wrap_like_a_two_row_static() -> None:
     assert value_rows("–", 10) == ["–"]
 
 
-async def test_tile_repaints_only_on_change_and_reuses_its_sparkline() -> None:
-    class One(App[None]):
-        def compose(self) -> ComposeResult:
-            yield MetricTile("gen", id="tile-gen")
+class OneTile(App[None]):
+    """A single tile, alone on a small screen."""
 
-    app = One()
+    def compose(self) -> ComposeResult:
+        yield MetricTile("gen", id="tile-gen")
+
+
+async def test_tile_repaints_only_on_change_and_reuses_its_sparkline() -> None:
+    app = OneTile()
     async with app.run_test(size=(24, 7)) as pilot:
         tile = app.query_one(MetricTile)
         assert tile.unavailable and tile.render_line(0).text.startswith("–")
@@ -309,12 +312,7 @@ async def test_a_quiet_reply_gets_the_samplers_slots_under_the_dashboard(
 async def test_a_tile_repaints_only_its_changed_rows_and_follows_style_changes() -> None:
     """A new value repaints the value rows, new history the sparkline row, never the border;
     the colors it keeps between repaints follow a theme switch."""
-
-    class One(App[None]):
-        def compose(self) -> ComposeResult:
-            yield MetricTile("gen", id="tile-gen")
-
-    app = One()
+    app = OneTile()
     async with app.run_test(size=(24, 7)) as pilot:
         tile = app.query_one(MetricTile)
         tile.show("1 t/s", (1.0, 2.0))
