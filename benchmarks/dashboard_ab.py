@@ -22,17 +22,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import observer
-from observer import AppHome, CpuWindow, app_quit, generate, under_dashboard
+from observer import (
+    AppHome,
+    CpuWindow,
+    app_quit,
+    bench_config,
+    generate,
+    start_server,
+    under_dashboard,
+)
 from report import publish
-
-from coder_tui.core.config import load_config
-from coder_tui.core.demo import prepare_demo
-from coder_tui.core.server.ports import free_port
-from coder_tui.core.server.process import ServerManager
 
 ROOT = Path(__file__).resolve().parent.parent
 Row = tuple[float, float, float, float, float]
@@ -76,16 +78,11 @@ def _row(speed: float, window: CpuWindow, tokens: int) -> Row:
 
 
 async def run(before: Path, rounds: int, tokens: int, tmp: Path) -> dict[str, list[Row]]:
-    demo = prepare_demo(tmp / "demo", "bench", ("Q4_K_M",), port=free_port())
-    config = load_config(demo.config_path)
-    config = replace(config, server=replace(config.server, port=free_port()))
-    mgr = ServerManager(config.server, log_dir=tmp / "logs")
-    await mgr.start(config.profile("q4_k_m"))
-    observer.SERVER_PID = mgr.pid
+    config, config_text = bench_config(tmp)
+    mgr = await start_server(config, tmp)
     try:
         url = mgr.url
-        await generate(url, 32)  # warm-up
-        home = AppHome(tmp / "home", demo.config_path.read_text(encoding="utf-8"), tokens)
+        home = AppHome(tmp / "home", config_text, tokens)
         arms = {
             "nothing watching": lambda: unwatched(url, tokens),
             "dashboard, before": lambda: watched(url, home, before, tokens),

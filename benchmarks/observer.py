@@ -541,6 +541,35 @@ async def arm_nothing(url: str, tokens: int) -> float:
     return speed
 
 
+def bench_config(tmp: Path, threads: int | None = None) -> tuple[Config, str]:
+    """The bench demo model (Q4_K_M, generated under ``tmp``) served with ``threads`` (default:
+    every core) and ``--ignore-eos``, on a free port; and the demo's config text, for the
+    coder-tui processes of the terminal arms. ``--ignore-eos``: the app's own replies run to
+    ``max_tokens``, as the other arms' requests (``ignore_eos``) do."""
+    demo = prepare_demo(tmp / "demo", "bench", ("Q4_K_M",), port=free_port())
+    config = load_config(demo.config_path)
+    base = config.profile("q4_k_m")
+    profile = replace(
+        base,
+        threads=threads or os.cpu_count() or 1,
+        extra_args=(*base.extra_args, "--ignore-eos"),
+    )
+    config = replace(
+        config, server=replace(config.server, port=free_port()), profiles={"q4_k_m": profile}
+    )
+    return config, demo.config_path.read_text(encoding="utf-8")
+
+
+async def start_server(config: Config, tmp: Path) -> ServerManager:
+    """``bench_config``'s server, started and warmed up; its pid counted by every ``CpuWindow``."""
+    global SERVER_PID
+    mgr = ServerManager(config.server, log_dir=tmp / "logs")
+    await mgr.start(config.profile("q4_k_m"))
+    SERVER_PID = mgr.pid
+    await generate(mgr.url, 32)  # warm-up
+    return mgr
+
+
 DASHBOARD = "b: dashboard (F4) in a terminal, default rates"
 CHAT = "c: chatting in a terminal (defaults)"
 OWN_PROCESS = "abcdwW"
@@ -565,13 +594,9 @@ async def run(
     skip_streamed: bool = False,
     in_process: bool = False,
 ) -> Results:
-    global SERVER_PID
-    mgr = ServerManager(config.server, log_dir=tmp / "logs")
-    await mgr.start(config.profile("q4_k_m"))
-    SERVER_PID = mgr.pid
+    mgr = await start_server(config, tmp)
     try:
         url = mgr.url
-        await generate(url, 32)  # warm-up
         home = AppHome(tmp / "app-home", config_text, tokens)
         history = tmp / "chat-history.sqlite3"
         streamed = ChatSettings(quiet_above_tps=0)
@@ -757,22 +782,12 @@ def main() -> int:
     )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="observer-"))
-    demo = prepare_demo(tmp / "demo", "bench", ("Q4_K_M",), port=free_port())
-    config = load_config(demo.config_path)
     threads = args.threads or os.cpu_count() or 1
-    base = config.profile("q4_k_m")
-    # --ignore-eos: the app's replies (asked in a terminal) run to ``max_tokens``, as the requests
-    # of the other arms (``ignore_eos``) do
-    profile = replace(base, threads=threads, extra_args=(*base.extra_args, "--ignore-eos"))
-    config = replace(
-        config,
-        server=replace(config.server, port=free_port()),
-        profiles={"q4_k_m": profile},
-    )
+    config, config_text = bench_config(tmp, threads)
     results = asyncio.run(
         run(
             config,
-            demo.config_path.read_text(encoding="utf-8"),
+            config_text,
             args.rounds,
             args.tokens,
             tmp,

@@ -23,17 +23,11 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import proc_counters
-from observer import F4, AppHome, app_quit, app_up, generate
+from observer import F4, AppHome, app_quit, app_up, bench_config, generate, start_server
 from report import publish
-
-from coder_tui.core.config import load_config
-from coder_tui.core.demo import prepare_demo
-from coder_tui.core.server.ports import free_port
-from coder_tui.core.server.process import ServerManager
 
 DRIVERS = {
     "Textual's LinuxDriver": "textual.drivers.linux_driver:LinuxDriver",
@@ -90,14 +84,10 @@ STATES = ("chat screen, idle", "dashboard (F4), idle", "dashboard (F4), generati
 
 
 async def run(rounds: int, seconds: float, tokens: int, tmp: Path) -> dict[str, list[list[Window]]]:
-    demo = prepare_demo(tmp / "demo", "bench", ("Q4_K_M",), port=free_port())
-    config = load_config(demo.config_path)
-    config = replace(config, server=replace(config.server, port=free_port()))
-    mgr = ServerManager(config.server, log_dir=tmp / "logs")
-    await mgr.start(config.profile("q4_k_m"))
+    config, config_text = bench_config(tmp)
+    mgr = await start_server(config, tmp)
     try:
-        await generate(mgr.url, 32)  # warm-up
-        home = AppHome(tmp / "home", demo.config_path.read_text(encoding="utf-8"), tokens)
+        home = AppHome(tmp / "home", config_text, tokens)
         results: dict[str, list[list[Window]]] = {name: [] for name in DRIVERS}
         names = list(DRIVERS)
         for r in range(rounds):

@@ -15,22 +15,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import observer
-
-from coder_tui.core.config import load_config
-from coder_tui.core.demo import prepare_demo
-from coder_tui.core.server.ports import free_port
-from coder_tui.core.server.process import ServerManager
 
 
 def top(folded: Path, n: int = 45) -> str:
@@ -103,19 +96,11 @@ async def chat(url: str, home: observer.AppHome, out: Path, seconds: int) -> Non
 
 async def main_async(out: Path, tokens: int, seconds: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="profile-"))
-    demo = prepare_demo(tmp / "demo", "bench", ("Q4_K_M",), port=free_port())
-    config = load_config(demo.config_path)
-    base = config.profile("q4_k_m")
-    profile = replace(
-        base, threads=os.cpu_count() or 1, extra_args=(*base.extra_args, "--ignore-eos")
-    )
-    config = replace(config, server=replace(config.server, port=free_port()))
-    mgr = ServerManager(config.server, log_dir=tmp / "logs")
-    await mgr.start(profile)
+    config, config_text = observer.bench_config(tmp)
+    mgr = await observer.start_server(config, tmp)
     try:
         url = mgr.url
-        await observer.generate(url, 32)
-        home = observer.AppHome(tmp / "home", demo.config_path.read_text(encoding="utf-8"), tokens)
+        home = observer.AppHome(tmp / "home", config_text, tokens)
         await dashboard(url, home, out, tokens, seconds)
         await observer.arm_chat_terminal(url, 256, home, "warm-up")  # a reply before: quiet next
         await chat(url, home, out, seconds)
