@@ -177,3 +177,42 @@ def test_the_close_event_wakes_the_input_thread_until_the_pipe_closes() -> None:
     finally:
         os.close(r2)
         os.close(w2)
+
+
+def _state(pid: int) -> str:
+    """The process's state letter (``T``: stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.parametrize("which", ["quiet", "stock"])
+def test_the_app_survives_ctrl_z_and_resume(tmp_path: Path, which: str) -> None:
+    """Ctrl+Z (SIGTSTP) closes the driver and stops the app; SIGCONT starts it again. The quiet
+    driver's wake pipe is the close's: the resumed input thread must get a new one (it selected
+    on a closed pipe and the app died on EBADF)."""
+    import signal
+
+    term = Terminal(tmp_path, which)
+    try:
+        term.wait_for_screen(b"ready")
+        for _ in range(2):
+            os.kill(term.proc.pid, signal.SIGTSTP)
+            end = time.monotonic() + 5
+            while _state(term.proc.pid) != "T":
+                assert time.monotonic() < end, "the app did not stop"
+                term.read_for(0.01)
+            term.screen = b""
+            os.kill(term.proc.pid, signal.SIGCONT)
+            term.wait_for_screen(b"\x1b[?1049h")  # application mode again: the alt screen
+        os.write(term.master, b"a")
+        end = time.monotonic() + 3
+        while term.keys_seen() != ["a"] and time.monotonic() < end:
+            term.read_for(0.05)
+        assert term.keys_seen() == ["a"]
+        os.write(term.master, b"\x11")  # ctrl+q
+        end = time.monotonic() + 5
+        while term.proc.poll() is None and time.monotonic() < end:
+            term.read_for(0.05)
+        assert term.proc.returncode == 0, term.screen[-500:]
+        assert b"Traceback" not in term.screen
+    finally:
+        term.close()

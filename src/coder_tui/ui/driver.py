@@ -69,13 +69,18 @@ if LinuxDriver is not None:
         """``LinuxDriver`` whose input thread blocks until a key, the close, or an Escape's
         timeout (Textual's wakes every 0.1 s)."""
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
+        _wake_r = _wake_w = -1
+        _waking: _WakingEvent | None = None
+
+        def start_application_mode(self) -> None:
+            """A new wake pipe (and close event) for each run of application mode: a suspend
+            (Ctrl+Z, SIGTSTP) closes the driver, and the resume (SIGCONT) starts it again."""
             self._wake_r, self._wake_w = os.pipe()
             os.set_blocking(self._wake_r, False)
             os.set_blocking(self._wake_w, False)
             self._waking = _WakingEvent(self._wake_w)
             self.exit_event = self._waking
+            super().start_application_mode()
 
         def _drain_wake(self) -> None:
             with contextlib.suppress(BlockingIOError):  # empty: drained
@@ -124,10 +129,13 @@ if LinuxDriver is not None:
 
         def close(self) -> None:
             super().close()
-            self._waking.detach()
+            if self._waking is not None:
+                self._waking.detach()
             for fd in (self._wake_r, self._wake_w):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            self._wake_r = self._wake_w = -1
 
 
 def driver_class(stock: type[Driver]) -> type[Driver]:
