@@ -80,7 +80,7 @@ if LinuxDriver is not None:
             os.set_blocking(self._wake_w, False)
             self._waking = _WakingEvent(self._wake_w)
             self.exit_event = self._waking
-            super().start_application_mode()
+            super().start_application_mode()  # type: ignore[no-untyped-call]
 
         def _drain_wake(self) -> None:
             with contextlib.suppress(BlockingIOError):  # empty: drained
