@@ -21,6 +21,12 @@ round by round:
   (e) with ``--also-stream-only``: the stream of (g) without the app, read by coder-tui's client
       at the same pace, drawn nowhere. Any streaming client pays this: llama-server wakes to send
       each token. (g)/(e) is what drawing costs.
+The watchers of (b), (c) and (d) are started once, before the first round, and kept: between
+their turns each is stopped as Ctrl+Z stops it (SIGTSTP, at a moment it holds no connection to
+the server) and resumed 2 s before its request (``Seats``), so nothing runs during the other
+arms and a round has no start or teardown in it. ``--restart-watchers``: each turn starts its
+watcher and quits it after (before 2026-11-27 14:00). ``--pin`` binds the server's threads each
+to one logical CPU (see ``benchmarks/decode_noise.py``).
 Speeds are the server's own ``timings.predicted_per_second``. Each arm is reported as a ratio to
 (a) of the same round (median over rounds, with the spread). Targets (issue 10): (b) and (c) at
 least 0.98, and below nvitop's cost. Fairness: the order of the arms rotates from round to round
@@ -293,6 +299,7 @@ class PtyWatcher:
         import termios
         import threading
 
+        self.argv = argv
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
         env = {**os.environ, **(env or {}), "TERM": "xterm-256color"}
@@ -339,22 +346,17 @@ class PtyWatcher:
         os.close(self.master)
 
 
-async def arm_nvitop(url: str, tokens: int) -> float:
-    watcher = PtyWatcher(nvitop_argv() or ["nvitop"])
+async def arm_nvitop(url: str, tokens: int, seats: Seats) -> float:
+    watcher = await seats.take("nvitop")
     try:
-        await asyncio.sleep(2.0)
-        if watcher.proc.poll() is not None:
-            raise RuntimeError(f"nvitop exited with {watcher.proc.returncode}")
         window = CpuWindow(watcher.proc.pid)
         window.start()
         speed = await generate(url, tokens)
         window.stop()
         LAST_CPU["d"] = window.share
-        if watcher.seen < 1000:
-            raise RuntimeError(f"nvitop drew only {watcher.seen} bytes: not watching")
         return speed
     finally:
-        watcher.close()
+        await seats.leave("nvitop")
 
 
 F4, CTRL_N, CTRL_Q, ENTER = b"\x1bOS", b"\x0e", b"\x11", b"\r"
@@ -438,12 +440,27 @@ APP_START_S = 2.0
 """From coder-tui's first frame (about 0.5 s after its start) to its first key."""
 
 
+async def on_dashboard(app: PtyWatcher) -> None:
+    """Until the started coder-tui ``app`` has drawn its screen, then on its dashboard (F4) for
+    2 s: its samplers settle at their rates."""
+    await app_up(app)
+    app.press(F4)
+    await asyncio.sleep(2.0)
+
+
+async def type_prompt(app: PtyWatcher) -> None:
+    """A new conversation (Ctrl+N: the same prompt size every time) and ``PROMPT`` typed into
+    coder-tui's prompt, not sent."""
+    app.press(CTRL_N)
+    await asyncio.sleep(0.5)
+    app.press(PROMPT.encode())
+    await asyncio.sleep(1.5)
+
+
 async def under_dashboard(app: PtyWatcher, url: str, tokens: int) -> tuple[float, CpuWindow]:
     """One request while the started coder-tui ``app`` shows its dashboard (F4): its speed, and
     the app's CPU window over it."""
-    await app_up(app)
-    app.press(F4)
-    await asyncio.sleep(2.0)  # the samplers settle at their rates
+    await on_dashboard(app)
     window = CpuWindow(app.proc.pid)
     window.start()
     speed = await generate(url, tokens)
@@ -451,28 +468,152 @@ async def under_dashboard(app: PtyWatcher, url: str, tokens: int) -> tuple[float
     return speed, window
 
 
-async def arm_dashboard_terminal(url: str, tokens: int, home: AppHome) -> float:
-    """(b): coder-tui in a terminal, attached, on its dashboard (F4), while the request runs."""
-    app = home.start(url)
+def _state(pid: int) -> str:
+    """The process's state letter (``T``: stopped), or ``X`` once it is gone."""
     try:
-        speed, window = await under_dashboard(app, url, tokens)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "X"
+
+
+def _talks_to(pid: int, port: int) -> bool:
+    """Whether ``pid`` holds an open TCP connection to ``port`` (on this host)."""
+    import psutil
+
+    return any(
+        c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+        for c in psutil.Process(pid).net_connections(kind="tcp")
+    )
+
+
+async def pause(watcher: PtyWatcher, port: int) -> None:
+    """Stop ``watcher`` as Ctrl+Z does (SIGTSTP: Textual and curses leave the screen, then stop),
+    at a moment when it holds no connection to the server on ``port``: an open one, stopped,
+    would make llama-server wake every 10 ms for 5 s (session 5)."""
+    import signal
+
+    pid = watcher.proc.pid
+    for _ in range(100):
+        os.kill(pid, signal.SIGTSTP)
+        end = time.monotonic() + 4
+        while _state(pid) != "T":
+            if time.monotonic() > end - 2:  # a program that ignores Ctrl+Z: stopped outright
+                os.kill(pid, signal.SIGSTOP)
+            if time.monotonic() > end or watcher.proc.poll() is not None:
+                raise RuntimeError(f"{watcher.argv[0]} did not stop: {watcher.screen_text()!r}")
+            await asyncio.sleep(0.01)
+        if not _talks_to(pid, port):
+            return
+        os.kill(pid, signal.SIGCONT)  # in the middle of a request: let it end
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the watcher never let go of its connection to the server")
+
+
+RESUME_S = 2.0
+"""From a resident watcher's SIGCONT to the request: it draws its screen again (Textual and
+curses redraw it whole) and its samplers settle at their rates."""
+
+
+class Seats:
+    """The watchers in terminals, one of each kind: ``"dashboard"`` (coder-tui on F4),
+    ``"chat"`` (coder-tui on its chat screen) and ``"nvitop"``.
+
+    Resident (the default since 2026-11-27 14:00): each is started once, before the first round,
+    and stopped between its turns as Ctrl+Z stops it (SIGTSTP; SIGCONT ``RESUME_S`` before its
+    request). A stopped process takes no CPU and wakes no one, so the other arms, (a) included,
+    run with nothing watching. Fresh (``resident=False``, ``--restart-watchers``, as before):
+    each turn starts its watcher and quits it after, so a start and a teardown sit next to each
+    measured request, and a round takes longer."""
+
+    def __init__(self, url: str, home: AppHome, *, resident: bool = False) -> None:
+        self.url = url
+        self.port = int(url.rsplit(":", 1)[1].split("/")[0])
+        self.home = home
+        self.resident = resident
+        self._running: dict[str, PtyWatcher] = {}
+        self._seen: dict[str, int] = {}
+
+    async def _start(self, kind: str) -> PtyWatcher:
+        if kind == "nvitop":
+            watcher = PtyWatcher(nvitop_argv() or ["nvitop"])
+            await asyncio.sleep(2.0)
+            if watcher.proc.poll() is not None:
+                raise RuntimeError(f"nvitop exited with {watcher.proc.returncode}")
+            return watcher
+        app = self.home.start(self.url)
+        if kind == "dashboard":
+            await on_dashboard(app)
+        else:
+            await app_up(app)
+        return app
+
+    async def open(self, kinds: list[str]) -> None:
+        """Resident: start the watchers of ``kinds`` and stop them until their turns."""
+        if not self.resident:
+            return
+        for kind in kinds:
+            self._running[kind] = await self._start(kind)
+            await pause(self._running[kind], self.port)
+
+    async def take(self, kind: str) -> PtyWatcher:
+        """The watcher of ``kind``, running and settled."""
+        import signal
+
+        watcher = self._running.get(kind)
+        if watcher is None:
+            watcher = self._running[kind] = await self._start(kind)
+        else:
+            os.kill(watcher.proc.pid, signal.SIGCONT)
+            await asyncio.sleep(RESUME_S)
+            if watcher.proc.poll() is not None:
+                raise RuntimeError(f"{kind} exited: {watcher.screen_text()!r}")
+        self._seen[kind] = watcher.seen
+        return watcher
+
+    async def leave(self, kind: str) -> None:
+        """The turn of ``kind`` is over: stopped (resident) or quit."""
+        watcher = self._running[kind]
+        drawn = watcher.seen - self._seen[kind]
+        if self.resident:
+            await pause(watcher, self.port)
+        else:
+            del self._running[kind]
+            await (asyncio.to_thread(watcher.close) if kind == "nvitop" else app_quit(watcher))
+        if drawn == 0:
+            raise RuntimeError(f"{kind} drew nothing in its turn: not watching")
+
+    async def close(self) -> None:
+        import signal
+
+        for watcher in self._running.values():
+            if watcher.proc.poll() is None:
+                os.kill(watcher.proc.pid, signal.SIGCONT)
+        await asyncio.gather(*(app_quit(w) for w in self._running.values()))
+        self._running.clear()
+
+
+async def arm_dashboard_terminal(url: str, tokens: int, seats: Seats) -> float:
+    """(b): coder-tui in a terminal, attached, on its dashboard (F4), while the request runs."""
+    app = await seats.take("dashboard")
+    try:
+        window = CpuWindow(app.proc.pid)
+        window.start()
+        speed = await generate(url, tokens)
+        window.stop()
         LAST_CPU["b"] = window.share
         return speed
     finally:
-        await app_quit(app)
+        await seats.leave("dashboard")
 
 
-async def arm_chat_terminal(url: str, tokens: int, home: AppHome, key: str = "c") -> float:
+async def arm_chat_terminal(seats: Seats, key: str = "c") -> float:
     """(c): coder-tui in a terminal sends the prompt typed into it and shows the reply. The
     reply's end is read from the history database every 0.5 s (this process's only wake-ups
     besides reading the terminal); its speed is the server's timing, as stored."""
-    app = home.start(url)
+    home = seats.home
+    app = await seats.take("chat")
     try:
-        await app_up(app)
-        app.press(CTRL_N)  # a new conversation: the same prompt size every time
-        await asyncio.sleep(0.5)
-        app.press(PROMPT.encode())
-        await asyncio.sleep(1.5)
+        await type_prompt(app)
         before = home.last_reply()
         window = CpuWindow(app.proc.pid)
         window.start()
@@ -490,7 +631,7 @@ async def arm_chat_terminal(url: str, tokens: int, home: AppHome, key: str = "c"
         LAST_CPU[key] = window.share
         LAST_NOTE[key] = "quiet (asked whole)" if home.last_run_quiet() else "streamed"
     finally:
-        await app_quit(app)
+        await seats.leave("chat")
     if reply[2] is None:
         raise RuntimeError(f"the chat reply has no timings: {reply}")
     return float(reply[2])
@@ -541,11 +682,14 @@ async def arm_nothing(url: str, tokens: int) -> float:
     return speed
 
 
-def bench_config(tmp: Path, threads: int | None = None) -> tuple[Config, str]:
+def bench_config(
+    tmp: Path, threads: int | None = None, env: dict[str, str] | None = None
+) -> tuple[Config, str]:
     """The bench demo model (Q4_K_M, generated under ``tmp``) served with ``threads`` (default:
-    every core) and ``--ignore-eos``, on a free port; and the demo's config text, for the
-    coder-tui processes of the terminal arms. ``--ignore-eos``: the app's own replies run to
-    ``max_tokens``, as the other arms' requests (``ignore_eos``) do."""
+    every core) and ``--ignore-eos``, on a free port, ``env`` added to the server's environment;
+    and the demo's config text, for the coder-tui processes of the terminal arms.
+    ``--ignore-eos``: the app's own replies run to ``max_tokens``, as the other arms' requests
+    (``ignore_eos``) do."""
     demo = prepare_demo(tmp / "demo", "bench", ("Q4_K_M",), port=free_port())
     config = load_config(demo.config_path)
     base = config.profile("q4_k_m")
@@ -553,6 +697,7 @@ def bench_config(tmp: Path, threads: int | None = None) -> tuple[Config, str]:
         base,
         threads=threads or os.cpu_count() or 1,
         extra_args=(*base.extra_args, "--ignore-eos"),
+        env={**base.env, **(env or {})},
     )
     config = replace(
         config, server=replace(config.server, port=free_port()), profiles={"q4_k_m": profile}
@@ -569,6 +714,10 @@ async def start_server(config: Config, tmp: Path) -> ServerManager:
     await generate(mgr.url, 32)  # warm-up
     return mgr
 
+
+PINNED = {"OMP_PROC_BIND": "close", "OMP_PLACES": "threads"}
+"""llama-server's decode threads are OpenMP's (``GGML_OPENMP``, on by default): this binds each to
+one logical CPU, in order (``--pin``)."""
 
 DASHBOARD = "b: dashboard (F4) in a terminal, default rates"
 CHAT = "c: chatting in a terminal (defaults)"
@@ -593,24 +742,31 @@ async def run(
     skip_chat: bool = False,
     skip_streamed: bool = False,
     in_process: bool = False,
+    resident: bool = True,
 ) -> Results:
     mgr = await start_server(config, tmp)
+    seats: Seats | None = None
     try:
         url = mgr.url
         home = AppHome(tmp / "app-home", config_text, tokens)
+        seats = Seats(url, home, resident=resident)
+        kinds = (
+            ["dashboard"] + ([] if skip_chat else ["chat"]) + (["nvitop"] if nvitop_argv() else [])
+        )
+        await seats.open(kinds)
         history = tmp / "chat-history.sqlite3"
         streamed = ChatSettings(quiet_above_tps=0)
         arms: dict[str, Any] = {
             "a: nothing watching": lambda: arm_nothing(url, tokens),
-            DASHBOARD: lambda: arm_dashboard_terminal(url, tokens, home),
+            DASHBOARD: lambda: arm_dashboard_terminal(url, tokens, seats),
         }
         if in_process:
             arms["i: dashboard in-process (headless)"] = lambda: arm_dashboard(
                 url, tokens, tmp, "i"
             )
         if not skip_chat:
-            await arm_chat_terminal(url, tokens, home, "warm-up")  # the reply before
-            arms[CHAT] = lambda: arm_chat_terminal(url, tokens, home)
+            await arm_chat_terminal(seats, "warm-up")  # the reply before
+            arms[CHAT] = lambda: arm_chat_terminal(seats)
             if in_process:
                 await arm_chat(url, tokens, tmp, "warm-up", history=history)
                 arms["j: chatting in-process (headless)"] = lambda: arm_chat(
@@ -621,7 +777,7 @@ async def run(
                     url, tokens, tmp, "g", chat=streamed
                 )
         if nvitop_argv():
-            arms["d: nvitop"] = lambda: arm_nvitop(url, tokens)
+            arms["d: nvitop"] = lambda: arm_nvitop(url, tokens, seats)
         gap = config.chat.busy_refresh_s
         if stream_only:
             arms["e: (g)'s stream, not drawn"] = lambda: arm_stream(url, tokens, gap)
@@ -668,6 +824,8 @@ async def run(
                 print(f"round {r + 1}: {name}: {speed:.1f} t/s{note}", file=sys.stderr)
         return results
     finally:
+        if seats is not None:
+            await seats.close()
         await mgr.stop()
 
 
@@ -775,6 +933,19 @@ def main() -> int:
         "--threads", type=int, help="server threads (default: every core, as issue 10 asks)"
     )
     parser.add_argument(
+        "--restart-watchers",
+        action="store_true",
+        help="start each watcher for its turn and quit it after (as before 2026-11-27 14:00) "
+        "instead of keeping it and stopping it between turns",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the server's threads each on one core (OpenMP: "
+        + " ".join(f"{k}={v}" for k, v in PINNED.items())
+        + ")",
+    )
+    parser.add_argument(
         "--append-to",
         type=Path,
         default=Path(__file__).resolve().parent.parent / "docs" / "performance.md",
@@ -783,7 +954,7 @@ def main() -> int:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="observer-"))
     threads = args.threads or os.cpu_count() or 1
-    config, config_text = bench_config(tmp, threads)
+    config, config_text = bench_config(tmp, threads, PINNED if args.pin else None)
     results = asyncio.run(
         run(
             config,
@@ -798,11 +969,14 @@ def main() -> int:
             args.skip_chat,
             args.skip_streamed,
             args.also_in_process,
+            not args.restart_watchers,
         )
     )
     title = (
         f"### observer ({time.strftime('%Y-%m-%d %H:%M')}, bench demo Q4_K_M, {threads} threads "
-        f"on {os.cpu_count()} cores, {args.tokens} tokens, {args.rounds} interleaved rounds)"
+        f"on {os.cpu_count()} cores{', pinned' if args.pin else ''}, {args.tokens} tokens, "
+        f"{args.rounds} interleaved rounds, watchers "
+        f"{'restarted for each turn' if args.restart_watchers else 'stopped between turns'})"
     )
     text = table(results, title)
     print(text)

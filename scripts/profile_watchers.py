@@ -63,9 +63,7 @@ async def dashboard(url: str, home: observer.AppHome, out: Path, tokens: int, se
     """coder-tui in a terminal on F4 while the server generates ``tokens``."""
     app = home.start(url)
     try:
-        await observer.app_up(app)
-        app.press(observer.F4)
-        await asyncio.sleep(2.0)
+        await observer.on_dashboard(app)
         generation = asyncio.ensure_future(observer.generate(url, tokens))
         await asyncio.sleep(2.0)  # the samplers see no idle core and slow down
         await profiled("b-dashboard", app, out, seconds)
@@ -79,10 +77,7 @@ async def chat(url: str, home: observer.AppHome, out: Path, seconds: int) -> Non
     app = home.start(url)
     try:
         await observer.app_up(app)
-        app.press(observer.CTRL_N)
-        await asyncio.sleep(0.5)
-        app.press(observer.PROMPT.encode())
-        await asyncio.sleep(1.5)
+        await observer.type_prompt(app)
         app.press(observer.ENTER)
         await asyncio.sleep(2.0)
         await profiled("c-chat", app, out, seconds)
@@ -102,7 +97,8 @@ async def main_async(out: Path, tokens: int, seconds: int) -> None:
         url = mgr.url
         home = observer.AppHome(tmp / "home", config_text, tokens)
         await dashboard(url, home, out, tokens, seconds)
-        await observer.arm_chat_terminal(url, 256, home, "warm-up")  # a reply before: quiet next
+        # a reply before: quiet next
+        await observer.arm_chat_terminal(observer.Seats(url, home), "warm-up")
         await chat(url, home, out, seconds)
     finally:
         await mgr.stop()
