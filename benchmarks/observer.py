@@ -561,17 +561,19 @@ class Seats:
 
         watcher = self._running.get(kind)
         if watcher is None:
+            self._seen[kind] = 0
             watcher = self._running[kind] = await self._start(kind)
         else:
+            self._seen[kind] = watcher.seen
             os.kill(watcher.proc.pid, signal.SIGCONT)
             await asyncio.sleep(RESUME_S)
             if watcher.proc.poll() is not None:
                 raise RuntimeError(f"{kind} exited: {watcher.screen_text()!r}")
-        self._seen[kind] = watcher.seen
         return watcher
 
     async def leave(self, kind: str) -> None:
-        """The turn of ``kind`` is over: stopped (resident) or quit."""
+        """The turn of ``kind`` is over: stopped (resident) or quit. It must have drawn since
+        its turn began (its start, or its redraw on resume): one that did not is not watching."""
         watcher = self._running[kind]
         drawn = watcher.seen - self._seen[kind]
         if self.resident:
