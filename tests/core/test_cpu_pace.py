@@ -96,3 +96,24 @@ def test_busy_interval_is_never_faster_than_normal() -> None:
     cpu.run(1.0, idle_cores=0.0)
     pace.check()
     assert pace.saturated and pace.interval_s == 0.1
+
+
+def test_a_request_after_one_that_took_every_core_slows_at_once() -> None:
+    """The window a request starts in is partly idle. Once the server's work has been seen
+    saturating over a whole window, the next start is saturated at once, not a window later; a
+    start that leaves cores idle after all is calm again at the next window."""
+    pace = BusyPace(2.0, 1.0)
+    assert pace.observe(8.0, server_busy=True) is False  # a start, nothing known yet: idle
+    assert pace.observe(0.1, server_busy=True) is True  # a whole window busy: saturated
+    assert pace.observe(12.0, server_busy=False) is True and not pace.saturated  # ended
+    assert pace.observe(9.0, server_busy=False) is False
+    assert pace.observe(7.0, server_busy=True) is True and pace.saturated  # the next start
+    assert pace.observe(0.2, server_busy=True) is False and pace.saturated
+    assert pace.observe(12.0, server_busy=False) is True
+    # A server that works without taking every core: seen so over a window, so no shortcut.
+    assert pace.observe(6.0, server_busy=True) is True and pace.saturated
+    assert pace.observe(5.0, server_busy=True) is True and not pace.saturated
+    assert pace.observe(12.0, server_busy=False) is False
+    assert pace.observe(6.0, server_busy=True) is False and not pace.saturated
+    # Not known (no server probe): idle cores alone, as before.
+    assert pace.observe(6.0) is False and not pace.saturated

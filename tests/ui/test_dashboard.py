@@ -177,6 +177,37 @@ async def test_samplers_slow_down_and_cursor_stops_while_no_core_is_idle(
         assert shown[-2:] == [6.0, 7.0] and prompt.cursor_blink
 
 
+async def test_a_request_after_one_that_took_every_core_slows_the_samplers_at_once(
+    offline_config: Config, store: HistoryStore
+) -> None:
+    """The tick that sees a request start measured a window that was partly idle. When the
+    server's previous work took every core, the samplers slow at that tick, not one later."""
+    app = CoderApp(offline_config, autostart=False, store=store, sample_metrics=False)
+    async with app.run_test(size=(160, 50)) as pilot:
+        sampler = _Sampler()
+        app.sampler = sampler  # type: ignore[assignment]
+
+        def snap(t: float, phase: ServerPhase, per_core: tuple[float, ...]) -> MetricsSnapshot:
+            base = _snap(ONE_GPU, phase)
+            host = replace(base.host, cpu_percent_per_core=per_core)  # type: ignore[type-var]
+            return replace(base, time_s=t, host=host)
+
+        ticks = [
+            (1.0, ServerPhase.IDLE, (10.0, 0.0)),
+            (2.0, ServerPhase.GENERATING, (50.0, 40.0)),  # the start: 1.1 cores idle
+            (3.0, ServerPhase.GENERATING, (100.0, 100.0)),  # a whole window: none idle
+            (5.0, ServerPhase.GENERATING, (100.0, 100.0)),
+            (6.0, ServerPhase.IDLE, (20.0, 10.0)),
+            (7.0, ServerPhase.GENERATING, (50.0, 40.0)),  # the next start: slowed at once
+        ]
+        factors = []
+        for t, phase, per_core in ticks:
+            app.post_message(MetricsUpdated(snap(t, phase, per_core)))
+            await pilot.pause()
+            factors.append(list(sampler.factors))
+        assert factors == [[], [], [2], [2], [2, 1], [2, 1, 2]]
+
+
 async def test_the_cursor_does_not_blink_under_another_screen(
     offline_config: Config, store: HistoryStore
 ) -> None:

@@ -83,6 +83,10 @@ class BusyPace:
         self._leave = leave_idle
         self.saturated = False
         self.last_idle_cores: float | None = None
+        self._server_busy = False
+        """Whether the server was working at the previous ``observe`` that said."""
+        self._busy_saturates = False
+        """Whether the server's last work, seen over a whole window, left no core idle."""
 
     @property
     def interval_s(self) -> float:
@@ -102,14 +106,25 @@ class BusyPace:
         idle = self._idle.sample()
         return False if idle is None else self.observe(idle)
 
-    def observe(self, idle: float) -> bool:
-        """Take one measurement of idle cores (from any source); True when ``saturated`` changed."""
+    def observe(self, idle: float, server_busy: bool | None = None) -> bool:
+        """Take one measurement of idle cores (from any source); True when ``saturated`` changed.
+
+        ``server_busy``: whether llama-server is working on a request now (None: not known).
+        The window in which a request starts is partly idle, so it alone would keep the fast
+        pace for one more window; when the server's previous work, seen over a whole window
+        (busy at both ends), left no core idle, a start is taken as saturated at once. The next
+        window says whether that holds."""
         if self.busy_interval_s <= 0:
             return False
         self.last_idle_cores = idle
         was = self.saturated
-        if idle < self._enter:
+        starts = bool(server_busy) and not self._server_busy
+        if (starts and self._busy_saturates) or idle < self._enter:
             self.saturated = True
         elif idle > self._leave:
             self.saturated = False
+        if server_busy is not None:
+            if server_busy and self._server_busy:
+                self._busy_saturates = self.saturated
+            self._server_busy = server_busy
         return self.saturated != was

@@ -4,7 +4,8 @@ A mixin of ``CoderApp`` (``ui/app.py``): one ``MetricsSampler`` per server addre
 worker and posts ``MetricsUpdated``; the handler feeds the exporter, the dashboard or the tiles
 beside the chat, and watches the host samples for a CPU with no idle core. While none is idle,
 every wake-up of this app stalls the model's threads, so the samplers and the tiles slow to every
-``BUSY_SLOWDOWN`` ticks and the prompt's cursor stops blinking (``core/cpu_pace.py``).
+``BUSY_SLOWDOWN`` ticks and the prompt's cursor stops blinking (``core/cpu_pace.py``). A request
+that starts after one that took every core slows them at the tick that sees it start.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from coder_tui.core.metrics.types import ServerPhase
 from coder_tui.ui.app_base import AppBase
 from coder_tui.ui.messages import MetricsUpdated
 from coder_tui.ui.screens.dashboard import DashboardScreen
+
+WORKING = (ServerPhase.PROMPT, ServerPhase.GENERATING)
+"""Phases in which llama-server computes (and may take every core)."""
 
 BUSY_SLOWDOWN = 2
 """While no CPU core is idle, the metrics are sampled and shown every this many intervals (every
@@ -62,7 +66,10 @@ class MetricsActions(AppBase):
         if (
             host is not None
             and host.cpu_percent_per_core
-            and self.tiles_pace.observe(idle_cores(host.cpu_percent_per_core))
+            and self.tiles_pace.observe(
+                idle_cores(host.cpu_percent_per_core),
+                None if server is None else server.phase in WORKING,
+            )
         ):
             self._on_saturation(self.tiles_pace.saturated)
         if self.main is not None:
