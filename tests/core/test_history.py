@@ -135,6 +135,28 @@ async def test_slow_ticks_are_farther_apart_and_count_twice_in_the_history() -> 
     assert sampler.slow_factor == 1 and sampler.pcie.interval_s == 0.25
 
 
+async def test_set_slow_during_the_wait_moves_the_next_tick() -> None:
+    """The app slows the sampler from its handler of a snapshot, which runs after the sampler
+    has begun its wait for the next tick: that tick comes at the new pace, not one later."""
+    fake = FakeNVML([Dev()])
+    sampler = MetricsSampler(config=SamplerConfig(interval_s=0.1), nvml=fake)
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+    async with contextlib.aclosing(sampler.run()) as it:
+        async for _ in it:
+            times.append(time.monotonic())
+            if len(times) == 2:
+                loop.call_later(0.02, sampler.set_slow, 2)  # as the app's handler would
+            if len(times) == 3:
+                loop.call_later(0.02, sampler.set_slow, 1)
+            if len(times) == 4:
+                break
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert 0.08 <= gaps[0] < 0.15 and 0.19 <= gaps[1] < 0.3 and 0.08 <= gaps[2] < 0.15, gaps
+    # the slow tick counts twice in the history: 1 + 1 + 2 + 1
+    assert len(sampler.history.tail("cpu_percent")) == 5
+
+
 async def test_bus_stops_on_cancel(tmp_path: Path) -> None:
     fake = FakeNVML([Dev()])
     sampler = MetricsSampler(config=SamplerConfig(interval_s=0.01), nvml=fake)

@@ -79,6 +79,12 @@ class SamplerConfig:
     """VRAM bandwidth for the roofline; unset: NVML's memory clock x bus width (slowest GPU)."""
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    """End a wait (``MetricsSampler._wait``) unless it has ended already."""
+    if not future.done():
+        future.set_result(None)
+
+
 class MetricsSampler:
     """Samples everything at ``config``'s rates for the server ``watch`` names."""
 
@@ -110,14 +116,19 @@ class MetricsSampler:
         """Ticks are this many intervals apart (see ``set_slow``)."""
         self._covered = 1
         """Intervals the coming tick covers: its samples count that many times in the history."""
+        self._sleeping: asyncio.Future[None] | None = None
+        """The wait for the next tick (``run``), which ``set_slow`` wakes to take its new pace."""
 
     def set_slow(self, factor: int) -> None:
         """Tick every ``factor`` intervals (the app asks for 2 while no CPU core is idle, as
         nvitop's default of 2 s: every wake-up then costs the model's threads). PCIe readings slow
         down alike. A slow tick's values go into the history ``factor`` times, so each series keeps
-        one entry per interval and its sparkline its time scale."""
+        one entry per interval and its sparkline its time scale. The wait for the next tick takes
+        the new pace at once. Call it on the event loop that runs ``run``."""
         self.slow_factor = max(1, int(factor))
         self.pcie.interval_s = self.slow_factor / self.config.pcie_rate_hz
+        if self._sleeping is not None:  # the sleep to the next tick takes the new pace at once
+            _resolve(self._sleeping)
 
     def watch(
         self, *, pid: int | None, profile: Profile | None = None, base_url: str | None = None
@@ -151,15 +162,31 @@ class MetricsSampler:
             next_t = time.monotonic()
             while True:
                 yield await self.tick()
-                self._covered = factor = self.slow_factor
-                next_t += self.config.interval_s * factor
-                delay = next_t - time.monotonic()
-                if delay < 0:  # fell behind (a slow server answer): keep the rate, skip ticks
-                    next_t = time.monotonic()
-                    delay = 0.0
-                await asyncio.sleep(delay)
+                next_t, self._covered = await self._wait(next_t)
         finally:
             await self.aclose()
+
+    async def _wait(self, since: float) -> tuple[float, int]:
+        """Sleep until ``slow_factor`` intervals after the tick at ``since``; a ``set_slow``
+        meanwhile moves the wake-up (the app decides on a snapshot after this sleep has begun).
+        Returns when the next tick is due and how many intervals it covers."""
+        loop = asyncio.get_running_loop()
+        while True:
+            factor = self.slow_factor
+            due = since + self.config.interval_s * factor
+            delay = due - time.monotonic()
+            if delay < 0:  # fell behind (a slow server answer): keep the rate, skip ticks
+                return time.monotonic(), factor
+            woken: asyncio.Future[None] = loop.create_future()
+            timer = loop.call_later(delay, _resolve, woken)
+            self._sleeping = woken
+            try:
+                await woken
+            finally:
+                timer.cancel()
+                self._sleeping = None
+            if self.slow_factor == factor:
+                return due, factor
 
     async def tick(self) -> MetricsSnapshot:
         """Sample every source once and append to the history (``run`` calls this)."""
