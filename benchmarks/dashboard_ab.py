@@ -4,6 +4,8 @@ Checks out ``--before`` (a git revision, default ``HEAD~1``) into a temporary wo
 coder-tui, and this checkout's, in a pseudo-terminal on the dashboard (F4), attached to the bench
 demo model's llama-server (threads on every core), while a fixed-length generation runs;
 interleaved with the same generation and nothing watching, the order rotating round by round.
+Each coder-tui is started once and stopped between its turns, as ``observer.py``'s watchers
+(``Seats``): it keeps what it learnt of the requests before, as a dashboard left open does.
 Reports medians: decode tokens/s, the app's CPU (share of one core) and wake-ups a second, and
 what the server did per 1,000 tokens: waits (its threads sleeping and waking, which a request to
 it causes) and preemptions. The table is appended to ``docs/performance.md`` (``--no-append`` to
@@ -25,15 +27,7 @@ import time
 from pathlib import Path
 
 import observer
-from observer import (
-    AppHome,
-    CpuWindow,
-    app_quit,
-    bench_config,
-    generate,
-    start_server,
-    under_dashboard,
-)
+from observer import AppHome, CpuWindow, Seats, bench_config, generate, start_server
 from report import publish
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,18 +35,24 @@ Row = tuple[float, float, float, float, float]
 """tokens/s, app CPU %, app wake-ups a second, server waits and preemptions per 1k tokens."""
 
 
-async def watched(url: str, home: AppHome, src: Path | None, tokens: int) -> Row:
-    """One generation under the dashboard of the coder-tui in ``src`` (None: this checkout)."""
-    env = {}
-    if src is not None:  # first on the path, before this checkout's (and the wheels' folder)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(src), os.environ.get("PYTHONPATH")) if p
-        )
-    app = home.start(url, env)
+def source_env(src: Path | None) -> dict[str, str]:
+    """The environment that runs the coder-tui in ``src`` (None: this checkout's)."""
+    if src is None:
+        return {}
+    # first on the path, before this checkout's (and the wheels' folder)
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH")) if p)}
+
+
+async def watched(url: str, seats: Seats, tokens: int) -> Row:
+    """One generation under the dashboard of ``seats`` (resumed for it, stopped after)."""
+    app = await seats.take("dashboard")
     try:
-        speed, window = await under_dashboard(app, url, tokens)
+        window = CpuWindow(app.proc.pid)
+        window.start()
+        speed = await generate(url, tokens)
+        window.stop()
     finally:
-        await app_quit(app)
+        await seats.leave("dashboard")
     return _row(speed, window, tokens)
 
 
@@ -80,13 +80,17 @@ def _row(speed: float, window: CpuWindow, tokens: int) -> Row:
 async def run(before: Path, rounds: int, tokens: int, tmp: Path) -> dict[str, list[Row]]:
     config, config_text = bench_config(tmp)
     mgr = await start_server(config, tmp)
+    seats: dict[str, Seats] = {}
     try:
         url = mgr.url
-        home = AppHome(tmp / "home", config_text, tokens)
+        for name, src in (("before", before), ("after", None)):
+            home = AppHome(tmp / f"home-{name}", config_text, tokens)
+            seats[name] = Seats(url, home, resident=True, env=source_env(src))
+            await seats[name].open(["dashboard"])
         arms = {
             "nothing watching": lambda: unwatched(url, tokens),
-            "dashboard, before": lambda: watched(url, home, before, tokens),
-            "dashboard, after": lambda: watched(url, home, None, tokens),
+            "dashboard, before": lambda: watched(url, seats["before"], tokens),
+            "dashboard, after": lambda: watched(url, seats["after"], tokens),
         }
         names = list(arms)
         results: dict[str, list[Row]] = {name: [] for name in names}
@@ -100,6 +104,8 @@ async def run(before: Path, rounds: int, tokens: int, tmp: Path) -> dict[str, li
                 )
         return results
     finally:
+        for each in seats.values():
+            await each.close()
         await mgr.stop()
 
 

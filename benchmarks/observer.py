@@ -457,17 +457,6 @@ async def type_prompt(app: PtyWatcher) -> None:
     await asyncio.sleep(1.5)
 
 
-async def under_dashboard(app: PtyWatcher, url: str, tokens: int) -> tuple[float, CpuWindow]:
-    """One request while the started coder-tui ``app`` shows its dashboard (F4): its speed, and
-    the app's CPU window over it."""
-    await on_dashboard(app)
-    window = CpuWindow(app.proc.pid)
-    window.start()
-    speed = await generate(url, tokens)
-    window.stop()
-    return speed, window
-
-
 def _state(pid: int) -> str:
     """The process's state letter (``T``: stopped), or ``X`` once it is gone."""
     try:
@@ -525,8 +514,17 @@ class Seats:
     each turn starts its watcher and quits it after, so a start and a teardown sit next to each
     measured request, and a round takes longer."""
 
-    def __init__(self, url: str, home: AppHome, *, resident: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        home: AppHome,
+        *,
+        resident: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.url = url
+        self.env = env
+        """More environment variables for the coder-tui processes (``AppHome.start``)."""
         self.port = int(url.rsplit(":", 1)[1].split("/")[0])
         self.home = home
         self.resident = resident
@@ -540,7 +538,7 @@ class Seats:
             if watcher.proc.poll() is not None:
                 raise RuntimeError(f"nvitop exited with {watcher.proc.returncode}")
             return watcher
-        app = self.home.start(self.url)
+        app = self.home.start(self.url, self.env)
         if kind == "dashboard":
             await on_dashboard(app)
         else:

@@ -206,7 +206,10 @@ async def test_a_fast_reply_with_no_idle_core_makes_the_next_one_quiet(
                 main_screen.quiet_progress = show  # type: ignore[assignment]
             reply = store.messages(main.conversation.id)[-1]  # type: ignore[union-attr]
             assert reply.status == "complete" and reply.completion_tokens == 1000
-            assert seen and "tokens after" in seen[0]
+            # Its line is laid out with the reply, before the request: the counts then repaint
+            # it in place; they come from the server's /slots.
+            assert seen[0].startswith("0 tokens after 0 s")
+            assert any(int(line.split()[0]) > 0 for line in seen[1:]), seen
             view = main.query(MessageView).last()
             assert view.body.source == reply.content and reply.content
             assert "asked whole" in str(view.query_one(".stats").render())

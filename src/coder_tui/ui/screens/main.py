@@ -232,6 +232,8 @@ class MainScreen(Screen[None]):
             self.pace.restart_window()
             self.reply_paced = paced = False
             saturated = False
+            if quiet:  # its row is laid out with the reply, so each count repaints it in place
+                view.set_stats(quiet_progress(DecodeProgress(0, 0.0)))
             try:
                 await self._screen_settled()
                 async for event in stream:
