@@ -193,8 +193,11 @@ async def test_a_fast_reply_with_no_idle_core_makes_the_next_one_quiet(
             seen: list[str] = []
             show = main_screen.quiet_progress
 
+            blinking: list[bool] = []
+
             def spy(event):  # type: ignore[no-untyped-def]
                 seen.append(show(event))
+                blinking.append(main.query_one(PromptInput).cursor_blink)
                 return seen[-1]
 
             main_screen.quiet_progress = spy  # type: ignore[assignment]
@@ -210,6 +213,8 @@ async def test_a_fast_reply_with_no_idle_core_makes_the_next_one_quiet(
             # it in place; they come from the server's /slots.
             assert seen[0].startswith("0 tokens after 0 s")
             assert any(int(line.split()[0]) > 0 for line in seen[1:]), seen
+            # Asked whole because no core was idle: the cursor does not blink from the start.
+            assert len(blinking) >= 2 and not any(blinking[1:]), blinking
             view = main.query(MessageView).last()
             assert view.body.source == reply.content and reply.content
             assert "asked whole" in str(view.query_one(".stats").render())

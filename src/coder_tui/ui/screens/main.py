@@ -234,6 +234,9 @@ class MainScreen(Screen[None]):
             saturated = False
             if quiet:  # its row is laid out with the reply, so each count repaints it in place
                 view.set_stats(quiet_progress(DecodeProgress(0, 0.0)))
+                # Asked whole because the last reply left no core idle: no blink from the start.
+                self._reply_busy = True
+                self.sync_cursor_blink()
             try:
                 await self._screen_settled()
                 async for event in stream:
