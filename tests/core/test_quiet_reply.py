@@ -234,6 +234,28 @@ async def test_offered_progress_replaces_the_poll() -> None:
     assert isinstance(end, StreamEnd) and end.status == "done"
 
 
+async def test_an_offer_returns_the_count_the_stream_then_yields() -> None:
+    """The owner can show an offered count at once (with the rest of the sampler's numbers) and
+    know the event when the stream yields it: the same object. Nothing new, or nothing asked
+    yet: None."""
+    server = Server(delay_s=0.3, slots=[[slot(7, 1)]])
+    async with server.client() as client:
+        reply = client.quiet_chat(MSGS, max_tokens=4)
+        assert isinstance(reply, QuietReply)
+        assert reply.offer((12, 3)) is None  # before the request: nothing to count from
+        events = aiter(reply)
+        first = asyncio.get_running_loop().create_task(anext(events))
+        await asyncio.sleep(0.05)  # the request is out
+        offered = reply.offer((12, 40))
+        assert isinstance(offered, DecodeProgress) and offered.n_decoded == 40
+        assert await first is offered
+        assert reply.offer((12, 40)) is None  # the same reading again
+        assert reply.offer((20, 0)) is None  # a new prompt, nothing decoded yet
+        rest = [e async for e in events]
+    end = rest[-1]
+    assert isinstance(end, StreamEnd) and end.status == "done", end
+
+
 async def test_the_reply_polls_again_when_offers_stop() -> None:
     """Offers that stop (the sampler paused, the screen gone) leave the reply to poll, and its
     stall watchdog still ends a reply whose progress stands still."""

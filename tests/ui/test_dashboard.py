@@ -340,6 +340,51 @@ async def test_a_quiet_reply_gets_the_samplers_slots_under_the_dashboard(
     assert offered == [(12, 40)]
 
 
+async def test_an_offered_token_count_is_shown_with_the_tiles(
+    offline_config: Config, store: HistoryStore, seeded: int
+) -> None:
+    """The quiet reply's count from the sampler's /slots read goes on screen in the same handler
+    as the tiles (one screen update a tick, not a second one when the stream yields it)."""
+    from coder_tui.core.chat_events import DecodeProgress
+    from coder_tui.core.metrics.types import SlotSample
+    from coder_tui.core.quiet_reply import QuietReply
+    from coder_tui.ui.widgets.message import MessageView
+
+    class Stub(QuietReply):
+        def __init__(self) -> None:
+            self.offered: list[object] = []
+
+        def offer(self, progress: tuple[int, int] | None) -> DecodeProgress | None:
+            self.offered.append(progress)
+            return DecodeProgress(40, 3.2)
+
+    app = CoderApp(offline_config, autostart=False, store=store, sample_metrics=False)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        view = main.query(MessageView).last()
+        stub = Stub()
+        main._stream, main._quiet_view = stub, view
+        slot = SlotSample(
+            id=0,
+            n_ctx=4096,
+            is_processing=True,
+            phase=ServerPhase.GENERATING,
+            task_id=7,
+            prompt_tokens_processed=12,
+            tokens_decoded=40,
+        )
+        base = _snap(ONE_GPU)
+        assert base.server is not None
+        server = replace(base.server, slots_available=True, slots=(slot,))
+        app.on_metrics_updated(MetricsUpdated(replace(base, server=server)))
+        # no await: the line changed within the handler that showed the tiles
+        assert "40 tokens after 3 s" in str(view.query_one(".stats").render())
+        assert stub.offered == [(12, 40)] and main._shown_progress is not None
+        main._stream = main._quiet_view = None
+
+
 async def test_a_tile_repaints_only_its_changed_rows_and_follows_style_changes() -> None:
     """A new value repaints the value rows, new history the sparkline row, never the border;
     the colors it keeps between repaints follow a theme switch."""

@@ -53,7 +53,8 @@ class _Failed:
 
 @dataclass(frozen=True)
 class _Offered:
-    progress: tuple[int, int] | None
+    event: DecodeProgress | None
+    """What the offer brings to the stream (decided when offered, see ``QuietReply.offer``)."""
 
 
 def slot_progress(slots: Sequence[SlotSample]) -> tuple[int, int] | None:
@@ -90,14 +91,34 @@ class QuietReply(ReplyEvents):
         super().__init__(client, body)
         self.read_gap_s = POLL_S
         self._offered_at = -float("inf")
+        self._started: float | None = None
+        """When the iteration began (the request went out); offers before it bring nothing."""
+        self._seen: tuple[int, int] | None = None
+        self._moved = 0.0
+        """When ``_seen`` last changed (the stall watchdog's clock)."""
         self.polls = 0
         """``/slots`` requests this reply made itself (tests read it)."""
 
-    def offer(self, progress: tuple[int, int] | None) -> None:
+    def offer(self, progress: tuple[int, int] | None) -> DecodeProgress | None:
         """Progress the owner read from ``/slots`` (the metrics sampler's); ``None``: no slot is
-        processing in that answer. Call from the event loop's thread."""
-        self._offered_at = time.monotonic()
-        self._queue.put_nowait(_Offered(progress))
+        processing in that answer. Call from the event loop's thread.
+
+        Returns the ``DecodeProgress`` the stream will yield for it (the same object), or None
+        when it brings nothing new: an owner can show it at once, in the same screen update as
+        the rest of the sampler's numbers, and skip it when the stream yields it."""
+        now = time.monotonic()
+        self._offered_at = now
+        event = self._advance(progress, now)
+        self._queue.put_nowait(_Offered(event))
+        return event
+
+    def _advance(self, progress: tuple[int, int] | None, now: float) -> DecodeProgress | None:
+        """Take a new reading of (prompt tokens, tokens decoded); the token count to show when
+        it moved and decoding has begun."""
+        if progress is None or progress == self._seen or self._started is None:
+            return None
+        self._seen, self._moved = progress, now
+        return DecodeProgress(progress[1], now - self._started) if progress[1] else None
 
     async def _post(self) -> None:
         try:
@@ -119,9 +140,8 @@ class QuietReply(ReplyEvents):
 
     async def _run(self) -> AsyncGenerator[ChatEvent, None]:
         state = StreamTally(started=time.monotonic())
+        self._started = self._moved = state.started
         post = asyncio.get_running_loop().create_task(self._post())
-        seen: tuple[int, int] | None = None
-        moved = state.started
         try:
             while state.status is None:
                 # Fed by offers: wait past the next one, so only the offer wakes this loop.
@@ -135,16 +155,16 @@ class QuietReply(ReplyEvents):
                     state.end("cancelled", "cancelled")
                 elif item is None or isinstance(item, _Offered):
                     if isinstance(item, _Offered):
-                        progress = item.progress
+                        progress = item.event
                     elif self._fed():
                         progress = None  # offers come: the sampler asks /slots already
                     else:
-                        progress = await self._progress()
-                    if progress is not None and progress != seen:
-                        seen, moved = progress, now
-                        if progress[1]:
-                            yield DecodeProgress(progress[1], now - state.started)
-                    elif seen is not None and now - moved >= self._client.stall_timeout_s:
+                        progress = self._advance(await self._progress(), now)
+                    if progress is not None:
+                        yield progress
+                    elif (
+                        self._seen is not None and now - self._moved >= self._client.stall_timeout_s
+                    ):
                         state.stalled = True
                         state.end(
                             "timed_out",
@@ -154,8 +174,8 @@ class QuietReply(ReplyEvents):
                 elif isinstance(item, _Failed):
                     end_for_failure(item.exc, state, self._client)
                 elif isinstance(item, _Answer):
-                    for event in self._on_answer(item, state, now):
-                        yield event
+                    for answered in self._on_answer(item, state, now):
+                        yield answered
         except Exception as exc:
             state.end("bad_stream", f"internal error: {exc!r}")
         finally:

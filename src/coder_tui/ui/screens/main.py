@@ -38,6 +38,7 @@ from coder_tui.core.store_schema import Conversation, status_for_end
 from coder_tui.ui.coalesce import Coalescer
 from coder_tui.ui.widgets.chat_view import ChatView, reply_footer
 from coder_tui.ui.widgets.dashboard import Dashboard, MetricsStrip
+from coder_tui.ui.widgets.message import MessageView
 from coder_tui.ui.widgets.prompt import PromptInput
 from coder_tui.ui.widgets.reply_stream import ReplyStream
 from coder_tui.ui.widgets.server_bar import ServerBar
@@ -91,6 +92,10 @@ class MainScreen(Screen[None]):
         self.profile: Profile | None = None
         self.conversation: Conversation | None = None
         self._stream: Any = None
+        self._quiet_view: MessageView | None = None
+        """The message of the quiet reply being generated (its token count is shown there)."""
+        self._shown_progress: DecodeProgress | None = None
+        """The count ``offer_progress`` has shown already (the stream yields the same object)."""
         self._busy = False
         self.request_extra: dict[str, Any] = {}
         """Extra request fields for every reply (tests use ``ignore_eos`` for long replies)."""
@@ -128,7 +133,12 @@ class MainScreen(Screen[None]):
         for every snapshot, whichever screen shows)."""
         server = snap.server
         if isinstance(self._stream, QuietReply) and server is not None and server.slots_available:
-            self._stream.offer(slot_progress(server.slots))
+            event = self._stream.offer(slot_progress(server.slots))
+            if event is not None and self._quiet_view is not None:
+                # Shown now, in the same screen update as the tiles: a second update when the
+                # stream yields it a moment later cost the chat about half its CPU per tick.
+                self._quiet_view.set_stats(quiet_progress(event))
+                self._shown_progress = event
 
     async def on_mount(self) -> None:
         self.query_one(PromptInput).focus()
@@ -234,6 +244,7 @@ class MainScreen(Screen[None]):
             saturated = False
             if quiet:  # its row is laid out with the reply, so each count repaints it in place
                 view.set_stats(quiet_progress(DecodeProgress(0, 0.0)))
+                self._quiet_view = view
                 # Asked whole because the last reply left no core idle: no blink from the start.
                 self._reply_busy = True
                 self.sync_cursor_blink()
@@ -241,7 +252,8 @@ class MainScreen(Screen[None]):
                 await self._screen_settled()
                 async for event in stream:
                     if isinstance(event, DecodeProgress):
-                        view.set_stats(quiet_progress(event))
+                        if event is not self._shown_progress:  # not shown by offer_progress
+                            view.set_stats(quiet_progress(event))
                     elif isinstance(event, Delta):
                         if not quiet and (self.pace.check() or not paced):
                             # From the first token on (time to first token is read unpaced).
@@ -266,6 +278,7 @@ class MainScreen(Screen[None]):
                 raise
             finally:
                 self._stream = None
+                self._quiet_view = self._shown_progress = None
                 self._reply_busy = False
                 self.sync_cursor_blink()
                 await coalescer.close()
