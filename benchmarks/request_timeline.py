@@ -9,14 +9,16 @@ watchers (``Seats``). Two screens:
 Every 10 ms this process reads the CPU time of all of coder-tui's threads and of the server's
 (``/proc/*/task/*/schedstat``, in ns) and coder-tui's wake-ups. A 10 ms step in which the server
 used more than half a core counts as decoding. Per request it reports coder-tui's CPU before the
-decode (a reply's start: laid out, then the request goes out), during it (in ms per second of
-decode, and the cost of each tick: a run of steps with more than 0.3 ms) and after it until 1 s
-later (the reply drawn), and its wake-ups a second during the decode; medians over requests.
+decode (a reply's start: laid out, then the request goes out), during it (as a share of a core,
+and the cost of each tick: a run of steps with more than 0.3 ms) and after it until 1 s later
+(the reply drawn), and its wake-ups a second during the decode; medians over requests. The steps
+in which the decode begins and ends count with before and after: the request's sending and the
+answer's parsing share them with the server's first and last work.
 
 This process's own polls take CPU from the server, so speeds here are not the observer's; the
 table is printed, not appended (``docs/performance.md`` quotes it where it is used).
 
-    python benchmarks/request_timeline.py [--requests 3] [--tokens 1024]
+    python benchmarks/request_timeline.py [--requests 3] [--tokens 1024] [--src OTHER/src]
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import observer
+from dashboard_ab import source_env
 from observer import AppHome, Seats, bench_config, generate, start_server, type_prompt
 
 STEP_S = 0.01
@@ -77,9 +80,13 @@ def split(steps: list[Step]) -> Split:
     busy = [i for i, s in enumerate(steps) if s.server_cores > 0.5]
     if not busy:
         raise RuntimeError("the server never decoded in the window")
-    first, last = busy[0], busy[-1]
+    # The steps in which the decode begins and ends go with before and after: the request's
+    # sending and the answer's parsing share them with the server's first and last work.
+    first, last = busy[0] + 1, busy[-1] - 1
+    if last < first:
+        raise RuntimeError("the decode was too short to measure")
     during = steps[first : last + 1]
-    decode_s = max(steps[last].t - steps[first].t, STEP_S)
+    decode_s = max(steps[last].t - steps[first - 1].t, STEP_S)
     ticks: list[float] = []
     run = 0.0
     for s in during:
@@ -165,10 +172,13 @@ async def dashboard_request(seats: Seats, tokens: int) -> list[Step]:
         await seats.leave("dashboard")
 
 
-async def run(requests: int, tokens: int, tmp: Path) -> dict[str, list[Split]]:
+async def run(
+    requests: int, tokens: int, tmp: Path, src: Path | None = None
+) -> dict[str, list[Split]]:
     config, config_text = bench_config(tmp)
     mgr = await start_server(config, tmp)
-    seats = Seats(mgr.url, AppHome(tmp / "home", config_text, tokens), resident=True)
+    home = AppHome(tmp / "home", config_text, tokens)
+    seats = Seats(mgr.url, home, resident=True, env=source_env(src))
     try:
         await seats.open(["chat", "dashboard"])
         for _ in range(2):  # replies before: the measured ones are quiet, as in the observer
@@ -222,9 +232,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=1024)
+    parser.add_argument(
+        "--src", type=Path, help="run the coder-tui in this src/ folder (default: this checkout's)"
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="request-timeline-"))
-    results = asyncio.run(run(args.requests, args.tokens, tmp))
+    results = asyncio.run(run(args.requests, args.tokens, tmp, args.src))
     print(table(results, args.tokens))
     return 0
 
