@@ -27,7 +27,15 @@ import time
 from pathlib import Path
 
 import observer
-from observer import AppHome, CpuWindow, Seats, bench_config, generate, start_server
+from observer import (
+    AppHome,
+    CpuWindow,
+    Seats,
+    bench_config,
+    generate,
+    start_server,
+    watched_request,
+)
 from report import publish
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,16 +51,9 @@ def source_env(src: Path | None) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH")) if p)}
 
 
-async def watched(url: str, seats: Seats, tokens: int) -> Row:
+async def watched(seats: Seats, tokens: int) -> Row:
     """One generation under the dashboard of ``seats`` (resumed for it, stopped after)."""
-    app = await seats.take("dashboard")
-    try:
-        window = CpuWindow(app.proc.pid)
-        window.start()
-        speed = await generate(url, tokens)
-        window.stop()
-    finally:
-        await seats.leave("dashboard")
+    speed, window = await watched_request(seats, "dashboard", tokens)
     return _row(speed, window, tokens)
 
 
@@ -89,8 +90,8 @@ async def run(before: Path, rounds: int, tokens: int, tmp: Path) -> dict[str, li
             await seats[name].open(["dashboard"])
         arms = {
             "nothing watching": lambda: unwatched(url, tokens),
-            "dashboard, before": lambda: watched(url, seats["before"], tokens),
-            "dashboard, after": lambda: watched(url, seats["after"], tokens),
+            "dashboard, before": lambda: watched(seats["before"], tokens),
+            "dashboard, after": lambda: watched(seats["after"], tokens),
         }
         names = list(arms)
         results: dict[str, list[Row]] = {name: [] for name in names}

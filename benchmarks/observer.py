@@ -346,17 +346,11 @@ class PtyWatcher:
         os.close(self.master)
 
 
-async def arm_nvitop(url: str, tokens: int, seats: Seats) -> float:
-    watcher = await seats.take("nvitop")
-    try:
-        window = CpuWindow(watcher.proc.pid)
-        window.start()
-        speed = await generate(url, tokens)
-        window.stop()
-        LAST_CPU["d"] = window.share
-        return speed
-    finally:
-        await seats.leave("nvitop")
+async def arm_nvitop(tokens: int, seats: Seats) -> float:
+    """(d): nvitop in a terminal while the request runs."""
+    speed, window = await watched_request(seats, "nvitop", tokens)
+    LAST_CPU["d"] = window.share
+    return speed
 
 
 F4, CTRL_N, CTRL_Q, ENTER = b"\x1bOS", b"\x0e", b"\x11", b"\r"
@@ -592,18 +586,25 @@ class Seats:
         self._running.clear()
 
 
-async def arm_dashboard_terminal(url: str, tokens: int, seats: Seats) -> float:
-    """(b): coder-tui in a terminal, attached, on its dashboard (F4), while the request runs."""
-    app = await seats.take("dashboard")
+async def watched_request(seats: Seats, kind: str, tokens: int) -> tuple[float, CpuWindow]:
+    """One request of ``tokens`` while the watcher of ``kind`` runs (taken for it, left after):
+    its speed, and the watcher's CPU window over it."""
+    watcher = await seats.take(kind)
     try:
-        window = CpuWindow(app.proc.pid)
+        window = CpuWindow(watcher.proc.pid)
         window.start()
-        speed = await generate(url, tokens)
+        speed = await generate(seats.url, tokens)
         window.stop()
-        LAST_CPU["b"] = window.share
-        return speed
+        return speed, window
     finally:
-        await seats.leave("dashboard")
+        await seats.leave(kind)
+
+
+async def arm_dashboard_terminal(tokens: int, seats: Seats) -> float:
+    """(b): coder-tui in a terminal, attached, on its dashboard (F4), while the request runs."""
+    speed, window = await watched_request(seats, "dashboard", tokens)
+    LAST_CPU["b"] = window.share
+    return speed
 
 
 async def arm_chat_terminal(seats: Seats, key: str = "c") -> float:
@@ -758,7 +759,7 @@ async def run(
         streamed = ChatSettings(quiet_above_tps=0)
         arms: dict[str, Any] = {
             "a: nothing watching": lambda: arm_nothing(url, tokens),
-            DASHBOARD: lambda: arm_dashboard_terminal(url, tokens, seats),
+            DASHBOARD: lambda: arm_dashboard_terminal(tokens, seats),
         }
         if in_process:
             arms["i: dashboard in-process (headless)"] = lambda: arm_dashboard(
@@ -777,7 +778,7 @@ async def run(
                     url, tokens, tmp, "g", chat=streamed
                 )
         if nvitop_argv():
-            arms["d: nvitop"] = lambda: arm_nvitop(url, tokens, seats)
+            arms["d: nvitop"] = lambda: arm_nvitop(tokens, seats)
         gap = config.chat.busy_refresh_s
         if stream_only:
             arms["e: (g)'s stream, not drawn"] = lambda: arm_stream(url, tokens, gap)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from coder_tui.core.code_blocks import last_code_block
 from coder_tui.core.config import Config
 from coder_tui.core.metrics.types import MetricsSnapshot
 from coder_tui.core.store import HistoryStore
 from coder_tui.ui.app import CoderApp
-from coder_tui.ui.screens.main import MainScreen, last_code_block
+from coder_tui.ui.screens.main import MainScreen
 from coder_tui.ui.widgets.message import MessageView
 from coder_tui.ui.widgets.prompt import PromptInput
 

@@ -297,6 +297,24 @@ async def test_busy_refresh_zero_keeps_the_samplers_at_their_rate(
         assert app.screen.query_one(PromptInput).cursor_blink
 
 
+def _decoding_snap() -> MetricsSnapshot:
+    """A snapshot whose ``/slots`` read shows one request decoding: 12 prompt tokens, 40 out."""
+    from coder_tui.core.metrics.types import SlotSample
+
+    slot = SlotSample(
+        id=0,
+        n_ctx=4096,
+        is_processing=True,
+        phase=ServerPhase.GENERATING,
+        task_id=7,
+        prompt_tokens_processed=12,
+        tokens_decoded=40,
+    )
+    base = _snap(ONE_GPU)
+    assert base.server is not None
+    return replace(base, server=replace(base.server, slots_available=True, slots=(slot,)))
+
+
 async def test_a_quiet_reply_gets_the_samplers_slots_under_the_dashboard(
     offline_config: Config, store: HistoryStore
 ) -> None:
@@ -305,7 +323,6 @@ async def test_a_quiet_reply_gets_the_samplers_slots_under_the_dashboard(
     import httpx
 
     from coder_tui.core.client import ChatClient
-    from coder_tui.core.metrics.types import SlotSample
     from coder_tui.ui.screens.dashboard import DashboardScreen
 
     app = CoderApp(offline_config, autostart=False, store=store, sample_metrics=False)
@@ -321,19 +338,7 @@ async def test_a_quiet_reply_gets_the_samplers_slots_under_the_dashboard(
             main._stream = reply
             await pilot.press("f4")
             assert isinstance(app.screen, DashboardScreen)
-            slot = SlotSample(
-                id=0,
-                n_ctx=4096,
-                is_processing=True,
-                phase=ServerPhase.GENERATING,
-                task_id=7,
-                prompt_tokens_processed=12,
-                tokens_decoded=40,
-            )
-            base = _snap(ONE_GPU)
-            assert base.server is not None
-            server = replace(base.server, slots_available=True, slots=(slot,))
-            app.post_message(MetricsUpdated(replace(base, server=server)))
+            app.post_message(MetricsUpdated(_decoding_snap()))
             await pilot.pause()
             main._stream = None
             await reply.aclose()
@@ -346,7 +351,6 @@ async def test_an_offered_token_count_is_shown_with_the_tiles(
     """The quiet reply's count from the sampler's /slots read goes on screen in the same handler
     as the tiles (one screen update a tick, not a second one when the stream yields it)."""
     from coder_tui.core.chat_events import DecodeProgress
-    from coder_tui.core.metrics.types import SlotSample
     from coder_tui.core.quiet_reply import QuietReply
     from coder_tui.ui.widgets.message import MessageView
 
@@ -366,19 +370,7 @@ async def test_an_offered_token_count_is_shown_with_the_tiles(
         view = main.query(MessageView).last()
         stub = Stub()
         main._stream, main._quiet_view = stub, view
-        slot = SlotSample(
-            id=0,
-            n_ctx=4096,
-            is_processing=True,
-            phase=ServerPhase.GENERATING,
-            task_id=7,
-            prompt_tokens_processed=12,
-            tokens_decoded=40,
-        )
-        base = _snap(ONE_GPU)
-        assert base.server is not None
-        server = replace(base.server, slots_available=True, slots=(slot,))
-        app.on_metrics_updated(MetricsUpdated(replace(base, server=server)))
+        app.on_metrics_updated(MetricsUpdated(_decoding_snap()))
         # no await: the line changed within the handler that showed the tiles
         assert "40 tokens after 3 s" in str(view.query_one(".stats").render())
         assert stub.offered == [(12, 40)] and main._shown_progress is not None

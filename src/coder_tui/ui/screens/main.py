@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 from typing import Any, ClassVar
 
@@ -27,6 +26,7 @@ from textual.widgets import Footer
 
 from coder_tui.core.chat_stream import ReplyEvents
 from coder_tui.core.client import ChatClient, DecodeProgress, Delta, StreamEnd
+from coder_tui.core.code_blocks import last_code_block
 from coder_tui.core.config import ChatSettings, Profile
 from coder_tui.core.cpu_pace import BusyPace
 from coder_tui.core.decode_memory import DecodeRun, quiet_next
@@ -56,17 +56,7 @@ def quiet_progress(event: DecodeProgress) -> str:
     )
 
 
-_CODE_BLOCK = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
 SAVE_EVERY_S = 1.0
-
-
-def last_code_block(text: str) -> str | None:
-    """The body of the last fenced code block in ``text`` (an unclosed last fence counts too)."""
-    blocks = _CODE_BLOCK.findall(text)
-    tail = text.rsplit("```", 1)
-    if text.count("```") % 2 == 1 and "\n" in tail[-1]:
-        blocks.append(tail[-1].split("\n", 1)[1])
-    return blocks[-1] if blocks else None
 
 
 class MainScreen(Screen[None]):
