@@ -744,7 +744,10 @@ async def run(
     skip_streamed: bool = False,
     in_process: bool = False,
     resident: bool = True,
+    deadline: float | None = None,
 ) -> Results:
+    """The interleaved rounds; with ``deadline`` (``time.monotonic()``), no round is started
+    that would likely end after it (the rounds done so far, at their mean length, say)."""
     mgr = await start_server(config, tmp)
     seats: Seats | None = None
     try:
@@ -796,7 +799,15 @@ async def run(
             )
         results: Results = {name: [] for name in arms}
         names = list(arms)
+        first_round = time.monotonic()
         for r in range(rounds):
+            per_round = (time.monotonic() - first_round) / r if r else 0.0
+            if deadline is not None and r and time.monotonic() + per_round > deadline:
+                print(
+                    f"stopping after {r} rounds: another would pass the time budget",
+                    file=sys.stderr,
+                )
+                break
             for name in names[r % len(names) :] + names[: r % len(names)]:  # rotated
                 await asyncio.sleep(SETTLE_S)
                 LAST_CPU.pop(name[0], None)
@@ -934,6 +945,12 @@ def main() -> int:
         "--threads", type=int, help="server threads (default: every core, as issue 10 asks)"
     )
     parser.add_argument(
+        "--time-budget-s",
+        type=float,
+        help="start no round that would likely end later than this many seconds after the start "
+        "(the table covers the rounds done; a device call's limit: give --rounds generously)",
+    )
+    parser.add_argument(
         "--restart-watchers",
         action="store_true",
         help="start each watcher for its turn and quit it after (as before 2026-11-27 14:00) "
@@ -953,6 +970,7 @@ def main() -> int:
         help="Markdown file the table is appended to (default docs/performance.md)",
     )
     args = parser.parse_args()
+    deadline = None if args.time_budget_s is None else time.monotonic() + args.time_budget_s
     tmp = Path(tempfile.mkdtemp(prefix="observer-"))
     threads = args.threads or os.cpu_count() or 1
     config, config_text = bench_config(tmp, threads, PINNED if args.pin else None)
@@ -971,12 +989,14 @@ def main() -> int:
             args.skip_streamed,
             args.also_in_process,
             not args.restart_watchers,
+            deadline,
         )
     )
+    done = len(results["a: nothing watching"])
     title = (
         f"### observer ({time.strftime('%Y-%m-%d %H:%M')}, bench demo Q4_K_M, {threads} threads "
         f"on {os.cpu_count()} cores{', pinned' if args.pin else ''}, {args.tokens} tokens, "
-        f"{args.rounds} interleaved rounds, watchers "
+        f"{done} interleaved rounds, watchers "
         f"{'restarted for each turn' if args.restart_watchers else 'stopped between turns'})"
     )
     text = table(results, title)

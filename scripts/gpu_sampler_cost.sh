@@ -29,7 +29,10 @@ for t in ${THREADS:-$(nproc)}; do
   left=$(( START + 585 - $(date +%s) ))
   echo "observer, $t threads, with $left s left"
   [ "$left" -gt 60 ] || break
+  # --time-budget-s: no round is started that would end past the call's limit (ROUNDS can be
+  # generous); the timeout stays as a guard.
   timeout "$left" python3 benchmarks/observer.py --rounds "${ROUNDS:-3}" --tokens "${TOKENS:-384}" \
-    --threads "$t" --append-to "$OUT/observer.md" ${OBSERVER_ARGS:-} || echo "observer exited with $?"
+    --threads "$t" --time-budget-s $(( left - 15 )) --append-to "$OUT/observer.md" ${OBSERVER_ARGS:-} \
+    || echo "observer exited with $?"
 done
 echo "== done in $(( $(date +%s) - START )) s"
