@@ -403,6 +403,14 @@ class AppHome:
         )
         return (int(row[0]), str(row[1]), row[2]) if row else None
 
+    def reply_done_after(
+        self, before: tuple[int, str, float | None] | None
+    ) -> tuple[int, str, float | None] | None:
+        """The newest reply if it is newer than ``before`` (a ``last_reply``) and has ended."""
+        reply = self.last_reply()
+        new = reply is not None and reply[0] != (before[0] if before else None)
+        return reply if new and reply is not None and reply[1] != "streaming" else None
+
     def last_run_quiet(self) -> bool:
         """Whether the newest reply was asked for whole (``decode_runs``, as the app recorded)."""
         row = self._newest("SELECT quiet FROM decode_runs ORDER BY at DESC LIMIT 1")
@@ -572,17 +580,23 @@ class Seats:
             await pause(watcher, self.port)
         else:
             del self._running[kind]
-            await (asyncio.to_thread(watcher.close) if kind == "nvitop" else app_quit(watcher))
+            await self._quit(kind, watcher)
         if drawn == 0:
             raise RuntimeError(f"{kind} drew nothing in its turn: not watching")
 
+    @staticmethod
+    async def _quit(kind: str, watcher: PtyWatcher) -> None:
+        """coder-tui as a user leaves it (Ctrl+Q); nvitop, which Ctrl+Q does not quit, ended."""
+        await (asyncio.to_thread(watcher.close) if kind == "nvitop" else app_quit(watcher))
+
     async def close(self) -> None:
+        """Every watcher still kept, resumed and quit."""
         import signal
 
         for watcher in self._running.values():
             if watcher.proc.poll() is None:
                 os.kill(watcher.proc.pid, signal.SIGCONT)
-        await asyncio.gather(*(app_quit(w) for w in self._running.values()))
+        await asyncio.gather(*(self._quit(k, w) for k, w in self._running.items()))
         self._running.clear()
 
 
@@ -622,12 +636,11 @@ async def arm_chat_terminal(seats: Seats, key: str = "c") -> float:
         end = time.monotonic() + 300
         while True:
             await asyncio.sleep(0.5)
-            reply = home.last_reply()
-            new = reply is not None and reply[0] != (before[0] if before else None)
-            if new and reply is not None and reply[1] != "streaming":
+            reply = home.reply_done_after(before)
+            if reply is not None:
                 break
             if time.monotonic() > end or app.proc.poll() is not None:
-                raise RuntimeError(f"no reply from coder-tui in the terminal: {reply}")
+                raise RuntimeError(f"no reply from coder-tui in the terminal: {home.last_reply()}")
         window.stop()
         LAST_CPU[key] = window.share
         LAST_NOTE[key] = "quiet (asked whole)" if home.last_run_quiet() else "streamed"

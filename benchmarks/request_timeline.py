@@ -141,12 +141,7 @@ async def chat_request(seats: Seats) -> list[Step]:
         async def watch_db() -> None:
             while True:
                 await asyncio.sleep(0.25)
-                reply = home.last_reply()
-                if (
-                    reply
-                    and reply[0] != (before[0] if before else None)
-                    and reply[1] != "streaming"
-                ):
+                if home.reply_done_after(before) is not None:
                     done.set_result(None)
                     return
 
