@@ -104,3 +104,30 @@ async def test_every_shown_key_does_something(offline_config: Config, store: His
         await pilot.press("f1")
         await pilot.pause()
         assert not app.screen.query("HelpPanel")
+
+
+async def test_ctrl_z_suspends_except_in_the_prompt(
+    offline_config: Config, store: HistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl+Z suspends the app as in a shell (the terminal's own is off under Textual); in the
+    prompt it stays the editor's undo."""
+    from textual.widgets import TextArea
+
+    app = CoderApp(offline_config, autostart=False, store=store, sample_metrics=False)
+    suspended: list[bool] = []
+    monkeypatch.setattr(app, "action_suspend_process", lambda: suspended.append(True))
+    async with app.run_test(size=(160, 50)) as pilot:
+        prompt = app.screen.query_one(TextArea)
+        prompt.focus()
+        await pilot.press("a", "b")
+        await pilot.pause()
+        assert prompt.text == "ab"
+        await pilot.press("ctrl+z")
+        await pilot.pause()
+        assert prompt.text == "" and suspended == []
+        await pilot.press("f4")
+        await pilot.pause()
+        assert isinstance(app.screen, DashboardScreen)
+        await pilot.press("ctrl+z")
+        await pilot.pause()
+        assert suspended == [True]

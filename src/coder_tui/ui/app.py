@@ -78,6 +78,9 @@ class CoderApp(ServerActions, SwapActions, FleetActions, MetricsActions):
         Binding("x", "stop", "Stop", show=False),
         Binding("r", "restart", "Restart", show=False),
         Binding("ctrl+q,q", "quit", "Quit", key_display="^q"),
+        # Ctrl+Z as in a shell (Textual turns off the terminal's own): stop, and resume on `fg`.
+        # The prompt keeps it for undo; the server, a process of its own, keeps running.
+        Binding("ctrl+z", "suspend_process", "Suspend", show=False),
     ]
 
     def __init__(

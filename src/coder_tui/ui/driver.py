@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
+import signal
 import threading
 from codecs import getincrementaldecoder
 from typing import Any
@@ -71,16 +72,78 @@ if LinuxDriver is not None:
 
         _wake_r = _wake_w = -1
         _waking: _WakingEvent | None = None
+        _suspended = False
+        """Application mode was left for Ctrl+Z and is not started again yet."""
+        _busy = False
+        """Inside a suspend or a resume (signal handlers run in the middle of either)."""
+        _stop_after = False
+        """Ctrl+Z came in the middle of a resume: stop once it is done."""
+        _resume_again = False
+        """SIGCONT came in the middle of a resume (which may have given up: see ``_resume``)."""
 
         def start_application_mode(self) -> None:
             """A new wake pipe (and close event) for each run of application mode: a suspend
-            (Ctrl+Z, SIGTSTP) closes the driver, and the resume (SIGCONT) starts it again."""
+            (Ctrl+Z, SIGTSTP) closes the driver, and the resume (SIGCONT) starts it again.
+            Textual's start gives up without a word when the terminal is not ours (resumed in
+            the background, ``bg``); a start that got as far as its writer thread ends the
+            suspension."""
+            self._close_wake_pipe()  # one left by a start that gave up
             self._wake_r, self._wake_w = os.pipe()
             os.set_blocking(self._wake_r, False)
             os.set_blocking(self._wake_w, False)
             self._waking = _WakingEvent(self._wake_w)
             self.exit_event = self._waking
+            writer = self._writer_thread
             super().start_application_mode()  # type: ignore[no-untyped-call]
+            if self._writer_thread is not writer:
+                self._suspended = False
+
+        def _sigtstp_application(self, *_: object) -> None:
+            """Ctrl+Z: leave application mode, stop, and on waking resume it here, without
+            waiting for SIGCONT's handler. CPython sometimes runs no handler at all for a
+            SIGCONT that comes while this one runs (seen about once in 200 quick stop/resume
+            cycles, Textual's driver more often): the app was left running with no terminal and
+            no input. A Ctrl+Z in the middle of a resume stops once the resume is done."""
+            if not self._auto_restart:  # App.suspend: the app manages the terminal itself
+                os.kill(os.getpid(), signal.SIGSTOP)
+                return
+            if self._busy:
+                self._stop_after = True
+                return
+            if not self._suspended:
+                self._busy = True
+                try:
+                    self.suspend_application_mode()
+                finally:
+                    self._busy = False
+                self._must_signal_resume = True
+                self._suspended = True
+            os.kill(os.getpid(), signal.SIGSTOP)
+            self._resume()  # reached once continued
+
+        def _sigcont_application(self, *_: object) -> None:
+            if self._auto_restart:
+                self._resume()
+
+        def _resume(self) -> None:
+            """Start application mode again after Ctrl+Z, once (SIGCONT's handler and the
+            stopped Ctrl+Z handler both come here). A SIGCONT in the middle of it means the
+            start may have met a stop of its own (``bg``, then ``fg``): it is tried again."""
+            if self._busy:
+                self._resume_again = True
+                return
+            while self._suspended:
+                self._resume_again = False
+                self._busy = True
+                try:
+                    self.start_application_mode()
+                finally:
+                    self._busy = False
+                if not self._resume_again:
+                    break
+            if self._stop_after:
+                self._stop_after = False
+                self._sigtstp_application()
 
         def _drain_wake(self) -> None:
             with contextlib.suppress(BlockingIOError):  # empty: drained
@@ -129,6 +192,9 @@ if LinuxDriver is not None:
 
         def close(self) -> None:
             super().close()
+            self._close_wake_pipe()
+
+        def _close_wake_pipe(self) -> None:
             if self._waking is not None:
                 self._waking.detach()
             for fd in (self._wake_r, self._wake_w):
