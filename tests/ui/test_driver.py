@@ -242,3 +242,113 @@ def test_the_stock_driver_stays_suspended_without_the_sigcont_handler(tmp_path: 
             _ctrl_z(term, 1, redraw_timeout_s=1.0)
     finally:
         term.close()
+
+
+class _Stops:
+    """A ``QuietLinuxDriver`` with no terminal (Textual's start and the suspend recorded, SIGSTOP
+    recorded instead of sent): the order of a suspend and a resume when signals come in the
+    middle of either, which a real terminal shows only by chance."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import signal
+
+        self.log: list[str] = []
+        self.while_stopped: list[object] = []
+        self.during_start: list[object] = []
+        self.during_suspend: list[object] = []
+        self.give_up = 0
+        driver = object.__new__(QuietLinuxDriver)
+        driver._auto_restart = True
+        driver._must_signal_resume = False
+        driver._writer_thread = None
+        self.driver = driver
+
+        def suspend() -> None:
+            self.log.append("suspend")
+            self._run(self.during_suspend)
+
+        def start(_driver: object) -> None:
+            self.log.append("start")
+            self._run(self.during_start)
+            if self.give_up:  # the terminal is not ours yet (bg): Textual returns early
+                self.give_up -= 1
+                return
+            driver._writer_thread = object()
+            self.log.append("started")
+
+        def kill(pid: int, sig: int) -> None:
+            assert pid == os.getpid() and sig == signal.SIGSTOP
+            self.log.append("stop")
+            self._run(self.while_stopped)
+
+        driver.suspend_application_mode = suspend
+        monkeypatch.setattr(LinuxDriver, "start_application_mode", start)
+        monkeypatch.setattr(os, "kill", kill)
+
+    @staticmethod
+    def _run(queue: list[object]) -> None:
+        if queue:
+            queue.pop(0)()  # type: ignore[operator]
+
+    def close(self) -> None:
+        self.driver._close_wake_pipe()
+
+
+@pytest.fixture
+def stops(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    s = _Stops(monkeypatch)
+    yield s
+    s.close()
+
+
+def test_ctrl_z_resumes_once_whether_or_not_sigcont_is_handled(stops: _Stops) -> None:
+    d = stops.driver
+    d._sigtstp_application()  # no SIGCONT handler ran: resumed after the stop all the same
+    assert stops.log == ["suspend", "stop", "start", "started"]
+    d._sigcont_application()  # its handler, late: nothing left to do
+    stops.while_stopped.append(d._sigcont_application)  # its handler, while stopped
+    d._sigtstp_application()
+    assert stops.log == ["suspend", "stop", "start", "started"] * 2
+    d._sigcont_application()  # a SIGCONT with no Ctrl+Z before it starts nothing
+    assert stops.log == ["suspend", "stop", "start", "started"] * 2
+    assert d._must_signal_resume is True  # Textual's start posts the app's resume signal
+
+
+def test_ctrl_z_in_the_middle_of_a_resume_stops_after_it(stops: _Stops) -> None:
+    d = stops.driver
+    stops.during_start.append(d._sigtstp_application)
+    d._sigtstp_application()
+    assert stops.log == [
+        "suspend",
+        "stop",
+        "start",
+        "started",
+        "suspend",
+        "stop",
+        "start",
+        "started",
+    ]
+    assert not d._suspended
+
+
+def test_ctrl_z_twice_stops_once(stops: _Stops) -> None:
+    d = stops.driver
+    stops.during_suspend.append(d._sigtstp_application)
+    d._sigtstp_application()
+    assert stops.log == ["suspend", "stop", "start", "started"]
+
+
+def test_a_resume_given_up_in_the_background_is_tried_again_on_sigcont(stops: _Stops) -> None:
+    """``bg``: Textual's start finds the terminal not ours and returns; ``fg``'s SIGCONT comes
+    in the middle of it (its own stop) or after it: either starts application mode."""
+    d = stops.driver
+    stops.give_up = 1
+    stops.during_start.append(d._sigcont_application)
+    d._sigtstp_application()
+    assert stops.log == ["suspend", "stop", "start", "start", "started"]
+    stops.log.clear()
+    stops.give_up = 1
+    d._sigtstp_application()
+    assert stops.log == ["suspend", "stop", "start"] and d._suspended
+    d._sigcont_application()
+    assert stops.log == ["suspend", "stop", "start", "start", "started"] and not d._suspended

@@ -118,6 +118,7 @@ if LinuxDriver is not None:
                     self._busy = False
                 self._must_signal_resume = True
                 self._suspended = True
+                self._stop_after = False  # a Ctrl+Z during the suspend: this stop is the one
             os.kill(os.getpid(), signal.SIGSTOP)
             self._resume()  # reached once continued
 
