@@ -54,7 +54,7 @@ import textual
 from textual._compositor import CompositorUpdate
 
 import coder_tui.ui.screens.main as main_module
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.widgets.message import MessageView
 

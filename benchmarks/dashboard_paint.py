@@ -27,7 +27,7 @@ from report import publish
 from textual.app import App, ComposeResult
 from textual.screen import Screen
 
-from coder_tui.core.metrics.history import History
+from coder_tui.core.metrics.series import History
 from coder_tui.core.metrics.types import (
     GpuDeviceSample,
     GpuSnapshot,

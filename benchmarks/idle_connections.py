@@ -32,9 +32,9 @@ from pathlib import Path
 
 import proc_counters
 
-from coder_tui.core.client import ChatClient
-from coder_tui.core.config import load_config
-from coder_tui.core.demo import prepare_demo
+from coder_tui.core.chat.client import ChatClient
+from coder_tui.core.config.loader import load_config
+from coder_tui.core.demo.build import prepare_demo
 from coder_tui.core.metrics.poll_connection import PollConnection
 from coder_tui.core.metrics.server import ServerProbe
 from coder_tui.core.server.ports import free_port

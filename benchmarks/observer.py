@@ -60,11 +60,11 @@ from typing import Any
 import httpx
 import proc_counters
 
-from coder_tui.core.config import ChatSettings, Config, load_config
-from coder_tui.core.demo import prepare_demo
+from coder_tui.core.config.loader import ChatSettings, Config, load_config
+from coder_tui.core.demo.build import prepare_demo
 from coder_tui.core.server.ports import free_port
 from coder_tui.core.server.process import ServerManager
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.widgets.prompt import PromptInput
 
@@ -172,7 +172,7 @@ async def generate(url: str, tokens: int) -> float:
 
 
 async def arm_stream(url: str, tokens: int, gap_s: float) -> float:
-    from coder_tui.core.client import ChatClient, Delta, StreamEnd
+    from coder_tui.core.chat.client import ChatClient, Delta, StreamEnd
 
     window = CpuWindow()
     window.start()
@@ -368,7 +368,7 @@ class AppHome:
         # Replies of a fixed length: the server runs with --ignore-eos, the app asks for ``tokens``.
         import tomli_w
 
-        from coder_tui.core.config import tomllib
+        from coder_tui.core.config.loader import tomllib
 
         config = tomllib.loads(config_text)
         config.setdefault("chat", {}).update(max_tokens=tokens, temperature=0)
@@ -683,7 +683,7 @@ async def arm_waker(url: str, tokens: int, key: str, period_s: float, work_s: fl
 
 
 async def arm_nothing(url: str, tokens: int) -> float:
-    from coder_tui.core.cpu_pace import IdleCores
+    from coder_tui.core.chat.pacing import IdleCores
 
     window = CpuWindow()
     idle = IdleCores()

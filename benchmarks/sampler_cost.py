@@ -52,7 +52,7 @@ def _cpu_s() -> float:
 
 # -- child: one sampler ---------------------------------------------------------------------------
 def _profile(model: str, **fields: Any) -> Any:
-    from coder_tui.core.config import Profile
+    from coder_tui.core.config.loader import Profile
 
     return Profile(name="bench", model=Path(model), n_gpu_layers=99, **fields)
 
@@ -229,8 +229,8 @@ def _load_loop(url: str, stop: threading.Event, counts: list[int]) -> None:
 
 
 async def _parent(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    from coder_tui.core.config import ServerSettings
-    from coder_tui.core.demo import prepare_demo
+    from coder_tui.core.config.loader import ServerSettings
+    from coder_tui.core.demo.build import prepare_demo
     from coder_tui.core.server.ports import free_port
     from coder_tui.core.server.process import ServerManager
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from coder_tui.core.demo import prepare_demo
+from coder_tui.core.demo.build import prepare_demo
 from coder_tui.core.server.ports import free_port
 
 PY = sys.executable

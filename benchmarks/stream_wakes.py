@@ -31,8 +31,8 @@ from pathlib import Path
 
 import proc_counters
 
-from coder_tui.core.config import load_config
-from coder_tui.core.demo import prepare_demo
+from coder_tui.core.config.loader import load_config
+from coder_tui.core.demo.build import prepare_demo
 from coder_tui.core.server.ports import free_port
 from coder_tui.core.server.process import ServerManager
 

@@ -30,8 +30,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from coder_tui.core.config import load_config
-from coder_tui.core.demo import prepare_demo
+from coder_tui.core.config.loader import load_config
+from coder_tui.core.demo.build import prepare_demo
 from coder_tui.core.metrics.gpu import GpuProbe
 from coder_tui.core.paths import app_paths
 from coder_tui.core.server.ports import free_port

@@ -18,14 +18,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from coder_tui.core.config import Config, Profile, ServerSettings
-from coder_tui.core.fit import FitRequest, advise, parse_size
-from coder_tui.core.gguf_layout import read_layout
+from coder_tui.core.config.loader import Config, Profile, ServerSettings
+from coder_tui.core.gguf.layout import read_layout
 from coder_tui.core.metrics.gpu import GpuProbe
 from coder_tui.core.metrics.moe import measure_ram_bandwidth
 from coder_tui.core.paths import app_paths
 from coder_tui.core.server.ports import free_port
-from coder_tui.core.tune import (
+from coder_tui.core.tune.fit import FitRequest, advise, parse_size
+from coder_tui.core.tune.sweep import (
     Candidate,
     Trial,
     TuneFinished,
@@ -33,7 +33,7 @@ from coder_tui.core.tune import (
     around,
     tune,
 )
-from coder_tui.core.tune_trial import measure_trial
+from coder_tui.core.tune.trial import measure_trial
 
 
 def _free_vram(gpu: int) -> tuple[int | None, float | None]:

@@ -68,7 +68,7 @@ if [ "$gpu" = 1 ]; then
     python3 - "$MODELDIR/big-F16.gguf" <<'EOF'
 import sys
 from pathlib import Path
-from coder_tui.core.demo_model import DemoSpec, write_f16_model
+from coder_tui.core.demo.model import DemoSpec, write_f16_model
 spec = DemoSpec(name="fitval", n_layer=16, n_embd=2048, n_head=16, n_head_kv=4, head_dim=128,
                 n_expert=32, n_expert_used=4, n_ff_exp=1024)
 write_f16_model(Path(sys.argv[1]), spec)

@@ -35,9 +35,9 @@ from typing import Any
 
 import httpx
 
-from coder_tui.core.config import Profile, ServerSettings
-from coder_tui.core.demo import prepare_demo
-from coder_tui.core.gguf_layout import read_layout
+from coder_tui.core.config.loader import Profile, ServerSettings
+from coder_tui.core.demo.build import prepare_demo
+from coder_tui.core.gguf.layout import read_layout
 from coder_tui.core.metrics import moe
 from coder_tui.core.metrics.bus import MetricsSampler, SamplerConfig
 from coder_tui.core.metrics.gpu import GpuProbe

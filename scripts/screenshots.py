@@ -13,10 +13,10 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from coder_tui.core.config import load_config
-from coder_tui.core.demo import prepare_demo
+from coder_tui.core.config.loader import load_config
+from coder_tui.core.demo.build import prepare_demo
 from coder_tui.core.server.ports import free_port
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.widgets.prompt import PromptInput
 

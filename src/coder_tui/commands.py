@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from coder_tui.core.config import Config, load_config
+from coder_tui.core.config.loader import Config, load_config
 from coder_tui.core.errors import UserError
 from coder_tui.core.paths import app_paths, resolve_config_path
 
@@ -22,8 +22,8 @@ def _load(args: argparse.Namespace, *, check_files: bool = True) -> Config:
 
 
 def profiles(args: argparse.Namespace) -> int:
-    from coder_tui.core.profiles import build_argv, check_profiles, shell_quote
     from coder_tui.core.server import caps as caps_mod
+    from coder_tui.core.server.argv import build_argv, check_profiles, shell_quote
     from coder_tui.core.server.binary import BinaryNotFound, find_tool
 
     if args.profiles_command == "check":
@@ -156,7 +156,7 @@ async def _serve(config: Config, profile_name: str, *, stop_leftover: bool, keep
 
 
 def demo(args: argparse.Namespace) -> int:
-    from coder_tui.core.demo import prepare_demo
+    from coder_tui.core.demo.build import prepare_demo
 
     out_dir = Path(args.dir).expanduser() if args.dir else app_paths().demo_dir
     result = prepare_demo(
@@ -176,7 +176,7 @@ def _exporter(listen: str | None) -> object | None:
     """The Prometheus exporter for ``--export HOST:PORT`` (loopback only), not started yet."""
     if not listen:
         return None
-    from coder_tui.core.export import PrometheusExporter, check_listen, parse_listen
+    from coder_tui.core.exporter.http import PrometheusExporter, check_listen, parse_listen
 
     host, port = parse_listen(listen)
     check_listen(host, allow_remote=False)

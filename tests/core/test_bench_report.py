@@ -21,9 +21,9 @@ from coder_tui.cli import bench as bench_cli
 from coder_tui.core.bench.export import to_csv, to_json, to_json_dict
 from coder_tui.core.bench.report import compare_runs_markdown, markdown
 from coder_tui.core.bench.store import BENCH_SCHEMA_VERSION, BenchStore
-from coder_tui.core.config import Profile
+from coder_tui.core.config.loader import Profile
 from coder_tui.core.errors import UserError
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.store.history import HistoryStore
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SCHEMA = json.loads((ROOT / "docs" / "bench-schema.json").read_text())

@@ -93,7 +93,7 @@ def test_delta_text_marks_not_significant() -> None:
 def test_user_prompt_sets_from_the_config(tmp_path: Path) -> None:
     """[bench.prompts]: a list per category; new names make categories, old ones get more."""
     from coder_tui.core.bench.prompts import CATEGORIES, parse_categories, select_prompts
-    from coder_tui.core.config import parse_config
+    from coder_tui.core.config.loader import parse_config
 
     text = (
         '[profiles.a]\nmodel = "m.gguf"\n\n[bench.prompts]\n'
@@ -110,7 +110,7 @@ def test_user_prompt_sets_from_the_config(tmp_path: Path) -> None:
 
 
 def test_bad_user_prompt_set_is_a_config_error(tmp_path: Path) -> None:
-    from coder_tui.core.config import parse_config
+    from coder_tui.core.config.loader import parse_config
     from coder_tui.core.errors import ConfigError
 
     text = '[profiles.a]\nmodel = "m.gguf"\n\n[bench.prompts]\nsql = "not a list"\n'

@@ -14,8 +14,8 @@ from coder_tui.core.bench.types import (
     Sample,
     Settings,
 )
-from coder_tui.core.chat_events import StreamEnd, Timings
-from coder_tui.core.config import Profile
+from coder_tui.core.chat.events import StreamEnd, Timings
+from coder_tui.core.config.loader import Profile
 
 MACHINE = Machine(
     gpu="no NVIDIA GPU",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from test_cli import SEED_IQ2
 
-from coder_tui.core.config import Profile, ServerSettings
-from coder_tui.core.profiles import build_argv
+from coder_tui.core.config.loader import Profile, ServerSettings
+from coder_tui.core.server.argv import build_argv
 from coder_tui.core.server.caps import parse_help
 
 HELP = (Path(__file__).parent.parent / "fixtures" / "llama_server_help.txt").read_text()

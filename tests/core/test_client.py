@@ -18,7 +18,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coder_tui.core.client import (
+from coder_tui.core.chat.client import (
     ChatClient,
     ChatEvent,
     Delta,

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coder_tui.core import config as config_module
-from coder_tui.core.config import Config, Profile, ServerSettings, load_config, parse_config
+from coder_tui.core.config import loader as config_module
+from coder_tui.core.config.loader import Config, Profile, ServerSettings, load_config, parse_config
+from coder_tui.core.config.positions import KeyLocator, decode_error_position, render_key
 from coder_tui.core.errors import ConfigError, UserError
-from coder_tui.core.tomlpos import KeyLocator, decode_error_position, render_key
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "config"
 EXAMPLE = Path(__file__).parent.parent.parent / "config.example.toml"
@@ -428,7 +428,8 @@ def test_arbitrary_bytes_raise_only_config_error(data: bytes) -> None:
 
 def test_core_config_does_not_import_textual_or_rich() -> None:
     code = (
-        "import sys, coder_tui.core.config, coder_tui.core.profiles, coder_tui.core.tomlpos\n"
+        "import sys, coder_tui.core.config.loader, coder_tui.core.server.argv\n"
+        "import coder_tui.core.config.positions\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')]\n"
         "assert not bad, bad\n"
     )

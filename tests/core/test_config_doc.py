@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coder_tui.core.config_doc import field_docs, reference_markdown
-from coder_tui.core.config_schema import Profile
+from coder_tui.core.config.reference import field_docs, reference_markdown
+from coder_tui.core.config.schema import Profile
 
 DOC = Path(__file__).resolve().parent.parent.parent / "docs" / "config-reference.md"
 
@@ -18,5 +18,5 @@ def test_every_profile_field_is_documented() -> None:
 
 def test_reference_is_up_to_date() -> None:
     assert DOC.read_text(encoding="utf-8") == reference_markdown(), (
-        "regenerate: python -m coder_tui.core.config_doc > docs/config-reference.md"
+        "regenerate: python -m coder_tui.core.config.reference > docs/config-reference.md"
     )

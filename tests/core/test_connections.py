@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coder_tui.core.server.connections import NO_IDLE_CONNECTIONS, server_http, shared_tls
+from coder_tui.core.connections import NO_IDLE_CONNECTIONS, server_http, shared_tls
 
 
 async def test_server_clients_close_idle_connections_and_share_one_tls_context() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from coder_tui.core.cpu_pace import MIN_WINDOW_S, BusyPace, IdleCores
+from coder_tui.core.chat.pacing import MIN_WINDOW_S, BusyPace, IdleCores
 
 
 class FakeCpu:

@@ -16,7 +16,7 @@ import gguf
 import numpy as np
 import pytest
 
-from coder_tui.core.demo import (
+from coder_tui.core.demo.build import (
     DEFAULT_QUANTS,
     SIZES,
     DemoResult,
@@ -25,8 +25,8 @@ from coder_tui.core.demo import (
     prepare_demo,
     write_f16_model,
 )
-from coder_tui.core.demo_model import RESERVED, calibration_text, token_bias
-from coder_tui.core.demo_vocab import (
+from coder_tui.core.demo.model import RESERVED, calibration_text, token_bias
+from coder_tui.core.demo.vocab import (
     CHAT_TEMPLATE,
     build_vocab,
     bytes_to_unicode,

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from coder_tui.core.config import Profile
+from coder_tui.core.config.loader import Profile
 from coder_tui.core.errors import UserError
-from coder_tui.core.export import (
+from coder_tui.core.exporter.http import (
     ProfileLabels,
     PrometheusExporter,
     SnapshotCollector,
@@ -27,7 +27,7 @@ from coder_tui.core.export import (
     parse_listen,
     quant_of,
 )
-from coder_tui.core.metrics.history import History
+from coder_tui.core.metrics.series import History
 from coder_tui.core.metrics.types import (
     NO_GPU,
     Bound,

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 import coder_tui.__main__ as cli_main
-from coder_tui.core import fit_tools
-from coder_tui.core.demo_model import DemoSpec, write_f16_model
+from coder_tui.core.demo.model import DemoSpec, write_f16_model
 from coder_tui.core.errors import UserError
-from coder_tui.core.fit import FitRequest, advise, parse_rate, parse_size
-from coder_tui.core.gguf_layout import GgufLayout, read_layout
-from coder_tui.core.kv import compute_buffer, kv_bytes_per_cell, kv_cells, kv_layers
+from coder_tui.core.gguf.layout import GgufLayout, read_layout
+from coder_tui.core.gguf.memory import compute_buffer, kv_bytes_per_cell, kv_cells, kv_layers
 from coder_tui.core.metrics import moe
+from coder_tui.core.tune import llama_fit as fit_tools
+from coder_tui.core.tune.fit import FitRequest, advise, parse_rate, parse_size
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -255,7 +255,7 @@ def test_write_profile_goes_to_the_state_file_atomically(
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text('last_profile = "a"\n[profiles.old]\nmodel = "/m.gguf"\n')
     written: list[Path] = []
-    from coder_tui.core import state as state_mod
+    from coder_tui.core.config import app_state as state_mod
 
     real = state_mod.write_text_atomic
     monkeypatch.setattr(

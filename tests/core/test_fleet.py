@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from coder_tui.core.fleet import FleetPoller, FleetRow, Remote
+from coder_tui.core.metrics.fleet import FleetPoller, FleetRow, Remote
 from coder_tui.core.metrics.types import ServerPhase
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "metrics"

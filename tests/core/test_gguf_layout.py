@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coder_tui.core.errors import UserError
-from coder_tui.core.gguf_layout import GgufLayout, read_layout
+from coder_tui.core.gguf.layout import GgufLayout, read_layout
 
 Q = gguf.GGMLQuantizationType
 

@@ -16,9 +16,9 @@ import pytest
 from test_gguf_layout import write_moe_gguf
 from test_gpu import Dev, FakeNVML, NVMLError_LibraryNotFound
 
-from coder_tui.core.config import Profile
+from coder_tui.core.config.loader import Profile
 from coder_tui.core.metrics.bus import MetricsSampler, SamplerConfig
-from coder_tui.core.metrics.history import History
+from coder_tui.core.metrics.series import History
 from coder_tui.core.metrics.types import NO_GPU, Bound, ServerPhase
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures" / "metrics"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from test_gguf_layout import Q, nbytes, write_moe_gguf
 
-from coder_tui.core.config import Profile
-from coder_tui.core.gguf_layout import GgufLayout, read_layout
+from coder_tui.core.config.loader import Profile
+from coder_tui.core.gguf.layout import GgufLayout, read_layout
 from coder_tui.core.metrics import moe
 from coder_tui.core.metrics.types import Bound, ServerPhase
 

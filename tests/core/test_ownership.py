@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from coder_tui.core.config import Profile, ServerSettings
+from coder_tui.core.config.loader import Profile, ServerSettings
 from coder_tui.core.server.ownership import (
     PortLock,
     leftover,

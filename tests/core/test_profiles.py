@@ -8,9 +8,9 @@ from types import MappingProxyType
 
 import pytest
 
-from coder_tui.core.config import Config, Profile, ServerSettings, load_config, parse_config
+from coder_tui.core.config.loader import Config, Profile, ServerSettings, load_config, parse_config
 from coder_tui.core.errors import UserError
-from coder_tui.core.profiles import (
+from coder_tui.core.server.argv import (
     ProfileError,
     build_argv,
     check_profiles,

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from coder_tui.core.chat_events import (
+from coder_tui.core.chat.client import ChatClient
+from coder_tui.core.chat.events import (
     ChatEvent,
     DecodeProgress,
     Delta,
@@ -20,11 +21,10 @@ from coder_tui.core.chat_events import (
     Timings,
     answer_chunk,
 )
-from coder_tui.core.client import ChatClient
-from coder_tui.core.decode_memory import DecodeRun, quiet_next
+from coder_tui.core.chat.quiet_reply import QuietReply, slot_progress
+from coder_tui.core.chat.reply_mode import DecodeRun, quiet_next
 from coder_tui.core.metrics.server_payloads import parse_slots
 from coder_tui.core.metrics.types import ServerPhase, SlotSample
-from coder_tui.core.quiet_reply import QuietReply, slot_progress
 
 MSGS = [{"role": "user", "content": "hi"}]
 TIMINGS = {

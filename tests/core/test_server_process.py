@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from coder_tui.core.config import Profile, ServerSettings
+from coder_tui.core.config.loader import Profile, ServerSettings
 from coder_tui.core.errors import ServerError, UserError
 from coder_tui.core.server.events import Exited, Ready, ServerEvent, ServerState
 from coder_tui.core.server.ports import free_port

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coder_tui.core.client import ChatClient, StreamEnd
-from coder_tui.core.sse import SSEDecoder, SSEError, SSEEvent
+from coder_tui.core.chat.client import ChatClient, StreamEnd
+from coder_tui.core.chat.sse import SSEDecoder, SSEError, SSEEvent
 
 
 def decode(*chunks: bytes) -> list[SSEEvent]:

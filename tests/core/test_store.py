@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from coder_tui.core.errors import UserError
-from coder_tui.core.store import SCHEMA_VERSION, HistoryStore, status_for_end
+from coder_tui.core.store.history import SCHEMA_VERSION, HistoryStore, status_for_end
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_refuses_a_newer_schema(db_path: Path) -> None:
 def test_backup_before_migrating_an_existing_db(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from coder_tui.core import store_db as store_mod  # migrations run there
+    from coder_tui.core.store import db as store_mod  # migrations run there
 
     with HistoryStore(db_path) as store:
         store.new_conversation("kept")
@@ -84,7 +84,7 @@ def test_backup_before_migrating_an_existing_db(
 
 
 def test_failed_migration_rolls_back(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from coder_tui.core import store_db as store_mod  # migrations run there
+    from coder_tui.core.store import db as store_mod  # migrations run there
 
     HistoryStore(db_path).close()
 
@@ -155,7 +155,7 @@ def test_reply_flow_and_statuses(db_path: Path) -> None:
 _CRASH = """
 import os, sys
 from pathlib import Path
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.store.history import HistoryStore
 store = HistoryStore(Path(sys.argv[1]))
 conv = store.new_conversation("t")
 store.add_user_message(conv.id, "hi")
@@ -262,7 +262,7 @@ def _hammer(path: Path, conv_id: int, n: int, errors: list[BaseException]) -> No
 _CHILD = """
 import sys
 from pathlib import Path
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.store.history import HistoryStore
 store = HistoryStore(Path(sys.argv[1]))
 conv = int(sys.argv[2])
 for i in range(int(sys.argv[3])):

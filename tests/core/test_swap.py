@@ -13,7 +13,7 @@ from typing import Any
 import psutil
 import pytest
 
-from coder_tui.core.config import Profile, ServerSettings
+from coder_tui.core.config.loader import Profile, ServerSettings
 from coder_tui.core.metrics.gpu import GpuProbe
 from coder_tui.core.server.events import ServerState
 from coder_tui.core.server.ports import free_port

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import coder_tui.__main__ as cli_main
-from coder_tui.core.config import Config, Profile, ServerSettings
+from coder_tui.core.config.loader import Config, Profile, ServerSettings
 from coder_tui.core.server.ports import free_port
-from coder_tui.core.tune import (
+from coder_tui.core.tune.sweep import (
     Candidate,
     Trial,
     TrialFinished,
@@ -29,7 +29,7 @@ from coder_tui.core.tune import (
     sweep_order,
     tune,
 )
-from coder_tui.core.tune_trial import measure_trial
+from coder_tui.core.tune.trial import measure_trial
 
 SETTINGS = TuneSettings(default_ngl=99)
 
@@ -225,7 +225,7 @@ def test_cli_tune_reports_oom_and_exits_1(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from coder_tui.core.demo_model import SIZES, write_f16_model
+    from coder_tui.core.demo.model import SIZES, write_f16_model
 
     model = tmp_path / "small.gguf"
     write_f16_model(model, SIZES["small"])

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from coder_tui.core.config import Profile, ServerSettings
+from coder_tui.core.config.loader import Profile, ServerSettings
 from coder_tui.core.server.process import ServerManager
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from coder_tui.core.store import StoredMessage
+from coder_tui.core.store.history import StoredMessage
 
 RECORDS = pytest.StashKey[list["Record"]]()
 OUTCOME = pytest.StashKey[bool]()

@@ -14,11 +14,11 @@ import asyncio
 import sys
 from pathlib import Path
 
-from coder_tui.core.client import ChatClient, Delta
-from coder_tui.core.config import Profile, ServerSettings
+from coder_tui.core.chat.client import ChatClient, Delta
+from coder_tui.core.config.loader import Profile, ServerSettings
 from coder_tui.core.server.events import ServerEvent, ServerState, StateChanged
 from coder_tui.core.server.process import ServerManager
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.store.history import HistoryStore
 
 PROMPT = "write a long reply"
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from coder_tui.core.config import Profile, ServerSettings
+from coder_tui.core.config.loader import Profile, ServerSettings
 from coder_tui.core.server.process import ServerManager
 
 FAULTS = Path(__file__).resolve().parent

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 import coder_tui.__main__ as cli_main
-from coder_tui.core.config import Profile
-from coder_tui.core.demo_model import DemoSpec, write_f16_model
+from coder_tui.core.config.loader import Profile
+from coder_tui.core.demo.model import DemoSpec, write_f16_model
 from coder_tui.core.errors import UserError
-from coder_tui.core.gguf_layout import read_layout
-from coder_tui.core.profile_info import profile_info
-from coder_tui.core.store import HistoryStore, HistoryWriteError
+from coder_tui.core.gguf.layout import read_layout
+from coder_tui.core.gguf.profile_info import profile_info
+from coder_tui.core.store.history import HistoryStore, HistoryWriteError
 from faults.conftest import Fault
 from faults.helpers import python, spawn, stop
 

@@ -25,7 +25,7 @@ from coder_tui.core.server.ownership import leftover, stop_leftover
 from coder_tui.core.server.ports import free_port
 from coder_tui.core.server.process import LeftoverServer, PortOwned, StartFailed
 from coder_tui.core.server.restart import RestartPolicy, interrupted_notice
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.store.history import HistoryStore
 from faults.conftest import Env, Fault
 from faults.helpers import DRIVER, OWNER, manager, profile, python, spawn, stop, write_config
 

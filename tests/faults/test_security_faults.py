@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import coder_tui.__main__ as cli_main
-from coder_tui.core.client import ChatClient, StreamEnd
-from coder_tui.core.config import load_config, parse_config
+from coder_tui.core.chat.client import ChatClient, StreamEnd
+from coder_tui.core.config.loader import load_config, parse_config
 from coder_tui.core.errors import ConfigError, ServerError
 from coder_tui.core.security import is_loopback, key_exposure_warning
 from coder_tui.core.server.ports import free_port

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from coder_tui.core.config import Config, load_config
-from coder_tui.core.demo import DemoResult, prepare_demo
+from coder_tui.core.config.loader import Config, load_config
+from coder_tui.core.demo.build import DemoResult, prepare_demo
 from coder_tui.core.server.ports import free_port
 
 

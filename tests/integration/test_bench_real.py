@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 
 import coder_tui.__main__ as cli_main
-from coder_tui.core.demo import DemoResult
+from coder_tui.core.demo.build import DemoResult
 from coder_tui.core.server.ports import free_port
 
 pytestmark = pytest.mark.integration

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coder_tui.core.config import Config
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.config.loader import Config
+from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.screens.bench import BenchScreen
 

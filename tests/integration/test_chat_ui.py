@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import coder_tui.core.quiet_reply as quiet_reply
+import coder_tui.core.chat.quiet_reply as quiet_reply
 import coder_tui.ui.screens.main as main_screen
-from coder_tui.core.config import Config
+from coder_tui.core.config.loader import Config
 from coder_tui.core.server.events import ServerState
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.screens.main import MainScreen
 from coder_tui.ui.widgets.message import MessageView
@@ -127,7 +127,7 @@ class _NoIdleCore:
 async def test_reply_is_paced_while_no_core_is_idle(demo_config: Config, tmp_path: Path) -> None:
     """With every core busy, the reply is read and drawn once per ``busy_refresh_s``, the prompt's
     cursor stops blinking, nothing of the reply is lost, and its footer says it was paced."""
-    from coder_tui.core.cpu_pace import BusyPace
+    from coder_tui.core.chat.pacing import BusyPace
 
     with HistoryStore(tmp_path / "h.sqlite3") as store:
         app = CoderApp(demo_config, store=store)
@@ -165,7 +165,7 @@ async def test_a_fast_reply_with_no_idle_core_makes_the_next_one_quiet(
     once a reply runs with an idle core, the next one streams again."""
     from dataclasses import replace
 
-    from coder_tui.core.cpu_pace import BusyPace
+    from coder_tui.core.chat.pacing import BusyPace
 
     config = replace(demo_config, chat=replace(demo_config.chat, quiet_above_tps=1.0))
     with HistoryStore(tmp_path / "h.sqlite3") as store:

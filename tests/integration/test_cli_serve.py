@@ -15,8 +15,8 @@ import psutil
 import pytest
 import tomli_w
 
-from coder_tui.core.config import Config
-from coder_tui.core.demo import DemoResult
+from coder_tui.core.config.loader import Config
+from coder_tui.core.demo.build import DemoResult
 from coder_tui.core.server.ports import free_port
 
 

@@ -6,7 +6,7 @@ import os
 import signal
 from pathlib import Path
 
-from coder_tui.core.client import (
+from coder_tui.core.chat.client import (
     ChatClient,
     ChatEvent,
     DecodeProgress,
@@ -17,9 +17,9 @@ from coder_tui.core.client import (
     Usage,
     check_slots_idle,
 )
-from coder_tui.core.config import Config
+from coder_tui.core.config.loader import Config
 from coder_tui.core.server.process import ServerManager
-from coder_tui.core.store import HistoryStore, status_for_end
+from coder_tui.core.store.history import HistoryStore, status_for_end
 
 MSGS = [{"role": "user", "content": "Write a Python function that adds two numbers."}]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from coder_tui.core.config import Config
-from coder_tui.core.connect import env_lines
+from coder_tui.core.config.loader import Config
+from coder_tui.core.server.agent_env import env_lines
 from coder_tui.core.server.process import ServerManager
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from coder_tui.core.config import Config
-from coder_tui.core.fleet import FleetPoller, FleetRow, Remote
+from coder_tui.core.config.loader import Config
+from coder_tui.core.metrics.fleet import FleetPoller, FleetRow, Remote
 from coder_tui.core.metrics.types import ServerPhase
 from coder_tui.core.server.ports import free_port
 from coder_tui.core.server.process import ServerManager

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from coder_tui.core.config import Config, Remote
+from coder_tui.core.config.loader import Config, Remote
 from coder_tui.core.server.ports import free_port
 from coder_tui.core.server.process import ServerManager
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.screens.dashboard import DashboardScreen
 from coder_tui.ui.widgets.fleet import FleetTable

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from coder_tui.core.config import Config, load_config
-from coder_tui.core.demo import DemoResult, prepare_demo
+from coder_tui.core.config.loader import Config, load_config
+from coder_tui.core.demo.build import DemoResult, prepare_demo
 from coder_tui.core.metrics.bus import MetricsSampler, SamplerConfig
 from coder_tui.core.metrics.types import MetricsSnapshot, ServerPhase, ServerSample
 from coder_tui.core.server.ports import free_port

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psutil
 
-from coder_tui.core.client import ChatClient, StreamEnd
-from coder_tui.core.config import Config
+from coder_tui.core.chat.client import ChatClient, StreamEnd
+from coder_tui.core.config.loader import Config
 from coder_tui.core.metrics.server import ServerProbe
 from coder_tui.core.server.process import ServerManager
 

@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
-from coder_tui.core.config import Config
-from coder_tui.core.demo import DemoResult
+from coder_tui.core.config.loader import Config
+from coder_tui.core.demo.build import DemoResult
 from coder_tui.core.server.ports import free_port
 from coder_tui.core.server.process import ServerManager
 

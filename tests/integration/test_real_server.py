@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import psutil
 
-from coder_tui.core.config import Config
+from coder_tui.core.config.loader import Config
 from coder_tui.core.server.events import ServerState
 from coder_tui.core.server.process import ServerManager
 

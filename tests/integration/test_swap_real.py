@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from coder_tui.core.config import Config
+from coder_tui.core.config.loader import Config
 from coder_tui.core.metrics.gpu import GpuProbe
 from coder_tui.core.metrics.types import NO_GPU
 from coder_tui.core.server.events import ServerState

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import psutil
 
-from coder_tui.core.config import Config
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.config.loader import Config
+from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.screens.compare import CompareScreen
 from coder_tui.ui.screens.confirm import ConfirmScreen

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import httpx
 
-from coder_tui.core.config import Config
-from coder_tui.core.export import PrometheusExporter
+from coder_tui.core.config.loader import Config
+from coder_tui.core.exporter.http import PrometheusExporter
 from coder_tui.core.server.ports import free_port
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.app import CoderApp
 
 

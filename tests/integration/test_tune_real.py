@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import coder_tui.__main__ as cli_main
-from coder_tui.core.config import Config
-from coder_tui.core.demo import DemoResult
-from coder_tui.core.tune import (
+from coder_tui.core.config.loader import Config
+from coder_tui.core.demo.build import DemoResult
+from coder_tui.core.tune.sweep import (
     Candidate,
     TrialStatus,
     TuneFinished,

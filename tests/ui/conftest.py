@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from coder_tui.core.config import ChatSettings, Config, Profile, ServerSettings
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.config.loader import ChatSettings, Config, Profile, ServerSettings
+from coder_tui.core.store.history import HistoryStore
 
 
 @pytest.fixture

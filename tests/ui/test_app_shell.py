@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psutil
 
-from coder_tui.core.config import Config, Profile, ServerSettings
+from coder_tui.core.config.loader import Config, Profile, ServerSettings
 from coder_tui.core.server.events import ServerState
 from coder_tui.core.server.ports import free_port
 from coder_tui.ui.app import CoderApp

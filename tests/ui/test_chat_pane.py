@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from coder_tui.core.code_blocks import last_code_block
-from coder_tui.core.config import Config
+from coder_tui.core.chat.code_blocks import last_code_block
+from coder_tui.core.config.loader import Config
 from coder_tui.core.metrics.types import MetricsSnapshot
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.screens.main import MainScreen
 from coder_tui.ui.widgets.message import MessageView
@@ -109,7 +109,7 @@ async def test_a_snapshot_while_the_screen_empties_is_ignored(
 
 
 def _empty_snapshot() -> MetricsSnapshot:
-    from coder_tui.core.metrics.history import History
+    from coder_tui.core.metrics.series import History
     from coder_tui.core.metrics.types import GpuSnapshot
 
     gpu = GpuSnapshot(available=False, reason="no NVIDIA GPU")

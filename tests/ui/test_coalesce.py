@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from coder_tui.ui.coalesce import Coalescer
+from coder_tui.core.chat.coalesce import Coalescer
 
 
 class Sink:

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 from textual.app import App, ComposeResult
 
-from coder_tui.core.config import Config
-from coder_tui.core.metrics.history import History
+from coder_tui.core.config.loader import Config
+from coder_tui.core.metrics.series import History
 from coder_tui.core.metrics.types import (
     GpuDeviceSample,
     GpuSnapshot,
@@ -17,7 +17,7 @@ from coder_tui.core.metrics.types import (
     ServerPhase,
     ServerSample,
 )
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui import metrics_view
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.messages import MetricsUpdated
@@ -322,7 +322,7 @@ async def test_a_quiet_reply_gets_the_samplers_slots_under_the_dashboard(
     screen shows, so the reply need not poll /slots itself while F4 is open."""
     import httpx
 
-    from coder_tui.core.client import ChatClient
+    from coder_tui.core.chat.client import ChatClient
     from coder_tui.ui.screens.dashboard import DashboardScreen
 
     app = CoderApp(offline_config, autostart=False, store=store, sample_metrics=False)
@@ -350,8 +350,8 @@ async def test_an_offered_token_count_is_shown_with_the_tiles(
 ) -> None:
     """The quiet reply's count from the sampler's /slots read goes on screen in the same handler
     as the tiles (one screen update a tick, not a second one when the stream yields it)."""
-    from coder_tui.core.chat_events import DecodeProgress
-    from coder_tui.core.quiet_reply import QuietReply
+    from coder_tui.core.chat.events import DecodeProgress
+    from coder_tui.core.chat.quiet_reply import QuietReply
     from coder_tui.ui.widgets.message import MessageView
 
     class Stub(QuietReply):

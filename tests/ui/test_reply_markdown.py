@@ -12,9 +12,9 @@ from textual.widgets import Markdown
 from textual.widgets._markdown import MarkdownParagraph
 
 from coder_tui.ui.widgets.chat_view import Transcript
-from coder_tui.ui.widgets.held_rows import GrowingStatic
 from coder_tui.ui.widgets.message import MessageView
 from coder_tui.ui.widgets.reply_markdown import LAST_BLOCK, ReplyMarkdown, StreamParagraph
+from coder_tui.ui.widgets.row_reserve import GrowingStatic
 
 
 def test_paragraph_class_is_textuals() -> None:

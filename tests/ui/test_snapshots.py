@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from coder_tui.core.config import Config
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.config.loader import Config
+from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.app import CoderApp
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from coder_tui.core.config import Config
-from coder_tui.core.profile_info import ProfileInfo
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.config.loader import Config
+from coder_tui.core.gguf.profile_info import ProfileInfo
+from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.messages import MetricsUpdated
 from coder_tui.ui.screens.bench import BenchScreen

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from coder_tui.core.config import Config
-from coder_tui.core.connect import env_lines
+from coder_tui.core.config.app_state import load_state
+from coder_tui.core.config.loader import Config
 from coder_tui.core.paths import app_paths
-from coder_tui.core.state import load_state
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.server.agent_env import env_lines
+from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.screens.connect import ConnectScreen
 from coder_tui.ui.screens.dashboard import DashboardScreen

@@ -19,7 +19,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from coder_tui.commands import _load
-    from coder_tui.core.connect import env_lines
+    from coder_tui.core.server.agent_env import env_lines
     from coder_tui.core.server.process import base_url
 
     if args.url:

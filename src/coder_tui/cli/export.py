@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from coder_tui.core.config import Config, Profile
-    from coder_tui.core.export import ProfileLabels, PrometheusExporter
+    from coder_tui.core.config.loader import Config, Profile
+    from coder_tui.core.exporter.http import ProfileLabels, PrometheusExporter
     from coder_tui.core.metrics.bus import MetricsSampler
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -62,7 +62,7 @@ def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point for ``coder-tui export``; returns the exit code."""
     from coder_tui.core.errors import UserError
-    from coder_tui.core.export import check_listen, parse_listen
+    from coder_tui.core.exporter.http import check_listen, parse_listen
 
     host, port = parse_listen(args.listen)
     check_listen(host, allow_remote=args.allow_remote)
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _export(args: argparse.Namespace, host: str, port: int) -> int:
-    from coder_tui.core.export import PrometheusExporter
+    from coder_tui.core.exporter.http import PrometheusExporter
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -94,7 +94,7 @@ async def _export(args: argparse.Namespace, host: str, port: int) -> int:
 
 
 def _load(args: argparse.Namespace, *, required: bool) -> Config | None:
-    from coder_tui.core.config import load_config
+    from coder_tui.core.config.loader import load_config
     from coder_tui.core.paths import resolve_config_path
 
     path = resolve_config_path(getattr(args, "config", None))
@@ -150,7 +150,7 @@ def _sampler(url: str, interval_s: float) -> MetricsSampler:
 async def _attached(
     args: argparse.Namespace, exporter: PrometheusExporter, stop: asyncio.Event
 ) -> int:
-    from coder_tui.core.export import ProfileLabels
+    from coder_tui.core.exporter.http import ProfileLabels
 
     url = str(args.url).rstrip("/")
     config = _load(args, required=False)
@@ -173,7 +173,7 @@ async def _model_path(url: str) -> str | None:
     """``/props`` ``model_path`` of the server at ``url`` (``None`` if it does not say)."""
     import httpx
 
-    from coder_tui.core.server.connections import server_http
+    from coder_tui.core.connections import server_http
 
     try:
         async with server_http() as client:
@@ -207,7 +207,7 @@ def _match_profile(config: Config | None, model_path: str | None) -> Profile | N
 async def _managed(
     args: argparse.Namespace, exporter: PrometheusExporter, stop: asyncio.Event
 ) -> int:
-    from coder_tui.core.export import ProfileLabels
+    from coder_tui.core.exporter.http import ProfileLabels
     from coder_tui.core.paths import app_paths
     from coder_tui.core.server.events import Exited, ServerEvent
     from coder_tui.core.server.process import ServerManager

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from coder_tui.core.fit import FitReport, FitRequest
-    from coder_tui.core.fit_tools import FitParamsAnswer
+    from coder_tui.core.tune.fit import FitReport, FitRequest
+    from coder_tui.core.tune.llama_fit import FitParamsAnswer
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -65,8 +65,8 @@ def gib(n: float) -> str:
 def find_card(vram: str | None, gpu: int | None) -> tuple[int, float | None, str]:
     """(VRAM bytes, VRAM bandwidth or None, where that came from); ``UserError`` without a GPU."""
     from coder_tui.core.errors import UserError
-    from coder_tui.core.fit import parse_size
     from coder_tui.core.metrics.gpu import GpuProbe
+    from coder_tui.core.tune.fit import parse_size
 
     if vram is not None:
         return parse_size(vram, what="--vram"), None, "--vram"
@@ -94,14 +94,14 @@ def build_request(
 ) -> tuple[FitRequest, str]:
     """A ``FitRequest`` from the shared options (``defaults``: a profile's values), and how the
     RAM bandwidth was found."""
-    from coder_tui.core.fit import (
+    from coder_tui.core.metrics.moe import measure_ram_bandwidth
+    from coder_tui.core.tune.fit import (
         DEFAULT_OVERHEAD,
         DEFAULT_VRAM_BW,
         FitRequest,
         parse_rate,
         parse_size,
     )
-    from coder_tui.core.metrics.moe import measure_ram_bandwidth
 
     d = defaults or {}
     ct_k = args.cache_type_k or args.cache_type or d.get("cache_type_k") or "f16"
@@ -204,11 +204,11 @@ def fit_params_lines(answer: FitParamsAnswer) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Run ``coder-tui fit``."""
     from coder_tui.core.errors import UserError
-    from coder_tui.core.fit import advise
-    from coder_tui.core.fit_tools import profile_table, run_fit_params, save_state_profile
-    from coder_tui.core.gguf_layout import read_layout
+    from coder_tui.core.gguf.layout import read_layout
     from coder_tui.core.paths import app_paths
     from coder_tui.core.server.binary import BinaryNotFound, find_tool
+    from coder_tui.core.tune.fit import advise
+    from coder_tui.core.tune.llama_fit import profile_table, run_fit_params, save_state_profile
 
     model = Path(args.model).expanduser()
     layout = read_layout(model)

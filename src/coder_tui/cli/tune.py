@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from coder_tui.cli.fit import gib
 
 if TYPE_CHECKING:
-    from coder_tui.core.config import Profile
-    from coder_tui.core.gguf_layout import GgufLayout
-    from coder_tui.core.tune import Candidate, Trial
+    from coder_tui.core.config.loader import Profile
+    from coder_tui.core.gguf.layout import GgufLayout
+    from coder_tui.core.tune.sweep import Candidate, Trial
 
 
 def _ints(text: str) -> list[int]:
@@ -58,8 +58,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def _vram(args: argparse.Namespace) -> tuple[int | None, float | None]:
     """VRAM to stay within and the card's bandwidth; (None, None) without a GPU or ``--vram``."""
-    from coder_tui.core.fit import parse_size
     from coder_tui.core.metrics.gpu import GpuProbe
+    from coder_tui.core.tune.fit import parse_size
 
     if args.vram:
         return parse_size(args.vram, what="--vram"), None
@@ -82,9 +82,9 @@ def candidates(
     bw: float | None,
 ) -> list[Candidate]:
     """The candidates: ``--candidates`` or values around fit's advice (or a coarse spread)."""
-    from coder_tui.core.fit import DEFAULT_OVERHEAD, FitRequest, advise, parse_size
     from coder_tui.core.metrics.moe import measure_ram_bandwidth
-    from coder_tui.core.tune import Candidate, around
+    from coder_tui.core.tune.fit import DEFAULT_OVERHEAD, FitRequest, advise, parse_size
+    from coder_tui.core.tune.sweep import Candidate, around
 
     n_layer = layout.block_count
     ngl: int | None = args.ngl if args.ngl is not None else profile.n_gpu_layers
@@ -158,12 +158,12 @@ def table(trials: tuple[Trial, ...], winner: Trial | None) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``coder-tui tune``."""
-    from coder_tui.core.config import load_config
-    from coder_tui.core.fit import parse_size
-    from coder_tui.core.fit_tools import save_state_profile
-    from coder_tui.core.gguf_layout import read_layout
+    from coder_tui.core.config.loader import load_config
+    from coder_tui.core.gguf.layout import read_layout
     from coder_tui.core.paths import app_paths, resolve_config_path
-    from coder_tui.core.tune import (
+    from coder_tui.core.tune.fit import parse_size
+    from coder_tui.core.tune.llama_fit import save_state_profile
+    from coder_tui.core.tune.sweep import (
         TrialFinished,
         TrialStarted,
         TuneFinished,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from coder_tui.core.config_schema import Config
+from coder_tui.core.config.schema import Config
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -16,17 +16,18 @@ from textual.binding import Binding, BindingType
 from textual.driver import Driver
 
 from coder_tui import __version__
-from coder_tui.core.config import ChatSettings, Config
-from coder_tui.core.connect import env_lines
-from coder_tui.core.cpu_pace import BusyPace
+from coder_tui.core.chat.pacing import BusyPace
+from coder_tui.core.config.app_state import load_state, remember
+from coder_tui.core.config.loader import ChatSettings, Config
 from coder_tui.core.errors import UserError
-from coder_tui.core.export import PrometheusExporter
-from coder_tui.core.fleet import FleetRow
+from coder_tui.core.exporter.http import PrometheusExporter
 from coder_tui.core.metrics.bus import MetricsSampler
+from coder_tui.core.metrics.fleet import FleetRow
 from coder_tui.core.metrics.gpu import GpuProbe
 from coder_tui.core.metrics.types import MetricsSnapshot
 from coder_tui.core.paths import app_paths
 from coder_tui.core.security import advisory_warning, key_exposure_warning
+from coder_tui.core.server.agent_env import env_lines
 from coder_tui.core.server.attach import AttachedServer
 from coder_tui.core.server.events import (
     Exited,
@@ -38,8 +39,7 @@ from coder_tui.core.server.events import (
 from coder_tui.core.server.process import ServerManager
 from coder_tui.core.server.restart import RestartPolicy
 from coder_tui.core.server.swap import Swapper
-from coder_tui.core.state import load_state, remember
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.driver import driver_class
 from coder_tui.ui.fleet_actions import FleetActions
 from coder_tui.ui.messages import ServerEventMessage, ServerFailed

@@ -12,16 +12,16 @@ from collections.abc import Callable
 
 from textual.app import App
 
-from coder_tui.core.config import Config
-from coder_tui.core.fleet import FleetRow
+from coder_tui.core.config.loader import Config
 from coder_tui.core.metrics.bus import MetricsSampler
+from coder_tui.core.metrics.fleet import FleetRow
 from coder_tui.core.metrics.types import MetricsSnapshot
 from coder_tui.core.server.attach import AttachedServer
 from coder_tui.core.server.events import ServerEvent
 from coder_tui.core.server.process import ServerManager
 from coder_tui.core.server.restart import RestartPolicy
 from coder_tui.core.server.swap import Swapper
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.messages import ServerEventMessage
 from coder_tui.ui.screens.main import MainScreen
 

@@ -11,7 +11,7 @@ from contextlib import aclosing
 
 from textual import work
 
-from coder_tui.core.fleet import FleetPoller
+from coder_tui.core.metrics.fleet import FleetPoller
 from coder_tui.core.server.events import ServerState
 from coder_tui.ui.app_base import AppBase
 from coder_tui.ui.messages import FleetUpdated

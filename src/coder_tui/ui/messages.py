@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from coder_tui.core.fleet import FleetRow
+from coder_tui.core.metrics.fleet import FleetRow
 from coder_tui.core.metrics.types import MetricsSnapshot
 from coder_tui.core.server.events import ServerEvent
 

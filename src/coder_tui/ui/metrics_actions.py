@@ -14,8 +14,8 @@ from contextlib import aclosing
 
 from textual import work
 
-from coder_tui.core.cpu_pace import BusyPace, idle_cores
-from coder_tui.core.export import ProfileLabels, PrometheusExporter
+from coder_tui.core.chat.pacing import BusyPace, idle_cores
+from coder_tui.core.exporter.http import ProfileLabels, PrometheusExporter
 from coder_tui.core.metrics.bus import MetricsSampler, SamplerConfig
 from coder_tui.core.metrics.types import ServerPhase
 from coder_tui.ui.app_base import AppBase

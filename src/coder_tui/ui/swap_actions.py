@@ -9,8 +9,8 @@ import asyncio
 
 from textual import work
 
-from coder_tui.core.config import Profile
-from coder_tui.core.profile_info import profile_info
+from coder_tui.core.config.loader import Profile
+from coder_tui.core.gguf.profile_info import profile_info
 from coder_tui.core.server.swap import SwapEvent, SwapProgress, SwapResult
 from coder_tui.ui.app_base import AppBase
 from coder_tui.ui.screens.confirm import ConfirmScreen

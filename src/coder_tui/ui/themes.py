@@ -13,8 +13,8 @@ from pathlib import Path
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
+from coder_tui.core.config.positions import KeyLocator
 from coder_tui.core.errors import Problem
-from coder_tui.core.tomlpos import KeyLocator
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -15,9 +15,9 @@ import psutil
 
 from coder_tui import __version__
 from coder_tui.core.bench.types import Machine, ProfileInfo
-from coder_tui.core.config import Profile
+from coder_tui.core.config.loader import Profile
 from coder_tui.core.errors import UserError
-from coder_tui.core.gguf_layout import read_layout
+from coder_tui.core.gguf.layout import read_layout
 from coder_tui.core.metrics.gpu import GpuProbe
 from coder_tui.core.metrics.moe import placement_for_profile
 from coder_tui.core.metrics.types import NO_GPU

@@ -41,9 +41,9 @@ from coder_tui.core.bench.types import (
     Sample,
     Settings,
 )
-from coder_tui.core.chat_events import StreamEnd
-from coder_tui.core.client import ChatClient
-from coder_tui.core.config import Profile, ServerSettings
+from coder_tui.core.chat.client import ChatClient
+from coder_tui.core.chat.events import StreamEnd
+from coder_tui.core.config.loader import Profile, ServerSettings
 from coder_tui.core.server.process import ServerManager
 
 QUALITY_MAX_TOKENS = 768

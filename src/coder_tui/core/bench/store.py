@@ -28,7 +28,7 @@ from coder_tui.core.bench.types import (
     Settings,
 )
 from coder_tui.core.errors import UserError
-from coder_tui.core.store_db import open_private_db
+from coder_tui.core.store.db import open_private_db
 
 
 def _v1(db: sqlite3.Connection) -> None:

@@ -6,7 +6,7 @@ Modules here import no Textual or Rich.
 """
 
 from coder_tui.core.metrics.bus import MetricsSampler, SamplerConfig
-from coder_tui.core.metrics.history import History
+from coder_tui.core.metrics.series import History
 from coder_tui.core.metrics.types import (
     NO_GPU,
     Bound,

@@ -27,13 +27,13 @@ from typing import Any
 
 import httpx
 
-from coder_tui.core.config import Profile
+from coder_tui.core.config.loader import Profile
 from coder_tui.core.errors import UserError
-from coder_tui.core.gguf_layout import GgufLayout, read_layout
+from coder_tui.core.gguf.layout import GgufLayout, read_layout
 from coder_tui.core.metrics import moe
 from coder_tui.core.metrics.gpu import GpuProbe, PcieSampler
-from coder_tui.core.metrics.history import History
 from coder_tui.core.metrics.host import HostProbe
+from coder_tui.core.metrics.series import History
 from coder_tui.core.metrics.server import ServerProbe
 from coder_tui.core.metrics.types import (
     GpuSnapshot,

@@ -39,8 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from coder_tui.core.config import Profile
-from coder_tui.core.gguf_layout import GgufLayout, tensor_kind
+from coder_tui.core.config.loader import Profile
+from coder_tui.core.gguf.layout import GgufLayout, tensor_kind
 from coder_tui.core.metrics.types import (
     Bound,
     MoeSample,

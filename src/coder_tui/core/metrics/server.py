@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from coder_tui.core.connections import server_http
 from coder_tui.core.metrics.poll_connection import PollConnection, split_http_url
 from coder_tui.core.metrics.server_payloads import (
     COUNTERS,
@@ -43,7 +44,6 @@ from coder_tui.core.metrics.server_payloads import (
     server_phase,
 )
 from coder_tui.core.metrics.types import ServerPhase, ServerSample, SlotSample
-from coder_tui.core.server.connections import server_http
 
 METRICS_MAX_AGE_S = 10.0
 """While ``/slots`` shows nothing happening, ``/metrics`` is still asked this often (seconds)."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from coder_tui.core.metrics.history import History
+    from coder_tui.core.metrics.series import History
 
 NO_GPU = "no NVIDIA GPU"
 """``GpuSnapshot.reason`` when there is no NVIDIA driver, library or device."""

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import httpx
 
-from coder_tui.core.server.connections import server_http
+from coder_tui.core.connections import server_http
 from coder_tui.core.server.events import Ready, ServerEvent, ServerState, StateChanged
 from coder_tui.core.server.health import Health, probe
 

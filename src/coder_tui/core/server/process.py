@@ -21,13 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from coder_tui.core.config import Profile, ServerSettings
+from coder_tui.core.config.loader import Profile, ServerSettings
+from coder_tui.core.connections import server_http
 from coder_tui.core.errors import ServerError
-from coder_tui.core.profiles import build_argv
 from coder_tui.core.security import KEY_ENV, Redactor, server_secrets
 from coder_tui.core.server import caps as caps_mod
+from coder_tui.core.server.argv import build_argv
 from coder_tui.core.server.binary import find_tool
-from coder_tui.core.server.connections import server_http
 from coder_tui.core.server.events import (
     Exited,
     LogLine,

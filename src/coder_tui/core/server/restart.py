@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from coder_tui.core.chat_events import StreamEnd
+from coder_tui.core.chat.events import StreamEnd
 
 _HUNG_SUFFIX = ": stream hung"
 

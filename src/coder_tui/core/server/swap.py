@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from coder_tui.core.config import Profile
+from coder_tui.core.config.loader import Profile
 from coder_tui.core.metrics.gpu import GpuProbe
 from coder_tui.core.server.events import LogLine, ServerEvent, ServerState, StateChanged
 from coder_tui.core.server.process import ServerManager

@@ -35,7 +35,7 @@ from coder_tui.core.bench.prompts import parse_categories, select_prompts
 from coder_tui.core.bench.runner import BenchRun, Finished, Loading, Measured, ServerBackend
 from coder_tui.core.bench.store import BenchStore
 from coder_tui.core.bench.types import BenchResult, Settings
-from coder_tui.core.config import Config, Profile
+from coder_tui.core.config.loader import Config, Profile
 from coder_tui.core.errors import UserError
 from coder_tui.core.paths import app_paths
 from coder_tui.core.server.process import ServerManager

@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Markdown, Select, Static
 
 from coder_tui.core.atomic import write_text_atomic
-from coder_tui.core.compare import (
+from coder_tui.core.bench.compare import (
     METRICS,
     CompareFailed,
     CompareProgress,
@@ -31,8 +31,8 @@ from coder_tui.core.compare import (
     to_markdown,
     unified_diff,
 )
-from coder_tui.core.compare_store import as_bench_result, save_compare
-from coder_tui.core.config import Profile
+from coder_tui.core.bench.compare_store import as_bench_result, save_compare
+from coder_tui.core.config.loader import Profile
 from coder_tui.core.paths import app_paths
 from coder_tui.core.server.process import ServerManager
 from coder_tui.core.server.swap import Swapper, SwapResult

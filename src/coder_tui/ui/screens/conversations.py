@@ -17,7 +17,7 @@ from textual.widgets.option_list import Option
 from coder_tui.core.atomic import write_text_atomic
 from coder_tui.core.paths import app_paths
 from coder_tui.core.sanitize import sanitize
-from coder_tui.core.store import HistoryStore
+from coder_tui.core.store.history import HistoryStore
 
 
 def export_path(title: str, conv_id: int, directory: Path | None = None) -> Path:

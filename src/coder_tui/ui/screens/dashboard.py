@@ -10,7 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from coder_tui.core.fleet import FleetRow
+from coder_tui.core.metrics.fleet import FleetRow
 from coder_tui.core.metrics.types import MetricsSnapshot
 from coder_tui.ui.widgets.dashboard import Dashboard
 from coder_tui.ui.widgets.fleet import FleetTable

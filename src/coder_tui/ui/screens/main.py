@@ -24,18 +24,18 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from coder_tui.core.chat_stream import ReplyEvents
-from coder_tui.core.client import ChatClient, DecodeProgress, Delta, StreamEnd
-from coder_tui.core.code_blocks import last_code_block
-from coder_tui.core.config import ChatSettings, Profile
-from coder_tui.core.cpu_pace import BusyPace
-from coder_tui.core.decode_memory import DecodeRun, quiet_next
+from coder_tui.core.chat.client import ChatClient, DecodeProgress, Delta, StreamEnd
+from coder_tui.core.chat.coalesce import Coalescer
+from coder_tui.core.chat.code_blocks import last_code_block
+from coder_tui.core.chat.pacing import BusyPace
+from coder_tui.core.chat.quiet_reply import QuietReply, slot_progress
+from coder_tui.core.chat.reply_mode import DecodeRun, quiet_next
+from coder_tui.core.chat.stream import ReplyEvents
+from coder_tui.core.config.loader import ChatSettings, Profile
 from coder_tui.core.metrics.types import MetricsSnapshot
-from coder_tui.core.quiet_reply import QuietReply, slot_progress
 from coder_tui.core.server.restart import interrupted_notice, reply_end_notice
-from coder_tui.core.store import HistoryStore, HistoryWriteError
-from coder_tui.core.store_schema import Conversation, status_for_end
-from coder_tui.ui.coalesce import Coalescer
+from coder_tui.core.store.history import HistoryStore, HistoryWriteError
+from coder_tui.core.store.schema import Conversation, status_for_end
 from coder_tui.ui.widgets.chat_view import ChatView, reply_footer
 from coder_tui.ui.widgets.dashboard import Dashboard, MetricsStrip
 from coder_tui.ui.widgets.message import MessageView

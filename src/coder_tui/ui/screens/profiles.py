@@ -12,10 +12,10 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
-from coder_tui.core.config import Profile
-from coder_tui.core.profile_info import ProfileInfo
-from coder_tui.core.profiles import diff_profiles
+from coder_tui.core.config.loader import Profile
+from coder_tui.core.gguf.profile_info import ProfileInfo
 from coder_tui.core.sanitize import sanitize
+from coder_tui.core.server.argv import diff_profiles
 from coder_tui.ui import format as fmt
 
 

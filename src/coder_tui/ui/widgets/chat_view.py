@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 
-from coder_tui.core.store import stats_line
-from coder_tui.core.store_schema import StoredMessage
-from coder_tui.ui.widgets.held_rows import quiet_virtual_size
+from coder_tui.core.store.history import stats_line
+from coder_tui.core.store.schema import StoredMessage
 from coder_tui.ui.widgets.message import MessageView
 from coder_tui.ui.widgets.prompt import PromptInput
+from coder_tui.ui.widgets.row_reserve import quiet_virtual_size
 
 
 def reply_footer(msg: StoredMessage) -> str:

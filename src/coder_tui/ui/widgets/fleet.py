@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from textual.message import Message
 from textual.widgets import DataTable
 
-from coder_tui.core.fleet import FleetRow
+from coder_tui.core.metrics.fleet import FleetRow
 from coder_tui.core.sanitize import sanitize
 from coder_tui.ui import format as fmt
 

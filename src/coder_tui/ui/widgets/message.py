@@ -11,8 +11,8 @@ from textual.containers import Vertical
 from textual.visual import visualize
 from textual.widgets import Static
 
-from coder_tui.ui.widgets.held_rows import quiet_virtual_size
 from coder_tui.ui.widgets.reply_markdown import ReplyMarkdown
+from coder_tui.ui.widgets.row_reserve import quiet_virtual_size
 
 
 class MessageLine(Static):

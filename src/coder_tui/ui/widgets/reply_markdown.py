@@ -23,7 +23,7 @@ from textual.widgets import Markdown
 from textual.widgets._markdown import MarkdownParagraph
 from textual.widgets.markdown import MarkdownBlock
 
-from coder_tui.ui.widgets.held_rows import GrowingStatic, quiet_virtual_size
+from coder_tui.ui.widgets.row_reserve import GrowingStatic, quiet_virtual_size
 
 LAST_BLOCK = "-last-block"
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from textual.widget import Widget
 
-from coder_tui.ui.widgets.held_rows import GrowingStatic
 from coder_tui.ui.widgets.message import MessageView
 from coder_tui.ui.widgets.reply_markdown import ReplyMarkdown
+from coder_tui.ui.widgets.row_reserve import GrowingStatic
 from coder_tui.ui.widgets.streaming_fence import Fence, StreamingFence, fence_opening
 
 

@@ -25,7 +25,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 from textual.widgets.markdown import MarkdownFence
 
-from coder_tui.ui.widgets.held_rows import held_height, quiet_virtual_size
+from coder_tui.ui.widgets.row_reserve import held_height, quiet_virtual_size
 
 CHUNK_LINES = 32
 """Lines per highlighted chunk of a streaming fence (the open rest is plain text)."""

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from coder_tui.core.atomic import write_text_atomic
-from coder_tui.core.demo_model import (
+from coder_tui.core.demo.model import (
     SIZES,
     DemoSpec,
     calibration_text,

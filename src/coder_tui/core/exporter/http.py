@@ -3,7 +3,7 @@
 Owns ``PrometheusExporter`` (a stoppable HTTP server on a daemon thread with its own registry,
 loopback by default) and the ``--listen`` helpers (``parse_listen``, ``is_loopback``,
 ``check_listen``). What the metrics are, and their names, is ``export_metrics``'s (re-exported
-here, so ``coder_tui.core.export`` is the one import the CLI and the UI need); sampling is
+here, so ``coder_tui.core.exporter.http`` is the one import the CLI and the UI need); sampling is
 ``metrics.bus``'s. The TUI hands its own snapshots to ``PrometheusExporter.update``: no extra
 sampling.
 """
@@ -18,7 +18,13 @@ from prometheus_client.exposition import generate_latest, start_http_server
 from prometheus_client.registry import CollectorRegistry
 
 from coder_tui.core.errors import UserError
-from coder_tui.core.export_metrics import PREFIX, ProfileLabels, SnapshotCollector, quant_of, render
+from coder_tui.core.exporter.families import (
+    PREFIX,
+    ProfileLabels,
+    SnapshotCollector,
+    quant_of,
+    render,
+)
 from coder_tui.core.metrics.types import MetricsSnapshot
 
 DEFAULT_LISTEN = "127.0.0.1:9464"

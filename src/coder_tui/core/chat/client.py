@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from coder_tui.core.chat_events import (
+from coder_tui.core.chat.events import (
     ChatEvent,
     DecodeProgress,
     Delta,
@@ -32,11 +32,11 @@ from coder_tui.core.chat_events import (
     Timings,
     Usage,
 )
-from coder_tui.core.chat_stream import CHAT_PATH, ChatStream
-from coder_tui.core.server.connections import server_http
+from coder_tui.core.chat.stream import CHAT_PATH, ChatStream
+from coder_tui.core.connections import server_http
 
 if TYPE_CHECKING:
-    from coder_tui.core.quiet_reply import QuietReply
+    from coder_tui.core.chat.quiet_reply import QuietReply
 
 __all__ = [  # the event types are re-exported: a caller needs only this module
     "CHAT_PATH",
@@ -162,7 +162,7 @@ class ChatClient:
         """The same reply asked for whole (``stream: false``), its progress offered by the caller
         or read from ``/slots`` every ``read_gap_s`` (2 s): see ``core/quiet_reply.py``. Same
         events and ``cancel()``."""
-        from coder_tui.core.quiet_reply import QuietReply
+        from coder_tui.core.chat.quiet_reply import QuietReply
 
         body = _request_body(messages, model, max_tokens, temperature, seed)
         body["stream"] = False

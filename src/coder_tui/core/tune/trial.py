@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 from typing import Any
 
-from coder_tui.core.config import Config, Profile
-from coder_tui.core.tune import (
+from coder_tui.core.config.loader import Config, Profile
+from coder_tui.core.tune.sweep import (
     Candidate,
     Trial,
     TrialStatus,
@@ -39,7 +39,7 @@ async def _prompt_text(url: str, target_tokens: int) -> str:
     """Text of about ``target_tokens`` tokens, sized with the server's ``/tokenize``."""
     import httpx
 
-    from coder_tui.core.server.connections import server_http
+    from coder_tui.core.connections import server_http
 
     n_words = max(target_tokens // 2, 1)
     text = filler_text(n_words)
@@ -102,7 +102,7 @@ async def measure_trial(
     config: Config, profile: Profile, cand: Candidate, settings: TuneSettings
 ) -> Trial:
     """Start the server with ``cand``, time a generation and a long prompt, stop it."""
-    from coder_tui.core.client import ChatClient, StreamEnd
+    from coder_tui.core.chat.client import ChatClient, StreamEnd
     from coder_tui.core.paths import app_paths
     from coder_tui.core.server.process import ServerManager, StartFailed
 

@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from coder_tui.core.chat_events import (
+from coder_tui.core.chat.events import (
     ChatEvent,
     StreamTally,
     http_error_text,
 )
-from coder_tui.core.sse import SSEDecoder, SSEError, SSEEvent
+from coder_tui.core.chat.sse import SSEDecoder, SSEError, SSEEvent
 
 if TYPE_CHECKING:
-    from coder_tui.core.client import ChatClient
+    from coder_tui.core.chat.client import ChatClient
 
 CHAT_PATH = "/v1/chat/completions"
 _ERROR_BODY_LIMIT = 64 * 1024

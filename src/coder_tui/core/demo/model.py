@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from coder_tui.core.demo_vocab import (
+from coder_tui.core.demo.vocab import (
     BIGRAMS_TEXT,
     CHAT_TEMPLATE,
     CODE_PIECES,

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from coder_tui.core.config.positions import show_value
 from coder_tui.core.errors import UserError
-from coder_tui.core.tomlpos import show_value
 
 FlashAttn = Literal["on", "off", "auto"]
 

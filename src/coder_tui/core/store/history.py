@@ -18,12 +18,12 @@ from __future__ import annotations
 import time
 from typing import cast
 
-from coder_tui.core.decode_memory import DecodeRun, decode_key
-from coder_tui.core.store_db import HistoryWriteError
-from coder_tui.core.store_export import conversation_markdown
-from coder_tui.core.store_export import stats_line as stats_line  # re-exported for the UI
-from coder_tui.core.store_messages import MessageWrites
-from coder_tui.core.store_schema import (
+from coder_tui.core.chat.reply_mode import DecodeRun, decode_key
+from coder_tui.core.store.db import HistoryWriteError
+from coder_tui.core.store.markdown import conversation_markdown
+from coder_tui.core.store.markdown import stats_line as stats_line  # re-exported for the UI
+from coder_tui.core.store.messages import MessageWrites
+from coder_tui.core.store.schema import (
     SCHEMA_VERSION,
     Conversation,
     MessageStatus,

@@ -28,8 +28,8 @@ import re
 from dataclasses import dataclass, field
 
 from coder_tui.core.errors import UserError
-from coder_tui.core.gguf_layout import GgufLayout, tensor_kind
-from coder_tui.core.kv import (
+from coder_tui.core.gguf.layout import GgufLayout, tensor_kind
+from coder_tui.core.gguf.memory import (
     ComputeEstimate,
     KvCells,
     compute_buffer,

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from coder_tui.core.errors import UserError
-from coder_tui.core.store_schema import MIGRATIONS, SCHEMA_VERSION
+from coder_tui.core.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
 class HistoryWriteError(UserError, sqlite3.OperationalError):

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
 
-from coder_tui.core.tomlpos import KeyPath, show_value
+from coder_tui.core.config.positions import KeyPath, show_value
 
 
 class Reader(Protocol):

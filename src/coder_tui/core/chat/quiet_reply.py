@@ -28,14 +28,14 @@ from typing import Any
 
 import httpx
 
-from coder_tui.core.chat_events import (
+from coder_tui.core.chat.client import ChatClient
+from coder_tui.core.chat.events import (
     ChatEvent,
     DecodeProgress,
     StreamTally,
     http_error_text,
 )
-from coder_tui.core.chat_stream import CHAT_PATH, ReplyEvents, end_for_failure, still_generating
-from coder_tui.core.client import ChatClient
+from coder_tui.core.chat.stream import CHAT_PATH, ReplyEvents, end_for_failure, still_generating
 from coder_tui.core.metrics.server_payloads import parse_slots
 from coder_tui.core.metrics.types import SlotSample
 

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from coder_tui.core.config import Config, Profile
+from coder_tui.core.config.loader import Config, Profile
 
 _NGL_FLAGS = ("-ngl", "--n-gpu-layers", "--gpu-layers")
 _PLACEMENT_FLAGS = (*_NGL_FLAGS, "-ncmoe", "--n-cpu-moe")
@@ -220,7 +220,7 @@ async def tune(
 ) -> AsyncIterator[TuneEvent]:
     """Measure ``candidates`` in sweep order; yields progress, ends with ``TuneFinished``."""
     if measure is None:
-        from coder_tui.core.tune_trial import measure_trial
+        from coder_tui.core.tune.trial import measure_trial
 
         measure = measure_trial
     run_one: Measure = measure

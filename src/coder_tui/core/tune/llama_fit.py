@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coder_tui.core.config.app_state import update_state
 from coder_tui.core.errors import UserError
-from coder_tui.core.fit import FitOption, FitRequest
-from coder_tui.core.state import update_state
+from coder_tui.core.tune.fit import FitOption, FitRequest
 
 FIT_PARAMS_TIMEOUT_S = 60.0
 

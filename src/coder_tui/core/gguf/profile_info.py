@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from coder_tui.core.config import Profile
+from coder_tui.core.config.loader import Profile
 from coder_tui.core.errors import UserError
-from coder_tui.core.gguf_layout import read_layout
+from coder_tui.core.gguf.layout import read_layout
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from coder_tui.core.store_schema import Conversation, StoredMessage
+from coder_tui.core.store.schema import Conversation, StoredMessage
 
 
 def conversation_markdown(conv: Conversation, messages: Sequence[StoredMessage]) -> str:

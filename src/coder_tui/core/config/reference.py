@@ -12,7 +12,7 @@ import dataclasses
 import inspect
 from pathlib import Path
 
-from coder_tui.core import config_schema
+from coder_tui.core.config import schema as config_schema
 
 TABLES: tuple[tuple[str, str, str], ...] = (
     ("ServerSettings", "[server]", "How coder-tui runs llama-server, shared by all profiles."),
@@ -68,8 +68,8 @@ def reference_markdown() -> str:
     out = [
         "# Config reference",
         "",
-        "Generated from the field docs in `src/coder_tui/core/config_schema.py` by",
-        "`python -m coder_tui.core.config_doc > docs/config-reference.md`; a test keeps the two",
+        "Generated from the field docs in `src/coder_tui/core/config/schema.py` by",
+        "`python -m coder_tui.core.config.reference > docs/config-reference.md`; a test keeps the two",
         "in step. `default_profile` (top level) names the profile used when none is given.",
         "",
     ]

@@ -12,7 +12,7 @@ import dataclasses
 import shlex
 from collections.abc import Mapping
 
-from coder_tui.core.config import Config, Profile, ServerSettings
+from coder_tui.core.config.loader import Config, Profile, ServerSettings
 from coder_tui.core.errors import UserError
 from coder_tui.core.server.caps import MODERN_CAPS, ServerCaps
 

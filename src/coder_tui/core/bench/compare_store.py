@@ -7,11 +7,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from coder_tui.core.bench.compare import SEED, CompareResult, CompareRun
 from coder_tui.core.bench.machine import probe_machine
 from coder_tui.core.bench.store import BenchStore
 from coder_tui.core.bench.types import BenchResult, ProfileInfo, Sample, Settings
-from coder_tui.core.compare import SEED, CompareResult, CompareRun
-from coder_tui.core.config import Profile
+from coder_tui.core.config.loader import Profile
 
 CATEGORY = "compare"
 

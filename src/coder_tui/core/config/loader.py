@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-from coder_tui.core.config_fields import (
+from coder_tui.core.config.fields import (
     BENCH_KEYS,
     CACHE_TYPES,
     CHAT_KEYS,
@@ -25,7 +25,14 @@ from coder_tui.core.config_fields import (
     Conv,
     text_value,
 )
-from coder_tui.core.config_schema import (
+from coder_tui.core.config.positions import (
+    KeyLocator,
+    KeyPath,
+    decode_error_position,
+    render_key,
+    show_value,
+)
+from coder_tui.core.config.schema import (
     BenchSettings,
     ChatSettings,
     Config,
@@ -36,13 +43,6 @@ from coder_tui.core.config_schema import (
 )
 from coder_tui.core.errors import ConfigError, Problem
 from coder_tui.core.security import is_loopback
-from coder_tui.core.tomlpos import (
-    KeyLocator,
-    KeyPath,
-    decode_error_position,
-    render_key,
-    show_value,
-)
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from coder_tui.core.config_schema import Remote
+from coder_tui.core.config.schema import Remote
+from coder_tui.core.connections import server_http
 from coder_tui.core.metrics.server import ServerProbe
 from coder_tui.core.metrics.types import ServerPhase, ServerSample
-from coder_tui.core.server.connections import server_http
 
 PROPS_REFRESH_S = 30.0
 """``/props`` hardly changes: read it again after this long, or when a server comes back."""

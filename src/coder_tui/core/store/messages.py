@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import cast
 
-from coder_tui.core.store_db import HistoryDatabase, HistoryWriteError
-from coder_tui.core.store_schema import INTERRUPTED_NOTE, MessageStatus, Role, StoredMessage
+from coder_tui.core.store.db import HistoryDatabase, HistoryWriteError
+from coder_tui.core.store.schema import INTERRUPTED_NOTE, MessageStatus, Role, StoredMessage
 
 
 def _pid_alive(pid: int) -> bool:

@@ -13,8 +13,8 @@ import statistics
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
-from coder_tui.core.client import ChatClient, StreamEnd
-from coder_tui.core.config import Profile
+from coder_tui.core.chat.client import ChatClient, StreamEnd
+from coder_tui.core.config.loader import Profile
 from coder_tui.core.server.process import ServerManager
 from coder_tui.core.server.swap import Swapper, SwapResult
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from coder_tui.core.errors import UserError
-from coder_tui.core.gguf_layout import GgufLayout
+from coder_tui.core.gguf.layout import GgufLayout
 
 CACHE_TYPE_BLOCKS: dict[str, tuple[int, int]] = {
     "f32": (4, 1),

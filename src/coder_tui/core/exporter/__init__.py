@@ -1,0 +1,1 @@
+"""The Prometheus exporter: metric families from snapshots, and the HTTP server that serves them."""

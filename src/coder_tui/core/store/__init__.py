@@ -1,0 +1,1 @@
+"""Chat history in SQLite: schema and migrations, conversations, messages, the Markdown export."""
