@@ -1,9 +1,9 @@
-# Everyday commands. `make check` is what CI runs besides the tests.
+# Everyday commands. `make check` (lint, types, import contracts) is what CI runs besides the tests.
 PY ?= python3
 
-.PHONY: check lint fmt typecheck test test-fast demo
+.PHONY: check lint fmt typecheck imports test test-fast demo
 
-check: lint typecheck
+check: lint typecheck imports
 
 lint:
 	$(PY) -m ruff check src tests benchmarks scripts
@@ -15,6 +15,10 @@ fmt:
 
 typecheck:
 	$(PY) -m mypy
+
+# import-linter contracts in pyproject.toml: core never imports ui/cli/textual/rich; no cycles.
+imports:
+	lint-imports
 
 test:
 	$(PY) -m pytest -q

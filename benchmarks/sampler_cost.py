@@ -1,6 +1,6 @@
-"""CPU cost of coder-tui's metric samplers at their default rates (issue 4, acceptance 5).
+"""Sampler cost guard: CPU of coder-tui's metric samplers at their default rates (issue 4).
 
-Usage: ``python benchmarks/sampler_cost.py [--seconds N]``
+Usage: ``python benchmarks/sampler_cost.py [--seconds N] [--json PATH] [--md PATH]``
 
 Starts its own llama-server on the small demo model (``--model`` to use another GGUF), then
 measures two windows, the server idle and the server generating. In each window every sampler runs
@@ -16,9 +16,9 @@ time of its whole process (all threads, ``resource.getrusage``) over ``N`` secon
 * ``all``       ``MetricsSampler.run()`` with default ``SamplerConfig``, watching the server and its
                 profile (so the MoE traffic model runs too)
 
-Prints a Markdown table (share of one core, baseline subtracted; target under 1 %) and appends it
-with a date header to ``docs/performance.md`` (``--no-append`` to skip). The server is always
-stopped before the script exits.
+Prints one Markdown table (share of one core, baseline subtracted; target under 1 % for ``all``);
+``--json`` and ``--md`` also write the raw reports and the table to files (the GPU-host scripts
+collect them). The server is always stopped before the script exits.
 """
 
 from __future__ import annotations
@@ -39,10 +39,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness import table as harness_table
+
 MODES = ("baseline", "host", "server", "nvml", "pcie", "all")
 WARMUP_S = 2.5
-ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "performance.md"
+TARGET_PCT = 1.0
 
 
 def _cpu_s() -> float:
@@ -248,11 +249,13 @@ async def _parent(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         ready = await mgr.start(profile)
         windows: dict[str, Any] = {}
         try:
-            print(f"server pid {ready.pid} on {model.name}; idle window {args.seconds:g} s")
+            print(
+                f"server pid {ready.pid} on {model.name}; idle {args.seconds:g} s", file=sys.stderr
+            )
             windows["idle"] = await asyncio.to_thread(
                 _spawn_children, mgr.url, ready.pid, str(model), args.seconds
             )
-            print(f"generating window {args.seconds:g} s")
+            print(f"generating window {args.seconds:g} s", file=sys.stderr)
             stop, counts = threading.Event(), [0]
             load = threading.Thread(target=_load_loop, args=(mgr.url, stop, counts), daemon=True)
             load.start()
@@ -297,14 +300,7 @@ def _share(windows: dict[str, Any], window: str, mode: str) -> float | None:
 
 
 def table(windows: dict[str, Any], meta: dict[str, Any]) -> str:
-    lines = [
-        f"Host {meta['host']}, {meta['cpus']} CPUs, Python {meta['python']}, "
-        f"{meta['model']}, {meta['seconds']:g} s per window, default rates "
-        f"({meta.get('rates', '1 Hz')}). Share of one core, baseline subtracted (target: < 1 %).",
-        "",
-        "| sampler | server idle | server generating | note |",
-        "|---|---|---|---|",
-    ]
+    rows = []
     for mode in MODES:
         cells = []
         for window in ("idle", "generating"):
@@ -322,27 +318,25 @@ def table(windows: dict[str, Any], meta: dict[str, Any]) -> str:
         err = windows.get("generating", {}).get(mode, {}).get("error")
         if err:
             note = err.splitlines()[-1][:120]
-        lines.append(f"| {mode} | {cells[0]} | {cells[1]} | {note} |")
-    return "\n".join(lines) + "\n"
-
-
-def append_doc(text: str, meta: dict[str, Any]) -> None:
-    """Append to docs/performance.md (created with a title if absent); never rewrite it."""
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    new = not DOC.exists()
-    with DOC.open("a", encoding="utf-8") as fh:
-        if new:
-            fh.write("# Performance\n\nMeasurements appended by the scripts in `benchmarks/`.\n")
-        fh.write(f"\n## Sampler CPU cost — {meta['date']}\n\n")
-        fh.write(f"`python benchmarks/sampler_cost.py --seconds {meta['seconds']:g}`. ")
-        fh.write(text)
+        target = holds = ""
+        if mode == "all":
+            shares = [_share(windows, w, mode) for w in ("idle", "generating")]
+            target = f"< {TARGET_PCT:g} %"
+            ok = all(x is not None and x < TARGET_PCT for x in shares)
+            holds = "yes" if ok else "no"
+        rows.append([mode, *cells, target, holds, note])
+    title = (
+        f"Sampler cost: {meta['model']}, {meta['seconds']:g} s per window, default rates "
+        f"({meta.get('rates', '1 Hz')}); share of one core, baseline subtracted"
+    )
+    header = ["sampler", "server idle", "server generating", "target", "holds", "note"]
+    return harness_table.render(title, header, rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="CPU cost of coder-tui's metric samplers.")
     ap.add_argument("--seconds", type=float, default=20.0, help="measured window (default 20)")
     ap.add_argument("--model", help="GGUF to serve (default: the small demo model, F16)")
-    ap.add_argument("--no-append", action="store_true", help="don't append to docs/performance.md")
     ap.add_argument("--json", help="also write the raw reports here")
     ap.add_argument("--md", help="also write the table here")
     ap.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
@@ -359,9 +353,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps(data, indent=1, default=str))
     if args.md:
         Path(args.md).write_text(text)
-    if not args.no_append:
-        append_doc(text, data["meta"])
-        print(f"appended to {DOC}")
     return 0
 
 

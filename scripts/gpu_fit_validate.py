@@ -25,15 +25,9 @@ from coder_tui.core.metrics.moe import measure_ram_bandwidth
 from coder_tui.core.paths import app_paths
 from coder_tui.core.server.ports import free_port
 from coder_tui.core.tune.fit import FitRequest, advise, parse_size
-from coder_tui.core.tune.sweep import (
-    Candidate,
-    Trial,
-    TuneFinished,
-    TuneSettings,
-    around,
-    tune,
-)
+from coder_tui.core.tune.sweep import around, tune
 from coder_tui.core.tune.trial import measure_trial
+from coder_tui.core.tune.types import Candidate, Trial, TuneFinished, TuneSettings
 
 
 def _free_vram(gpu: int) -> tuple[int | None, float | None]:

@@ -70,7 +70,7 @@ main() {
   local left=$((START + BUDGET_S - $(date +%s)))
   if [ "$left" -gt 40 ]; then
     PYTHONUNBUFFERED=1 timeout $((left - 5)) python3 benchmarks/sampler_cost.py --seconds 8 \
-      --no-append --json "$OUT/sampler_cost.json" --md "$OUT/sampler_cost.md" \
+      --json "$OUT/sampler_cost.json" --md "$OUT/sampler_cost.md" \
       || echo "sampler_cost.py exited with $?"
   else
     echo "skipped sampler_cost.py: only $left s left"

@@ -17,7 +17,7 @@ from coder_tui.core.errors import UserError
 # Further subcommands, one module each under coder_tui/cli/: ``register(subparsers, common)`` adds
 # the parser and sets ``func`` (taking the parsed args, returning an exit code). Their modules
 # import heavy things only inside ``func``, so ``coder-tui --version`` stays fast.
-EXTRA_COMMANDS: tuple[str, ...] = ("bench", "env", "export", "fit", "tune")
+EXTRA_COMMANDS: tuple[str, ...] = ("bench", "env", "export", "fit", "shape_model", "tune")
 
 
 def _parser() -> argparse.ArgumentParser:

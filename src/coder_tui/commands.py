@@ -71,7 +71,7 @@ def _profile_items(profile: object) -> list[tuple[str, object]]:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from coder_tui.core.security import key_exposure_warning
+    from coder_tui.core.config.key_checks import key_exposure_warning
 
     config = _load(args)
     profile = config.profile(args.profile)

@@ -18,8 +18,8 @@ from test_bench_support import MACHINE, FakeBackend, two_profile_result
 
 import coder_tui.__main__ as cli_main
 from coder_tui.cli import bench as bench_cli
-from coder_tui.core.bench.export import to_csv, to_json, to_json_dict
 from coder_tui.core.bench.report import compare_runs_markdown, markdown
+from coder_tui.core.bench.serialize import to_csv, to_json, to_json_dict
 from coder_tui.core.bench.store import BENCH_SCHEMA_VERSION, BenchStore
 from coder_tui.core.config.loader import Profile
 from coder_tui.core.errors import UserError
@@ -47,13 +47,15 @@ def test_markdown_has_the_seed_layout() -> None:
     for metric in SEED_ROWS:
         _row(md, metric)
     overall = _row(md, "Overall Speed")
-    assert overall[1].endswith(" t/s") and overall[3].startswith("+") and "n.s." not in overall[3]
-    assert _row(md, "Model Size") == ["Model Size", "26 GB", "33 GB", "-21%"]
-    assert _row(md, "GPU Layers") == ["GPU Layers", "42 / 48", "34 / 48", "+24%"]
-    assert _row(md, "CPU-MoE Layers") == ["CPU-MoE Layers", "10", "18", "-44%"]
+    # Deltas read B (the second column) against A: iq3_xxs is slower, bigger, more in RAM.
+    assert overall[1].endswith(" t/s") and overall[3].startswith("-") and "n.s." not in overall[3]
+    assert _row(md, "Model Size") == ["Model Size", "24.2 GiB", "30.7 GiB", "+27%"]
+    assert _row(md, "GPU Layers") == ["GPU Layers", "42 / 48", "34 / 48", "-19%"]
+    assert _row(md, "CPU-MoE Layers") == ["CPU-MoE Layers", "10", "18", "+80%"]
     assert _row(md, "Load Time")[1:3] == ["~7.1s", "~12s"]
     assert _row(md, "Quality")[1:3] == ["1/1 passed", "0/1 passed"]
     assert "Welch" in md and "GPU: no NVIDIA GPU" in md and "llama-server: b9999" in md
+    assert "- RAM: 16.0 GiB" in md and "positive means the second column is higher" in md
     assert "| iq2_xxs | coding |" in md  # per-category statistics
 
 
@@ -69,8 +71,11 @@ def test_json_validates_against_the_documented_schema() -> None:
     result = two_profile_result(FAST, SLOW)
     data = json.loads(to_json(result))
     jsonschema.Draft202012Validator(SCHEMA).validate(data)
+    assert data["schema"] == "coder-tui-bench/2"
     rows = {r["key"]: r for r in data["comparison"]["rows"]}
     assert rows["overall_gen_tokens_per_s"]["significant"] is True
+    assert rows["overall_gen_tokens_per_s"]["delta_pct"] < 0  # b (SLOW) against a (FAST)
+    assert rows["model_size_bytes"]["delta_pct"] == pytest.approx((33 - 26) / 26 * 100)
     assert rows["model_size_bytes"]["significant"] is None
     assert data["profiles"][0]["categories"]["coding"]["gen_tokens_per_s"]["n"] == 3
     assert data["profiles"][0]["quality"]["pass_rate"] == 1.0

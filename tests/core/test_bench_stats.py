@@ -55,16 +55,23 @@ def test_welch_known_example() -> None:
     assert welch_p([1, 2, 3, 4, 5], [2, 3, 4, 5, 6]) == pytest.approx(0.3465935, abs=1e-6)
 
 
-def test_delta_is_relative_to_the_second_like_the_seed() -> None:
-    assert delta_pct(21.78, 11.79) == pytest.approx(84.7, abs=0.05)
-    assert delta_pct(26, 33) == pytest.approx(-21.2, abs=0.05)
-    assert delta_pct(1.0, 0.0) is None and delta_pct(None, 1.0) is None
+def test_delta_is_b_against_a() -> None:
+    """The one convention, in compare mode and the bench alike: (B - A) / A, positive when B is
+    higher."""
+    assert delta_pct(11.79, 21.78) == pytest.approx(84.7, abs=0.05)
+    assert delta_pct(33, 26) == pytest.approx(-21.2, abs=0.05)
+    assert delta_pct(26, 33) == pytest.approx(26.9, abs=0.05)
+    assert delta_pct(0.0, 1.0) is None and delta_pct(None, 1.0) is None
+    assert delta_pct(1.0, 0.0) == -100.0 and delta_pct(1.0, None) is None
 
 
 def test_clear_difference_is_significant() -> None:
-    c = compare([21.5, 21.8, 22.0, 21.7, 21.9], [11.6, 11.9, 11.8, 11.7, 11.9])
+    c = compare([11.6, 11.9, 11.8, 11.7, 11.9], [21.5, 21.8, 22.0, 21.7, 21.9])
     assert c.significant and c.p_value is not None and c.p_value < 1e-6
     assert c.delta_pct == pytest.approx(84.7, abs=0.5)
+    assert compare([21.5, 21.8, 22.0], [11.6, 11.9, 11.8]).delta_pct == pytest.approx(
+        -45.8, abs=0.5
+    )
 
 
 def test_difference_inside_the_spread_is_not_significant() -> None:
@@ -119,3 +126,23 @@ def test_bad_user_prompt_set_is_a_config_error(tmp_path: Path) -> None:
     assert str(info.value) == (
         'config.toml:5: bench.prompts.sql: expected a list of prompt texts, got "not a list"'
     )
+
+
+def test_compare_mode_and_the_bench_read_deltas_the_same_way() -> None:
+    """One convention: compare mode's delta column and the bench's Delta column both read B (the
+    second profile) against A, so the same numbers give the same signed delta in both."""
+    from coder_tui.core.bench.compare import CompareResult, CompareRun, to_markdown
+
+    def run(profile: str, tps: float) -> CompareRun:
+        return CompareRun(profile, "x", "done", 0.1, 500.0, tps, 64, None)
+
+    a, b = [11.6, 11.9, 11.8], [21.5, 21.8, 22.0]
+    result = CompareResult(
+        "p", "iq2", "q8", tuple(run("iq2", v) for v in a), tuple(run("q8", v) for v in b)
+    )
+    _, _, compare_delta = result.stats("generation_tokens_per_s")
+    bench_delta = compare(a, b).delta_pct
+    assert compare_delta == pytest.approx(bench_delta) and compare_delta > 0
+    md = to_markdown(result)
+    assert f"| {compare_delta:+.1f} % |" in md
+    assert "Delta = (q8 - iq2) / iq2: positive means q8 is higher." in md

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from coder_tui.core.bench.types import (
+    BenchProfile,
     BenchResult,
     Machine,
-    ProfileInfo,
     QualityOutcome,
     Sample,
     Settings,
@@ -126,10 +126,10 @@ def two_profile_result(a_speeds: list[float], b_speeds: list[float]) -> BenchRes
         cat = "coding" if i % 2 == 0 else "writing"
         samples += [sample("iq2_xxs", cat, sa, i // 2), sample("iq3_xxs", cat, sb, i // 2)]
     infos = (
-        ProfileInfo(
+        BenchProfile(
             "iq2_xxs", "/m/iq2.gguf", 26_000_000_000, 48, 42, 10, ("llama-server",), (7.0, 7.2)
         ),
-        ProfileInfo(
+        BenchProfile(
             "iq3_xxs", "/m/iq3.gguf", 33_000_000_000, 48, 34, 18, ("llama-server",), (12.0, 12.1)
         ),
     )

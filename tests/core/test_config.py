@@ -327,19 +327,19 @@ sub.key = 3
 k = 'v'
 """
     loc = KeyLocator(text)
-    assert loc.exact(("top",)) == 2
-    assert loc.exact(("profiles", "iq2")) == 3
-    assert loc.exact(("profiles",)) == 3
-    assert loc.exact(("profiles", "iq2", "model")) == 4
-    assert loc.exact(("profiles", "iq2", "notes")) == 5
-    assert loc.exact(("fake",)) is None
-    assert loc.exact(("not", "a", "header")) is None
-    assert loc.exact(("profiles", "iq2", "list")) == 9
-    assert loc.exact(("profiles", "iq2", "env", "A")) == 13
-    assert loc.exact(("profiles", "iq2", "env", "B.C", "D")) == 13
-    assert loc.exact(("profiles", "quoted key")) == 14
-    assert loc.exact(("profiles", "quoted key", "sub", "key")) == 15
-    assert loc.exact(("arr", "items", "k")) == 17
+    assert loc.line(("top",)) == 2
+    assert loc.line(("profiles", "iq2")) == 3
+    assert loc.line(("profiles",)) == 3
+    assert loc.line(("profiles", "iq2", "model")) == 4
+    assert loc.line(("profiles", "iq2", "notes")) == 5
+    assert loc.line(("fake",)) is None
+    assert loc.line(("not", "a", "header")) is None
+    assert loc.line(("profiles", "iq2", "list")) == 9
+    assert loc.line(("profiles", "iq2", "env", "A")) == 13
+    assert loc.line(("profiles", "iq2", "env", "B.C", "D")) == 13
+    assert loc.line(("profiles", "quoted key")) == 14
+    assert loc.line(("profiles", "quoted key", "sub", "key")) == 15
+    assert loc.line(("arr", "items", "k")) == 17
     # Unknown keys fall back to the nearest parent that is in the file.
     assert loc.line(("profiles", "iq2", "absent")) == 3
     assert loc.line(("nowhere",)) is None

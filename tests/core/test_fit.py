@@ -6,6 +6,7 @@ The model (``write_f16_model``): 4 layers, n_embd 256, 4 heads (2 KV heads) of 6
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
@@ -104,9 +105,14 @@ def test_compute_buffer_formula(layout: GgufLayout) -> None:
     c = compute_buffer(layout, kv_cells(4096), 512)
     assert c.mask_bytes == 4096 * 512 * 2  # f16 mask with flash attention
     assert c.kq_bytes == 0
-    assert c.ffn_bytes == 512 * 4 * (3 * 256 * 2 + 2 * 256 + 3 * 256)
-    assert c.output_bytes == 512 * 4 * (VOCAB + 256)
-    assert c.total_bytes == c.mask_bytes + max(c.ffn_bytes, c.output_bytes)
+    # MoE without a shared expert: 2 * n_used * n_embd + n_used * n_ff + 3 * n_embd per token
+    assert c.ffn_bytes == 512 * 4 * (2 * 2 * 256 + 2 * 256 + 3 * 256)
+    # llama-server reserves one output per slot (4 with -np auto), not one per token
+    assert c.n_outputs == 4
+    assert c.output_bytes == 4 * (4 * VOCAB + 512 * 6 * 256)
+    assert c.total_bytes == c.mask_bytes + max(c.ffn_bytes, c.output_bytes, c.attn_bytes)
+    fit_params = compute_buffer(layout, kv_cells(4096), 512, n_outputs=512)
+    assert fit_params.output_bytes == 4 * (512 * VOCAB + 512 * 6 * 256)
     no_fa = compute_buffer(layout, kv_cells(4096), 512, flash_attn=False)
     assert no_fa.mask_bytes == 4096 * 512 * 4 and no_fa.kq_bytes == 4 * 4096 * 512 * 4
     # the reserve graph uses min(n_ctx, n_ubatch, n_batch) tokens
@@ -121,6 +127,8 @@ def test_vram_of_every_placement_is_hand_computed(layout: GgufLayout) -> None:
     kv_layer = 144 * 4096  # q4_0 K + V per cell x cells
     layer = ATTN + NORMS + ROUTER
     for o in report.options:
+        if o.cpu_parts:
+            continue  # test_partial_placements_match_llama_cpp_rules
         start = min(max(5 - o.n_gpu_layers, 0), 4)
         cut = max(o.n_cpu_moe, start)
         gpu_layers = 4 - start
@@ -145,13 +153,41 @@ def test_agrees_with_metrics_moe(layout: GgufLayout, ngl: int, ncmoe: int) -> No
     assert ours.tokens_per_s == pytest.approx(moe.decode_ceiling(t, 50e9, 1000e9))
 
 
+@pytest.mark.parametrize("parts", [("down",), ("gate",), ("gate", "down"), ("gate", "up")])
+@pytest.mark.parametrize("cut", [0, 1, 3])
+def test_partial_placements_match_llama_cpp_rules(
+    layout: GgufLayout, cut: int, parts: tuple[str, ...]
+) -> None:
+    """A layer's experts split by ``-ot``: the bytes equal moe.placement's for the same flags."""
+    report = advise(layout, request())
+    o = report.find(5, cut, parts)
+    assert o.flags()[:3] == ["-ngl", "5", "-ot"]
+    assert o.flags()[3] == rf"blk\.{cut}\.ffn_({'|'.join(parts)})_exps=CPU"
+    whole = report.find(5, cut)
+    part_bytes = len(parts) * EXPERTS // 3
+    assert o.weights_vram_bytes == whole.weights_vram_bytes - part_bytes
+    assert o.vram_bytes < whole.vram_bytes and o.fits
+    t = moe.token_traffic(layout, moe.placement_from_args(layout, o.flags()))
+    assert (o.weights_vram_bytes, o.weights_ram_bytes) == (t.vram_weight_bytes, t.ram_weight_bytes)
+    assert (o.ram_bytes_per_token, o.vram_bytes_per_token) == (
+        t.ram_bytes_per_token,
+        t.vram_bytes_per_token,
+    )
+
+
 def test_ranking_prefers_gpu_experts_when_they_fit(layout: GgufLayout) -> None:
     roomy = advise(layout, request())
     assert roomy.best is not None and roomy.best.flags() == ["-ngl", "5"]
     full = roomy.best.vram_bytes
     # one expert layer short of everything: keep all attention on the GPU, move one layer's experts
+    whole_layers = advise(layout, request(vram_bytes=full - 1, partial_layers=False))
+    assert whole_layers.best is not None
+    assert whole_layers.best.flags() == ["-ngl", "5", "--n-cpu-moe", "1"]
+    # as fine as llama.cpp's --fit: only layer 0's down experts leave the GPU
     tight = advise(layout, request(vram_bytes=full - 1))
-    assert tight.best is not None and tight.best.flags() == ["-ngl", "5", "--n-cpu-moe", "1"]
+    assert tight.best is not None and tight.best.cpu_parts == ("down",)
+    assert tight.best.flags() == ["-ngl", "5", "-ot", r"blk\.0\.ffn_(down)_exps=CPU"]
+    assert tight.best.vram_bytes > whole_layers.best.vram_bytes
     for better, worse in zip(tight.options, tight.options[1:], strict=False):
         assert (better.tokens_per_s or 0) >= (worse.tokens_per_s or 0)
     same_ngl = [o for o in tight.options if o.n_gpu_layers == 5]
@@ -163,9 +199,9 @@ def test_nothing_fits(layout: GgufLayout) -> None:
     assert report.best is None and report.smallest.n_gpu_layers == 0
 
 
-def test_quantized_v_without_flash_attention_is_noted(layout: GgufLayout) -> None:
-    report = advise(layout, request(cache_type_v="q4_0", flash_attn=False))
-    assert any("flash attention" in n for n in report.notes)
+def test_quantized_v_without_flash_attention_is_refused(layout: GgufLayout) -> None:
+    with pytest.raises(UserError, match="needs --flash-attn on"):
+        advise(layout, request(cache_type_v="q4_0", flash_attn=False))
 
 
 @pytest.mark.parametrize(
@@ -233,7 +269,8 @@ def test_fit_runs_llama_fit_params_when_installed(
     argv = ["fit", str(layout.path), "--vram", "8GiB", "--ram-bw", "50GB/s", "--ctx", "4096"]
     assert cli_main.main(argv) == 0
     out = capsys.readouterr().out
-    assert "llama-fit-params (for this machine's free memory): -c 4096" in out
+    assert "llama-fit-params (llama.cpp's own fit, same margin): -c 4096" in out
+    assert "  ours for that placement: VRAM " in out  # its choice, predicted by us, beside ours
     assert "llama-fit-params estimate for our pick" in out
 
 
@@ -288,3 +325,24 @@ def test_a_broken_state_file_is_not_clobbered(tmp_path: Path, layout: GgufLayout
     with pytest.raises(UserError, match="not overwriting"):
         fit_tools.save_state_profile(state, "x", {"model": "/m"})
     assert state.read_text() == "not = [toml\n"
+
+
+def test_llama_fit_params_args_and_the_saved_table_use_the_flag_table(
+    tmp_path: Path, layout: GgufLayout
+) -> None:
+    req = request(ctx=8192, cache_type_k="q8_0", ubatch=1024, batch=512, parallel=2)
+    assert fit_tools._common_args(tmp_path / "m.gguf", req) == [
+        "-m", str(tmp_path / "m.gguf"), "-c", "8192",
+        "--cache-type-k", "q8_0", "--cache-type-v", "f16",
+        "-ub", "1024", "-b", "1024", "--flash-attn", "on", "--parallel", "2",
+    ]  # fmt: skip
+    with pytest.raises(UserError, match="-ub 1024 is larger than -b 512"):
+        advise(layout, req)  # never offered: llama.cpp would run -ub 512
+    req = dataclasses.replace(req, batch=1024, partial_layers=False)
+    report = advise(layout, req)
+    assert report.best is not None
+    base = {"extra_args": ["-np", "4", "--mlock", "--parallel=3"], "override_tensor": ["x=CPU"]}
+    table = fit_tools.profile_table(tmp_path / "m.gguf", req, report.best, base)
+    # the old --parallel values go with their flags; the key the fit does not set stays
+    assert table["extra_args"] == ["--mlock", "--parallel", "2"]
+    assert table["override_tensor"] == ["x=CPU"]

@@ -113,6 +113,29 @@ def test_override_tensor_patterns(model: tuple[str, GgufLayout]) -> None:
     assert bad.cpu_expert_layers == () and "not understood" in bad.notes[0]
 
 
+def test_override_tensor_key_places_like_ot_in_extra_args(model: tuple[str, GgufLayout]) -> None:
+    _, layout = model
+    base = Profile(name="x", model=Path("m.gguf"), n_gpu_layers=99)
+    pattern = r"blk\.(1|3)\.ffn_.*_exps\.=CPU"
+    by_key = moe.placement_for_profile(
+        layout, replace(base, override_tensor=(pattern,)), has_gpu=True
+    )
+    by_args = moe.placement_for_profile(
+        layout, replace(base, extra_args=("-ot", pattern)), has_gpu=True
+    )
+    assert by_key == by_args and by_key.cpu_expert_layers == (1, 3)
+    # Items are tried in order, then --n-cpu-moe's: a GPU override of layer 0 wins over both.
+    keep0 = replace(base, override_tensor=(r"blk\.0\.=CUDA0", r"blk\.3\.=CPU"), n_cpu_moe=2)
+    assert moe.placement_for_profile(layout, keep0, has_gpu=True).cpu_expert_layers == (1, 3)
+    # A later -ngl in extra_args still wins, and without a GPU everything is in RAM.
+    low = replace(base, override_tensor=(pattern,), extra_args=("-ngl", "3"))
+    assert moe.placement_for_profile(layout, low, has_gpu=True).gpu_layers == (2, 3)
+    cpu = moe.placement_for_profile(
+        layout, replace(base, override_tensor=(pattern,)), has_gpu=False
+    )
+    assert cpu.cpu_expert_layers == (0, 1, 2, 3) and cpu.vram_tensors == frozenset()
+
+
 def test_flags_in_extra_args_win(model: tuple[str, GgufLayout]) -> None:
     _, layout = model
     p = moe.placement(layout, 99, None, ("-ngl", "3", "--n-cpu-moe", "1", "--no-op-offload"))

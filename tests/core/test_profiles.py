@@ -237,3 +237,48 @@ def test_check_profiles_summarises_each_profile(tmp_path: Path) -> None:
     assert lines[1].startswith("  iq3_xxs  Qwen3-Coder-Next-UD-IQ3_XXS.gguf  MISSING")
     old = check_profiles(config, caps("-c", "-ngl", version="old"))
     assert "UNSUPPORTED: profile iq2_xxs: n_cpu_moe needs --n-cpu-moe" in old[0]
+
+
+# -- override_tensor ------------------------------------------------------------------------------
+
+
+def test_override_tensor_passes_one_ot_per_item_before_n_cpu_moe() -> None:
+    p = profile(n_gpu_layers=99, override_tensor=(r"blk\.0\.=CUDA0", "exps=CPU"), n_cpu_moe=2)
+    assert build_argv(p, SERVER)[5:-3] == [
+        "-ngl", "99",
+        "-ot", r"blk\.0\.=CUDA0", "-ot", "exps=CPU",
+        "--n-cpu-moe", "2",
+    ]  # fmt: skip
+    assert build_argv(profile(override_tensor=()), SERVER) == MINIMAL
+
+
+def test_override_tensor_on_servers_with_the_long_form_only_or_none() -> None:
+    p = profile(override_tensor=("exps=CPU",))
+    assert build_argv(p, SERVER, caps("--override-tensor"))[5:7] == [
+        "--override-tensor",
+        "exps=CPU",
+    ]
+    with pytest.raises(ProfileError) as info:
+        build_argv(p, SERVER, caps(version="version: 3000 (old)"))
+    assert str(info.value) == (
+        "profile p: override_tensor needs -ot, which llama-server version: 3000 (old) does not have"
+    )
+
+
+def test_override_tensor_from_the_config_file_to_argv_summary_and_diff(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text().replace(
+        "n_cpu_moe = 10\n", "n_cpu_moe = 10\noverride_tensor = ['blk\\.4[0-7]\\.ffn_up_exps=CPU']\n"
+    )
+    config = parse_config(text, tmp_path / "config.toml", check_files=False)
+    iq2 = config.profile("iq2_xxs")
+    assert iq2.override_tensor == (r"blk\.4[0-7]\.ffn_up_exps=CPU",)
+    argv = build_argv(iq2, config.server)
+    assert argv[argv.index("-ngl") + 2 : argv.index("--n-cpu-moe")] == [
+        "-ot",
+        r"blk\.4[0-7]\.ffn_up_exps=CPU",
+    ]
+    assert r"ngl 42  ot blk\.4[0-7]\.ffn_up_exps=CPU  n-cpu-moe 10" in check_profiles(config)[0]
+    # iq3 inherits it: the diff between the two is unchanged
+    assert config.profile("iq3_xxs").override_tensor == iq2.override_tensor
+    plain = dataclasses.replace(iq2, override_tensor=())
+    assert diff_profiles(plain, iq2) == [("override_tensor", (), iq2.override_tensor)]

@@ -22,9 +22,10 @@ from coder_tui.core.chat.events import (
     answer_chunk,
 )
 from coder_tui.core.chat.quiet_reply import QuietReply, slot_progress
-from coder_tui.core.chat.reply_mode import DecodeRun, quiet_next
+from coder_tui.core.chat.reply_mode import quiet_next
 from coder_tui.core.metrics.server_payloads import parse_slots
 from coder_tui.core.metrics.types import ServerPhase, SlotSample
+from coder_tui.core.store.schema import DecodeRun
 
 MSGS = [{"role": "user", "content": "hi"}]
 TIMINGS = {

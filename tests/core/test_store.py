@@ -104,16 +104,16 @@ def test_failed_migration_rolls_back(db_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_conversation_lifecycle(db_path: Path) -> None:
     with HistoryStore(db_path) as store:
-        a = store.new_conversation()
+        a = store.new_conversation(system_prompt="be brief")
         b = store.new_conversation("second")
         store.add_user_message(a.id, "\n  Write a parser\nfor SSE please", profile="q4")
         titles = [(c.id, c.title) for c in store.list_conversations()]
         assert titles == [(a.id, "Write a parser"), (b.id, "second")]  # a most recently active
         assert store.last_conversation() == store.list_conversations()[0]
         store.rename(a.id, "renamed")
-        store.set_system_prompt(a.id, "be brief")
         conv = store.conversation(a.id)
         assert conv is not None and conv.title == "renamed" and conv.system_prompt == "be brief"
+        assert store.conversation(b.id).system_prompt is None  # type: ignore[union-attr]
 
 
 def test_reply_flow_and_statuses(db_path: Path) -> None:

@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 import coder_tui.__main__ as cli_main
+from coder_tui.core.config.flags import profile_to_table
 from coder_tui.core.config.loader import Config, Profile, ServerSettings
 from coder_tui.core.server.ports import free_port
-from coder_tui.core.tune.sweep import (
+from coder_tui.core.tune.sweep import around, pick_winner, sweep_order, tune
+from coder_tui.core.tune.trial import candidate_profile, measure_trial
+from coder_tui.core.tune.types import (
     Candidate,
     Trial,
     TrialFinished,
@@ -22,14 +25,7 @@ from coder_tui.core.tune.sweep import (
     TuneEvent,
     TuneFinished,
     TuneSettings,
-    around,
-    candidate_profile,
-    pick_winner,
-    profile_to_table,
-    sweep_order,
-    tune,
 )
-from coder_tui.core.tune.trial import measure_trial
 
 SETTINGS = TuneSettings(default_ngl=99)
 
@@ -150,17 +146,28 @@ def test_candidate_profile_replaces_placement_flags() -> None:
     assert c.extra_args == ("--mlock",)
     keep = candidate_profile(p, Candidate(None, 0))
     assert keep.n_gpu_layers == 99 and keep.n_cpu_moe is None and "-ub" in keep.extra_args
+    # Tensor overrides are the user's: a key or in extra_args, they stay with every candidate.
+    ot = dataclasses.replace(
+        p, override_tensor=("exps=CPU",), extra_args=("-ot", "a=CPU", "-t", "4")
+    )
+    c = candidate_profile(ot, Candidate(20, 4, threads=8))
+    assert c.override_tensor == ("exps=CPU",) and c.extra_args == ("-ot", "a=CPU")
 
 
 def test_around_and_profile_table() -> None:
     assert around(10, 0, 48) == [8, 9, 10, 11, 12]
     assert around(0, 0, 48) == [0, 1, 2]
     assert around(8, 7, 48) == [0, 8, 9, 10]  # values <= the first GPU layer act as 0
-    table = profile_to_table(dataclasses.replace(PROFILE, env={"A": "1"}, extra_args=("--x",)))
+    table = profile_to_table(
+        dataclasses.replace(
+            PROFILE, env={"A": "1"}, extra_args=("--x",), override_tensor=("a=CPU",), inherit="q"
+        )
+    )
     assert table == {
         "model": "/m.gguf",
         "ctx": 4096,
         "n_gpu_layers": 99,
+        "override_tensor": ["a=CPU"],
         "env": {"A": "1"},
         "extra_args": ["--x"],
     }

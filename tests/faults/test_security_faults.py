@@ -11,11 +11,12 @@ from hypothesis import strategies as st
 
 import coder_tui.__main__ as cli_main
 from coder_tui.core.chat.client import ChatClient, StreamEnd
+from coder_tui.core.chat.events import reply_end_notice
+from coder_tui.core.config.key_checks import key_exposure_warning
 from coder_tui.core.config.loader import load_config, parse_config
 from coder_tui.core.errors import ConfigError, ServerError
-from coder_tui.core.security import is_loopback, key_exposure_warning
+from coder_tui.core.security import is_loopback
 from coder_tui.core.server.ports import free_port
-from coder_tui.core.server.restart import reply_end_notice
 from faults.conftest import Env, Fault
 from faults.helpers import manager, profile, python, spawn, stop, write_config
 

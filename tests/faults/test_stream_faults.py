@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 
 from coder_tui.core.chat.client import ChatClient, Delta, StreamEnd
+from coder_tui.core.chat.events import reply_end_notice
 from coder_tui.core.server.events import Exited
 from coder_tui.core.server.ports import free_port
-from coder_tui.core.server.restart import reply_end_notice
 from coder_tui.core.store.history import HistoryStore, StoredMessage, status_for_end
 from faults.conftest import Env, Fault
 from faults.helpers import manager, profile

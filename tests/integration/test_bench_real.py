@@ -78,7 +78,7 @@ def test_bench_two_quants(
         assert re.search(rf"(?m)^\| {re.escape(metric)} \| .+ \| .+ \| .+ \|$", out), metric
     assert "ETA" in err
     size_row = next(line for line in out.splitlines() if line.startswith("| Model Size |"))
-    assert "MB" in size_row
+    assert "MiB" in size_row  # IEC, as everywhere sizes are shown
     first_id = int(re.search(r"saved as run #(\d+)", err).group(1))  # type: ignore[union-attr]
 
     out_file = tmp_path / "second.json"

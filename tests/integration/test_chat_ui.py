@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import coder_tui.core.chat.quiet_reply as quiet_reply
-import coder_tui.ui.screens.main as main_screen
+import coder_tui.core.chat.session as session
+import coder_tui.ui.widgets.chat_turn as chat_turn
 from coder_tui.core.config.loader import Config
 from coder_tui.core.server.events import ServerState
 from coder_tui.core.store.history import HistoryStore
@@ -84,7 +85,7 @@ async def test_server_killed_mid_reply_is_stored_interrupted(
             # delta: a kill before the first token would leave nothing to check, and a later one
             # races the tiny model, which writes 4,000 tokens into the socket in under two
             # seconds, faster than the app reads them: the reply would complete from the buffer.
-            monkeypatch.setattr(main_screen, "SAVE_EVERY_S", 0.0)
+            monkeypatch.setattr(session, "SAVE_EVERY_S", 0.0)
             save = store.update_reply
 
             def save_then_kill(msg_id: int, text: str) -> None:
@@ -106,7 +107,7 @@ async def test_server_killed_mid_reply_is_stored_interrupted(
             reply = store.messages(main.conversation.id)[-1]  # type: ignore[union-attr]
             assert reply.status == "interrupted", reply
             assert reply.content
-            await until(lambda: main.query_one(ServerBar).state is ServerState.CRASHED)
+            await until(lambda: main.query_one(ServerBar).serving.state is ServerState.CRASHED)
             # The UI is still usable: the prompt takes text, and a restart brings the server back.
             await pilot.press(*"again")
             assert main.query_one(PromptInput).text == "again"
@@ -124,26 +125,32 @@ class _NoIdleCore:
         return 0.0
 
 
-async def test_reply_is_paced_while_no_core_is_idle(demo_config: Config, tmp_path: Path) -> None:
+async def test_reply_is_paced_while_no_core_is_idle(
+    demo_config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With every core busy, the reply is read and drawn once per ``busy_refresh_s``, the prompt's
     cursor stops blinking, nothing of the reply is lost, and its footer says it was paced."""
     from coder_tui.core.chat.pacing import BusyPace
+    from coder_tui.core.chat.session import PaceChanged
 
     with HistoryStore(tmp_path / "h.sqlite3") as store:
-        app = CoderApp(demo_config, store=store)
+        # No metrics: the machine's own load (another test, a build) would hold the cursor still
+        # through the App's samples, whatever the reply did.
+        app = CoderApp(demo_config, store=store, sample_metrics=False)
         async with app.run_test(size=(120, 40)) as pilot:
             main = await _ready(app)
             main.pace = BusyPace(0.3, idle=_NoIdleCore())  # type: ignore[arg-type]
             main.request_extra = {"ignore_eos": True, "max_tokens": 200}
             seen: list[tuple[float, float, bool]] = []
-            apply = main._apply_pace
+            show = chat_turn.TurnRenderer.show
 
-            def spy(coalescer, stream):  # type: ignore[no-untyped-def]
-                apply(coalescer, stream)
-                blink = main.query_one(PromptInput).cursor_blink
-                seen.append((coalescer.interval_s, stream.read_gap_s, blink))
+            async def spy(renderer, event):  # type: ignore[no-untyped-def]
+                await show(renderer, event)
+                if isinstance(event, PaceChanged):
+                    blink = main.query_one(PromptInput).cursor_blink
+                    seen.append((renderer.coalescer.interval_s, event.read_gap_s, blink))
 
-            main._apply_pace = spy  # type: ignore[method-assign]
+            monkeypatch.setattr(chat_turn.TurnRenderer, "show", spy)
             await pilot.press(*"write a function", "enter")
             await until(lambda: main.generating, 10)
             await until(lambda: not main.generating, 60)
@@ -191,7 +198,7 @@ async def test_a_fast_reply_with_no_idle_core_makes_the_next_one_quiet(
             assert first.tokens_per_second > 1.0
 
             seen: list[str] = []
-            show = main_screen.quiet_progress
+            show = chat_turn.quiet_progress
 
             blinking: list[bool] = []
 
@@ -200,13 +207,13 @@ async def test_a_fast_reply_with_no_idle_core_makes_the_next_one_quiet(
                 blinking.append(main.query_one(PromptInput).cursor_blink)
                 return seen[-1]
 
-            main_screen.quiet_progress = spy  # type: ignore[assignment]
+            chat_turn.quiet_progress = spy  # type: ignore[assignment]
             main.request_extra = {"ignore_eos": True, "max_tokens": 1000}
             try:
                 await pilot.press(*"second", "enter")
                 await replies(4)
             finally:
-                main_screen.quiet_progress = show  # type: ignore[assignment]
+                chat_turn.quiet_progress = show  # type: ignore[assignment]
             reply = store.messages(main.conversation.id)[-1]  # type: ignore[union-attr]
             assert reply.status == "complete" and reply.completion_tokens == 1000
             # Its line is laid out with the reply, before the request: the counts then repaint

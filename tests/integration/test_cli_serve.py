@@ -119,12 +119,12 @@ async def test_tui_with_the_real_server(demo_config: Config) -> None:
     app = CoderApp(demo_config)
     async with app.run_test(size=(120, 40)) as pilot:
         for _ in range(400):
-            if _bar(app).state is ServerState.READY:
+            if _bar(app).serving.state is ServerState.READY:
                 break
             await asyncio.sleep(0.05)
-        assert _bar(app).state is ServerState.READY
+        assert _bar(app).serving.state is ServerState.READY
         assert app.manager is not None
         pid = app.manager.pid
-        assert _bar(app).profile == "q4_k_m"
+        assert _bar(app).serving.label == "q4_k_m"
         await pilot.press("ctrl+q")
     assert pid is not None and not psutil.pid_exists(pid)

@@ -31,8 +31,8 @@ async def test_fleet_rows_and_chat_with_a_remote(demo_config: Config, tmp_path: 
             app = CoderApp(config, store=store, sample_metrics=False)
             async with app.run_test(size=(160, 50)) as pilot:
                 await until(lambda: app.main is not None and app.main.server_ready)
-                await until(lambda: len(app.fleet_rows) == 2)
-                rows = {r.name: r for r in app.fleet_rows}
+                await until(lambda: len(app.fleet.rows) == 2)
+                rows = {r.name: r for r in app.fleet.rows}
                 assert rows["box"].up and not rows["gone"].up and rows["gone"].error
                 await pilot.press("f4")
                 await pilot.pause()

@@ -35,7 +35,9 @@ async def test_picker_diff_confirm_swap_keeps_conversation(
             await pilot.press("f6")
             await until(lambda: isinstance(app.screen, ProfilesScreen))
             # The table lists every profile with its quant read from the GGUF.
+            # (the screen is current before its on_mount has filled the table)
             table = app.screen.query_one("DataTable")
+            await until(lambda: table.row_count > 0)  # type: ignore[attr-defined]
             assert table.row_count == 4  # type: ignore[attr-defined]
             await pilot.press("down")  # from f16 (first row) to q8_0
             await pilot.pause()
@@ -52,7 +54,7 @@ async def test_picker_diff_confirm_swap_keeps_conversation(
             await until(lambda: len(main.query(MessageView)) == 4 and not main.generating)
             msgs = store.messages(main.conversation.id)  # type: ignore[union-attr]
             assert [m.profile for m in msgs if m.role == "assistant"] == ["q4_k_m", "q8_0"]
-            assert app.load_times.keys() >= {"q4_k_m", "q8_0"}
+            assert app.switch is not None and app.switch.load_times.keys() >= {"q4_k_m", "q8_0"}
             await pilot.press("ctrl+q")
 
 

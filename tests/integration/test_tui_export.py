@@ -20,7 +20,7 @@ async def test_tui_serves_its_metrics(demo_config: Config, tmp_path: Path) -> No
         app = CoderApp(demo_config, store=store, exporter=exporter)
         async with app.run_test(size=(120, 40)) as pilot:
             for _ in range(300):
-                if app.last_metrics is not None and app.main is not None and app.main.server_ready:
+                if app.metrics.last is not None and app.main is not None and app.main.server_ready:
                     break
                 await asyncio.sleep(0.05)
             await asyncio.sleep(1.5)

@@ -105,7 +105,7 @@ async def test_a_snapshot_while_the_screen_empties_is_ignored(
         assert main is not None
         await main.query_one(MetricsStrip).remove()
         await main.query_one(Dashboard).remove()
-        main.show_metrics(app.last_metrics or _empty_snapshot())  # no NoMatches
+        main.show_metrics(app.metrics.last or _empty_snapshot())  # no NoMatches
 
 
 def _empty_snapshot() -> MetricsSnapshot:

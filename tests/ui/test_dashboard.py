@@ -155,7 +155,7 @@ async def test_samplers_slow_down_and_cursor_stops_while_no_core_is_idle(
         main = app.screen
         assert isinstance(main, MainScreen)
         sampler = _Sampler()
-        app.sampler = sampler  # type: ignore[assignment]
+        app.metrics.sampler = sampler  # type: ignore[assignment]
         main.show_metrics = lambda snap: shown.append(snap.time_s)  # type: ignore[method-assign]
         prompt = main.query_one(PromptInput)
         base = _snap(ONE_GPU)
@@ -168,12 +168,12 @@ async def test_samplers_slow_down_and_cursor_stops_while_no_core_is_idle(
         for t in (1.0, 3.0, 5.0):  # 2 cores at 80 % and 90 % leave 0.3 idle: saturated
             app.post_message(MetricsUpdated(snap(t, (80.0, 90.0))))
             await pilot.pause()
-        assert app.tiles_pace.saturated and sampler.factors == [2]
+        assert app.metrics.pace.saturated and sampler.factors == [2]
         assert shown == [1.0, 3.0, 5.0] and not prompt.cursor_blink
         for t in (6.0, 7.0):  # 1.5 cores idle: calm again
             app.post_message(MetricsUpdated(snap(t, (50.0, 0.0))))
             await pilot.pause()
-        assert not app.tiles_pace.saturated and sampler.factors == [2, 1]
+        assert not app.metrics.pace.saturated and sampler.factors == [2, 1]
         assert shown[-2:] == [6.0, 7.0] and prompt.cursor_blink
 
 
@@ -185,7 +185,7 @@ async def test_a_request_after_one_that_took_every_core_slows_the_samplers_at_on
     app = CoderApp(offline_config, autostart=False, store=store, sample_metrics=False)
     async with app.run_test(size=(160, 50)) as pilot:
         sampler = _Sampler()
-        app.sampler = sampler  # type: ignore[assignment]
+        app.metrics.sampler = sampler  # type: ignore[assignment]
 
         def snap(t: float, phase: ServerPhase, per_core: tuple[float, ...]) -> MetricsSnapshot:
             base = _snap(ONE_GPU, phase)
@@ -287,13 +287,13 @@ async def test_busy_refresh_zero_keeps_the_samplers_at_their_rate(
     app = CoderApp(config, autostart=False, store=store, sample_metrics=False)
     async with app.run_test(size=(160, 50)) as pilot:
         sampler = _Sampler()
-        app.sampler = sampler  # type: ignore[assignment]
+        app.metrics.sampler = sampler  # type: ignore[assignment]
         base = _snap(ONE_GPU)
         busy_host = replace(base.host, cpu_percent_per_core=(100.0, 100.0))  # type: ignore[type-var]
         for t in (1.0, 2.0, 3.0):
             app.post_message(MetricsUpdated(replace(base, time_s=t, host=busy_host)))
             await pilot.pause()
-        assert not app.tiles_pace.saturated and sampler.factors == []
+        assert not app.metrics.pace.saturated and sampler.factors == []
         assert app.screen.query_one(PromptInput).cursor_blink
 
 
@@ -315,52 +315,52 @@ def _decoding_snap() -> MetricsSnapshot:
     return replace(base, server=replace(base.server, slots_available=True, slots=(slot,)))
 
 
+class _Turn:
+    """A quiet turn's ``offer_slots``: records what it is offered, answers ``count``."""
+
+    def __init__(self, count: object = None) -> None:
+        self.offered: list[object] = []
+        self.count = count
+
+    def offer_slots(self, slots: object) -> object:
+        from coder_tui.core.chat.quiet_reply import slot_progress
+
+        self.offered.append(slot_progress(slots))  # type: ignore[arg-type]
+        return self.count
+
+
 async def test_a_quiet_reply_gets_the_samplers_slots_under_the_dashboard(
     offline_config: Config, store: HistoryStore
 ) -> None:
     """The token count of a quiet reply comes from the metrics sampler's /slots read whichever
     screen shows, so the reply need not poll /slots itself while F4 is open."""
-    import httpx
-
-    from coder_tui.core.chat.client import ChatClient
     from coder_tui.ui.screens.dashboard import DashboardScreen
+    from coder_tui.ui.widgets.chat_turn import TurnRenderer
+    from coder_tui.ui.widgets.chat_view import ChatView
 
     app = CoderApp(offline_config, autostart=False, store=store, sample_metrics=False)
     async with app.run_test(size=(160, 50)) as pilot:
         main = app.screen
         assert isinstance(main, MainScreen)
-        async with ChatClient(
-            "http://127.0.0.1:9", transport=httpx.MockTransport(lambda r: httpx.Response(500))
-        ) as client:
-            reply = client.quiet_chat([{"role": "user", "content": "hi"}])
-            offered: list[tuple[int, int] | None] = []
-            reply.offer = offered.append  # type: ignore[method-assign]
-            main._stream = reply
-            await pilot.press("f4")
-            assert isinstance(app.screen, DashboardScreen)
-            app.post_message(MetricsUpdated(_decoding_snap()))
-            await pilot.pause()
-            main._stream = None
-            await reply.aclose()
-    assert offered == [(12, 40)]
+        turn = _Turn()
+        main._renderer = TurnRenderer(main.query_one(ChatView), turn)  # type: ignore[arg-type]
+        await pilot.press("f4")
+        assert isinstance(app.screen, DashboardScreen)
+        app.post_message(MetricsUpdated(_decoding_snap()))
+        await pilot.pause()
+        main._renderer = None
+    assert turn.offered == [(12, 40)]
 
 
 async def test_an_offered_token_count_is_shown_with_the_tiles(
     offline_config: Config, store: HistoryStore, seeded: int
 ) -> None:
     """The quiet reply's count from the sampler's /slots read goes on screen in the same handler
-    as the tiles (one screen update a tick, not a second one when the stream yields it)."""
+    as the tiles (one screen update a tick, not a second one when the turn yields it)."""
     from coder_tui.core.chat.events import DecodeProgress
-    from coder_tui.core.chat.quiet_reply import QuietReply
+    from coder_tui.ui.widgets.chat_turn import TurnRenderer
+    from coder_tui.ui.widgets.chat_view import ChatView
     from coder_tui.ui.widgets.message import MessageView
-
-    class Stub(QuietReply):
-        def __init__(self) -> None:
-            self.offered: list[object] = []
-
-        def offer(self, progress: tuple[int, int] | None) -> DecodeProgress | None:
-            self.offered.append(progress)
-            return DecodeProgress(40, 3.2)
 
     app = CoderApp(offline_config, autostart=False, store=store, sample_metrics=False)
     async with app.run_test(size=(160, 50)) as pilot:
@@ -368,13 +368,15 @@ async def test_an_offered_token_count_is_shown_with_the_tiles(
         main = app.screen
         assert isinstance(main, MainScreen)
         view = main.query(MessageView).last()
-        stub = Stub()
-        main._stream, main._quiet_view = stub, view
+        turn = _Turn(DecodeProgress(40, 3.2))
+        renderer = TurnRenderer(main.query_one(ChatView), turn)  # type: ignore[arg-type]
+        renderer.view = view
+        main._renderer = renderer
         app.on_metrics_updated(MetricsUpdated(_decoding_snap()))
         # no await: the line changed within the handler that showed the tiles
         assert "40 tokens after 3 s" in str(view.query_one(".stats").render())
-        assert stub.offered == [(12, 40)] and main._shown_progress is not None
-        main._stream = main._quiet_view = None
+        assert turn.offered == [(12, 40)]
+        main._renderer = None
 
 
 async def test_a_tile_repaints_only_its_changed_rows_and_follows_style_changes() -> None:

@@ -14,11 +14,11 @@ from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.screens.connect import ConnectScreen
 from coder_tui.ui.screens.dashboard import DashboardScreen
-from coder_tui.ui.themes import BUILTIN_DIR, load_theme_file, load_themes
+from coder_tui.ui.themes import builtin_themes_dir, load_theme_file, load_themes
 
 
 def test_shipped_themes_load() -> None:
-    themes, problems = load_themes(BUILTIN_DIR)
+    themes, problems = load_themes(builtin_themes_dir())
     names = {t.name for t in themes}
     assert problems == []
     assert {"coder-dark", "coder-light", "high-contrast"} <= names and len(names) >= 4

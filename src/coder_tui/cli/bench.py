@@ -97,12 +97,12 @@ def _emit(text: str, out: str | None) -> None:
 
 def render(result: BenchResult, fmt: str) -> str:
     """The report of ``result`` in ``fmt`` (md, json or csv)."""
-    from coder_tui.core.bench import export, report
+    from coder_tui.core.bench import report, serialize
 
     if fmt == "json":
-        return export.to_json(result)
+        return serialize.to_json(result)
     if fmt == "csv":
-        return export.to_csv(result)
+        return serialize.to_csv(result)
     return report.markdown(result)
 
 

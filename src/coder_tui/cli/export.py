@@ -2,7 +2,7 @@
 
 Either attaches to a running llama-server (``--url``) or starts a profile of the config (``--start
 PROFILE``, else the default profile) and stops it on exit. Listens on loopback unless
-``--allow-remote``. The collector and HTTP server are ``core.export``'s, the samplers
+``--allow-remote``. The collector and HTTP server are ``core.exporter``'s, the samplers
 ``core.metrics``'; this module only wires them, and imports them only when the command runs.
 """
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from coder_tui.core.metrics.bus import MetricsSampler
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-DEFAULT_LISTEN = "127.0.0.1:9464"  # mirrors core.export.DEFAULT_LISTEN without importing it
+DEFAULT_LISTEN = "127.0.0.1:9464"  # mirrors core.exporter.http.DEFAULT_LISTEN without importing it
 
 
 def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:

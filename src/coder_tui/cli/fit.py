@@ -1,20 +1,28 @@
-"""``coder-tui fit MODEL``: which ``-ngl`` / ``--n-cpu-moe`` pairs fit a card, fastest first.
+"""``coder-tui fit MODEL``: which placements fit a card, fastest first.
 
-Parses the arguments, finds the card's VRAM (``--vram``, else NVML's free memory of ``--gpu``),
-calls ``core.fit.advise`` and prints the ranked table, the flags to paste and llama-fit-params'
-answer beside ours; ``--write-profile NAME`` saves the best pair to the state file. The
-predictions are ``core/fit.py``'s and ``core/kv.py``'s.
+Parses the arguments, reads the model (a file, a split model's parts, or an ``https://`` URL whose
+header alone is fetched with range requests), finds the card's VRAM (``--vram``, else NVML's free
+memory of ``--gpu``), calibrates the speed model on this machine's measured runs of the model,
+calls ``core.tune.fit.advise`` and prints the ranked table, the flags to paste and
+llama-fit-params' own choice with our prediction of its VRAM and speed beside ours;
+``--write-profile NAME`` saves the best placement to the state file. The predictions are
+``core/tune/fit.py``'s and ``core/gguf/memory.py``'s.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from coder_tui.core.units import format_rate, format_size
+
 if TYPE_CHECKING:
+    from coder_tui.core.gguf.layout import GgufLayout
     from coder_tui.core.tune.fit import FitReport, FitRequest
     from coder_tui.core.tune.llama_fit import FitParamsAnswer
+    from coder_tui.core.tune.speed import SpeedModel
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -25,7 +33,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="rank the -ngl/--n-cpu-moe pairs that fit a GPU by predicted speed",
         description="Predict VRAM and decode speed of every -ngl/--n-cpu-moe pair for MODEL.",
     )
-    p.add_argument("model", metavar="MODEL", help="GGUF model file")
+    p.add_argument("model", metavar="MODEL", help="GGUF model file (or https:// URL, header only)")
     card = p.add_mutually_exclusive_group()
     card.add_argument("--vram", metavar="SIZE", help="plan for a card of SIZE (e.g. 24GiB)")
     card.add_argument("--gpu", type=int, metavar="N", help="use GPU N's free VRAM (default 0)")
@@ -55,11 +63,26 @@ def add_request_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ram-bw", metavar="RATE", help="RAM bandwidth, e.g. 50GB/s (else measured)")
     p.add_argument("--vram-bw", metavar="RATE", help="VRAM bandwidth (else NVML, else 1008GB/s)")
     p.add_argument("--depth", type=int, default=0, metavar="N", help="tokens in context at decode")
+    p.add_argument(
+        "--threads", type=int, metavar="N", help="server threads, -t (RAM bandwidth is measured so)"
+    )
+    p.add_argument("--mtp", action="store_true", help="plan for draft-MTP (loads the MTP block)")
+    p.add_argument(
+        "--measured",
+        action="append",
+        default=[],
+        metavar="FLAGS=T/S",
+        help='a measured decode speed to calibrate on, e.g. "-ngl 49 --n-cpu-moe 8=79.6"',
+    )
+    p.add_argument(
+        "--no-calibration", action="store_true", help="rank by the roofline only (no stored runs)"
+    )
 
 
-def gib(n: float) -> str:
-    """Bytes as GiB or MiB, for tables."""
-    return f"{n / (1 << 30):.2f} GiB" if abs(n) >= 1 << 30 else f"{n / (1 << 20):.1f} MiB"
+def size(n: float) -> str:
+    """Bytes for the fit and tune tables: ``core.units.format_size`` to two decimals (a plan
+    is read to the tens of MiB)."""
+    return format_size(n, digits=2)
 
 
 def find_card(vram: str | None, gpu: int | None) -> tuple[int, float | None, str]:
@@ -94,7 +117,7 @@ def build_request(
 ) -> tuple[FitRequest, str]:
     """A ``FitRequest`` from the shared options (``defaults``: a profile's values), and how the
     RAM bandwidth was found."""
-    from coder_tui.core.metrics.moe import measure_ram_bandwidth
+    from coder_tui.core.paths import app_paths
     from coder_tui.core.tune.fit import (
         DEFAULT_OVERHEAD,
         DEFAULT_VRAM_BW,
@@ -106,10 +129,14 @@ def build_request(
     d = defaults or {}
     ct_k = args.cache_type_k or args.cache_type or d.get("cache_type_k") or "f16"
     ct_v = args.cache_type_v or args.cache_type or d.get("cache_type_v") or "f16"
+    from coder_tui.core.tune.measured import ram_bandwidth
+
     if args.ram_bw:
         ram_bw, ram_src = parse_rate(args.ram_bw, what="--ram-bw"), "--ram-bw"
     else:
-        ram_bw, ram_src = measure_ram_bandwidth(), "measured, 1 thread"
+        threads = getattr(args, "threads", None) or d.get("threads")
+        bw = ram_bandwidth(threads if threads and threads > 0 else None, app_paths().cache_dir)
+        ram_bw, ram_src = bw.bytes_per_s, bw.label
     fa = args.flash_attn or d.get("flash_attn") or "on"
     req = FitRequest(
         vram_bytes=vram_bytes,
@@ -130,6 +157,7 @@ def build_request(
             parse_size(args.overhead, what="--overhead") if args.overhead else DEFAULT_OVERHEAD
         ),
         depth=max(args.depth, 0),
+        mtp=bool(getattr(args, "mtp", False)),
     )
     return req, ram_src
 
@@ -137,45 +165,77 @@ def build_request(
 def report_lines(report: FitReport, top: int, card_src: str, ram_src: str) -> list[str]:
     """The human-readable report (header, table, flags)."""
     req = report.request
-    kv_total = report.kv_bytes_per_cell * len(report.kv_layers) * report.cells.total
     c = report.compute
     experts = f", {report.expert_count} experts" if report.expert_count else ""
     lines = [
         f"model: {report.model_name}, {report.n_layer} layers{experts}",
-        f"card: {gib(req.vram_bytes)} ({card_src}); keep {gib(req.margin_bytes)} free; "
-        f"CUDA context {gib(req.overhead_bytes)}",
+        f"card: {size(req.vram_bytes)} ({card_src}); keep {size(req.margin_bytes)} free; "
+        f"CUDA runtime {size(req.overhead_bytes)}",
         f"KV cache {req.cache_type_k}/{req.cache_type_v}: {report.cells.total} cells (ctx "
-        f"{req.ctx} padded) x {report.kv_bytes_per_cell} B x {len(report.kv_layers)} layers "
-        f"= {gib(kv_total)} if all on the GPU",
-        f"compute buffer (estimate, ubatch {c.n_ubatch}): {gib(c.total_bytes)} = mask "
-        f"{gib(c.mask_bytes)} + scores {gib(c.kq_bytes)} + max(ffn {gib(c.ffn_bytes)}, "
-        f"output {gib(c.output_bytes)})",
-        f"roofline: RAM {req.ram_bandwidth_bytes_per_s / 1e9:.1f} GB/s ({ram_src}), VRAM "
-        f"{req.vram_bandwidth_bytes_per_s / 1e9:.0f} GB/s; {report.considered} placements, "
+        f"{req.ctx} padded) in {len(report.kv_layers)} layers = {size(report.kv_bytes_total)}"
+        " if all on the GPU",
+    ]
+    if report.recurrent_layers:
+        lines.append(
+            f"recurrent state: {len(report.recurrent_layers)} layers x {c.n_outputs} slots = "
+            f"{size(report.rs_bytes_total)} if all on the GPU"
+        )
+    lines += [
+        f"compute buffer (ubatch {c.n_ubatch}, {c.n_outputs} outputs): {size(c.total_bytes)} = "
+        f"mask {size(c.mask_bytes)} + max(attention {size(c.kq_bytes + c.attn_bytes)}, "
+        f"ffn {size(c.ffn_bytes)}, recurrent {size(c.recurrent_bytes)}, "
+        f"output {size(c.output_bytes)})",
+        f"roofline: RAM {format_rate(req.ram_bandwidth_bytes_per_s)} ({ram_src}), VRAM "
+        f"{format_rate(req.vram_bandwidth_bytes_per_s)}; {report.considered} placements, "
         f"{len(report.options)} fit",
+        *speed_lines(report),
         *[f"note: {n}" for n in report.notes],
     ]
     if not report.options:
         s = report.smallest
         lines.append(
-            f"nothing fits: the smallest placement ({' '.join(s.flags())}) needs "
-            f"{gib(s.vram_bytes)} + {gib(req.margin_bytes)} margin"
+            f"nothing fits: the smallest placement ({s.label()}) needs "
+            f"{size(s.vram_bytes)} + {size(req.margin_bytes)} margin"
         )
         return lines
+    calibrated = req.speed is not None
     head = (
-        f"{'#':>2}  {'-ngl':>4} {'n-cpu-moe':>9}  {'VRAM':>10}  {'weights':>10}  {'KV':>10}  "
-        f"{'GPU experts':>11}  {'RAM B/tok':>10}  {'t/s ceiling':>11}"
+        f"{'#':>2}  {'placement':<46} {'VRAM':>10}  {'KV+RS':>10}  {'GPU experts':>11}  "
+        f"{'RAM B/tok':>10}  {'ceiling':>8}" + (f"  {'predicted':>9}" if calibrated else "")
     )
     lines += ["", head]
     for i, o in enumerate(report.options[: max(top, 1)], 1):
         tps = f"{o.tokens_per_s:.1f}" if o.tokens_per_s else "-"
-        lines.append(
-            f"{i:>2}  {o.n_gpu_layers:>4} {o.n_cpu_moe:>9}  {gib(o.vram_bytes):>10}  "
-            f"{gib(o.weights_vram_bytes):>10}  {gib(o.kv_vram_bytes):>10}  "
-            f"{gib(o.gpu_expert_bytes):>11}  {gib(o.ram_bytes_per_token):>10}  {tps:>11}"
+        row = (
+            f"{i:>2}  {o.label():<46} {size(o.vram_bytes):>10}  "
+            f"{size(o.kv_vram_bytes + o.rs_vram_bytes):>10}  {size(o.gpu_expert_bytes):>11}  "
+            f"{size(o.ram_bytes_per_token):>10}  {tps:>8}"
         )
+        if calibrated:
+            row += f"  {o.predicted_tokens_per_s or 0:>9.1f}"
+        lines.append(row)
     lines += ["", "flags: " + " ".join(server_flags(req, report.options[0].flags()))]
     return lines
+
+
+def speed_lines(report: FitReport) -> list[str]:
+    """What the calibrated speed model rests on and how far off it is from each run."""
+    model = report.request.speed
+    if model is None:
+        return ["speed: the roofline only (a ceiling): no measured run of this model yet"]
+    out = [
+        f"speed: calibrated on {len(model.points)} measured run(s), fitted "
+        f"{', '.join(model.fitted)}: {model.fixed_s * 1e3:.2f} ms fixed + "
+        f"{model.per_split_s * 1e3:.3f} ms per CPU/GPU hand-over + RAM at "
+        f"{format_rate(model.ram_bandwidth_bytes_per_s)} + VRAM at "
+        f"{format_rate(model.vram_bandwidth_bytes_per_s)}"
+    ]
+    for label, measured, predicted in model.errors():
+        off = (predicted - measured) / measured * 100 if measured else 0.0
+        out.append(
+            f"  run {label}: measured {measured:.1f} t/s, model {predicted:.1f} ({off:+.1f} %)"
+        )
+    return out
 
 
 def server_flags(req: FitRequest, placement: list[str]) -> list[str]:
@@ -188,44 +248,115 @@ def server_flags(req: FitRequest, placement: list[str]) -> list[str]:
     return out + (["--parallel", str(req.parallel)] if req.parallel else [])
 
 
-def fit_params_lines(answer: FitParamsAnswer) -> list[str]:
-    """llama-fit-params' answer, one or two lines."""
+def fit_params_lines(
+    answer: FitParamsAnswer, ours: tuple[int, float | None, float | None] | None = None
+) -> list[str]:
+    """llama-fit-params' answer; ``ours``: our (VRAM, ceiling, prediction) for its placement."""
     if answer.error:
         return [f"llama-fit-params: {answer.error}"]
-    lines = [f"llama-fit-params (for this machine's free memory): {answer.fitted_args}"]
+    lines = [f"llama-fit-params (llama.cpp's own fit, same margin): {answer.fitted_args}"]
+    if ours is not None:
+        vram, ceiling, predicted = ours
+        speed = f"ceiling {ceiling:.1f} t/s" if ceiling else "ceiling -"
+        if predicted:
+            speed += f", predicted {predicted:.1f} t/s"
+        lines.append(f"  ours for that placement: VRAM {size(vram)}, {speed}")
     for e in answer.estimate:
         lines.append(
-            f"llama-fit-params estimate for our pick on {e.device}: model {e.model_mib} MiB, "
-            f"context {e.context_mib} MiB, compute {e.compute_mib} MiB"
+            f"llama-fit-params estimate for our pick on {e.device}: model "
+            f"{size(e.model_mib << 20)}, context {size(e.context_mib << 20)}, compute "
+            f"{size(e.compute_mib << 20)} (it reserves one output per token of -ub, "
+            "llama-server one per slot)"
         )
     return lines
 
 
+def calibration(
+    args: argparse.Namespace, layout: GgufLayout, model: Path | None, req: FitRequest
+) -> SpeedModel | None:
+    """The speed model from ``--measured`` and this model's stored runs (``None``: none)."""
+    from coder_tui.core.errors import UserError
+    from coder_tui.core.paths import app_paths
+    from coder_tui.core.tune.measured import load_runs, traffic_for_args
+    from coder_tui.core.tune.speed import Measured, calibrate
+
+    if args.no_calibration:
+        return None
+    points = load_runs(app_paths().state_dir, model, layout) if model is not None else []
+    for item in args.measured:
+        flags, _, tps = item.rpartition("=")
+        try:
+            value = float(tps)
+        except ValueError:
+            raise UserError(f'--measured: expected "FLAGS=T/S", got {item!r}') from None
+        argv = shlex.split(flags)
+        points.append(Measured(flags, traffic_for_args(layout, argv), value, "--measured"))
+    if not points:
+        return None
+    return calibrate(
+        points,
+        ram_copy_bandwidth=req.ram_bandwidth_bytes_per_s,
+        vram_bandwidth=req.vram_bandwidth_bytes_per_s,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``coder-tui fit``."""
+    import dataclasses
+
     from coder_tui.core.errors import UserError
     from coder_tui.core.gguf.layout import read_layout
+    from coder_tui.core.gguf.remote import is_url, read_remote_layout
     from coder_tui.core.paths import app_paths
     from coder_tui.core.server.binary import BinaryNotFound, find_tool
     from coder_tui.core.tune.fit import advise
-    from coder_tui.core.tune.llama_fit import profile_table, run_fit_params, save_state_profile
+    from coder_tui.core.tune.llama_fit import (
+        fitted_placement,
+        profile_table,
+        run_fit_params,
+        save_state_profile,
+    )
+    from coder_tui.core.tune.measured import traffic_for_args, vram_for_args
+    from coder_tui.core.tune.speed import roofline_tokens_per_s
 
-    model = Path(args.model).expanduser()
-    layout = read_layout(model)
+    model: Path | None = None
+    if is_url(args.model) and args.write_profile:
+        raise UserError("download the model first: a profile needs a local file")
+    if is_url(args.model):
+        remote = read_remote_layout(args.model)
+        layout = remote.layout
+        print(
+            f"read {len(remote.urls)} header(s) over HTTP: {size(remote.fetched_bytes)} of "
+            f"{size(remote.total_bytes)}"
+        )
+    else:
+        model = Path(args.model).expanduser()
+        layout = read_layout(model)
     vram, vram_bw, card_src = find_card(args.vram, args.gpu)
     req, ram_src = build_request(args, vram, vram_bw, layout.context_length or 4096)
+    req = dataclasses.replace(req, speed=calibration(args, layout, model, req))
     report = advise(layout, req)
     for line in report_lines(report, args.top, card_src, ram_src):
         print(line)
-    if not args.no_fit_params:
+    if not args.no_fit_params and model is not None:
         try:
             tool = find_tool("llama-fit-params")
         except BinaryNotFound:
             print("llama-fit-params: not installed")
         else:
-            for line in fit_params_lines(run_fit_params(tool, model, req, report.best)):
+            answer = run_fit_params(tool, model, req, report.best)
+            theirs = fitted_placement(answer)
+            ours = None
+            if theirs:
+                t = traffic_for_args(layout, theirs)
+                ceiling = roofline_tokens_per_s(
+                    t, req.ram_bandwidth_bytes_per_s, req.vram_bandwidth_bytes_per_s
+                )
+                predicted = req.speed.tokens_per_s(t) if req.speed else None
+                ours = (vram_for_args(layout, req, theirs), ceiling, predicted)
+            for line in fit_params_lines(answer, ours):
                 print(line)
-    if args.write_profile:
+    if args.write_profile and model is not None:
         if report.best is None:
             raise UserError("nothing fits, so no profile was written")
         state = app_paths().state_file

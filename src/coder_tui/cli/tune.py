@@ -12,12 +12,14 @@ import argparse
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from coder_tui.cli.fit import gib
+from coder_tui.cli.fit import size
 
 if TYPE_CHECKING:
-    from coder_tui.core.config.loader import Profile
+    from pathlib import Path
+
+    from coder_tui.core.config.loader import Config, Profile
     from coder_tui.core.gguf.layout import GgufLayout
-    from coder_tui.core.tune.sweep import Candidate, Trial
+    from coder_tui.core.tune.types import Candidate, Trial, TuneFinished, TuneSettings
 
 
 def _ints(text: str) -> list[int]:
@@ -53,6 +55,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--gen-tokens", type=int, default=128, metavar="N")
     p.add_argument("--prompt-tokens", type=int, default=2048, metavar="N")
     p.add_argument("--save", metavar="NAME", help="save the winner as a profile in the state file")
+    p.add_argument(
+        "--plain",
+        action="store_true",
+        help="sweep --n-cpu-moe only (the default tunes placement, threads, load mode, -tb, -ub)",
+    )
     p.set_defaults(func=run)
 
 
@@ -82,18 +89,27 @@ def candidates(
     bw: float | None,
 ) -> list[Candidate]:
     """The candidates: ``--candidates`` or values around fit's advice (or a coarse spread)."""
-    from coder_tui.core.metrics.moe import measure_ram_bandwidth
+    import dataclasses
+
+    from coder_tui.core.paths import app_paths
     from coder_tui.core.tune.fit import DEFAULT_OVERHEAD, FitRequest, advise, parse_size
-    from coder_tui.core.tune.sweep import Candidate, around
+    from coder_tui.core.tune.measured import load_runs, ram_bandwidth
+    from coder_tui.core.tune.speed import calibrate
+    from coder_tui.core.tune.sweep import around
+    from coder_tui.core.tune.types import Candidate
 
     n_layer = layout.block_count
     ngl: int | None = args.ngl if args.ngl is not None else profile.n_gpu_layers
     cuts: list[int]
+    args.fit_options = ()
     if vram is not None:
         req = FitRequest(
             vram_bytes=vram,
             ctx=profile.ctx or layout.context_length or 4096,
-            ram_bandwidth_bytes_per_s=measure_ram_bandwidth(),
+            ram_bandwidth_bytes_per_s=ram_bandwidth(
+                profile.threads if profile.threads and profile.threads > 0 else None,
+                app_paths().cache_dir,
+            ).bytes_per_s,
             vram_bandwidth_bytes_per_s=bw or 1008e9,
             cache_type_k=profile.cache_type_k or "f16",
             cache_type_v=profile.cache_type_v or "f16",
@@ -103,10 +119,20 @@ def candidates(
             margin_bytes=parse_size(args.margin, what="--margin"),
             overhead_bytes=DEFAULT_OVERHEAD,
         )
-        best = advise(layout, req).best
+        runs = load_runs(app_paths().state_dir, profile.model, layout)
+        if runs:  # rank by the speed calibrated on this model's measured runs
+            speed = calibrate(
+                runs,
+                ram_copy_bandwidth=req.ram_bandwidth_bytes_per_s,
+                vram_bandwidth=req.vram_bandwidth_bytes_per_s,
+            )
+            req = dataclasses.replace(req, speed=speed)
+        report = advise(layout, req)
+        args.fit_options = report.options
+        best = report.best
         if best is not None:
             print(
-                f"fit advice: {' '.join(best.flags())} (predicted {gib(best.vram_bytes)} VRAM, "
+                f"fit advice: {' '.join(best.flags())} (predicted {size(best.vram_bytes)} VRAM, "
                 f"ceiling {best.tokens_per_s or 0:.1f} t/s)"
             )
             ngl = best.n_gpu_layers if args.ngl is None else args.ngl
@@ -131,7 +157,7 @@ def _fmt(value: float | None, unit: str = "") -> str:
 
 def trial_line(trial: Trial) -> str:
     """One line for a finished trial."""
-    peak = gib(trial.peak_vram_bytes) if trial.peak_vram_bytes is not None else "-"
+    peak = size(trial.peak_vram_bytes) if trial.peak_vram_bytes is not None else "-"
     if trial.status.value != "ok":
         return f"{trial.status.value}: {trial.message}"
     return (
@@ -147,7 +173,7 @@ def table(trials: tuple[Trial, ...], winner: Trial | None) -> list[str]:
     ]
     for t in trials:
         mark = "*" if t is winner else " "
-        peak = gib(t.peak_vram_bytes) if t.peak_vram_bytes is not None else "-"
+        peak = size(t.peak_vram_bytes) if t.peak_vram_bytes is not None else "-"
         status = t.status.value + (" (over)" if t.fits_with_margin is False else "")
         rows.append(
             f"{mark} {t.candidate.label():<34} {status:<14} {_fmt(t.generation_tokens_per_s):>8} "
@@ -156,22 +182,65 @@ def table(trials: tuple[Trial, ...], winner: Trial | None) -> list[str]:
     return rows
 
 
+def record_runs(model: Path, trials: tuple[Trial, ...]) -> None:
+    """Keep every measured decode speed for fit's calibrated prediction."""
+    from coder_tui.core.paths import app_paths
+    from coder_tui.core.tune.measured import record_run
+
+    for t in trials:
+        if t.generation_tokens_per_s:
+            record_run(
+                app_paths().state_dir, model, t.candidate.flags(), t.generation_tokens_per_s, "tune"
+            )
+
+
+async def by_dimension(
+    config: Config,
+    profile: Profile,
+    cands: list[Candidate],
+    settings: TuneSettings,
+    args: argparse.Namespace,
+) -> TuneFinished:
+    """The dimension tuner from fit's pick (placements: fit's next best)."""
+    from coder_tui.core.gguf.layout import read_layout
+    from coder_tui.core.tune.dims import DimensionDone, default_dimensions, tune_dimensions
+    from coder_tui.core.tune.types import Candidate, TrialFinished, TrialStarted
+
+    options = list(args.fit_options)
+    pick = options[0]
+    base = Candidate(pick.n_gpu_layers, pick.n_cpu_moe, cpu_parts=pick.cpu_parts)
+    nearby = [Candidate(o.n_gpu_layers, o.n_cpu_moe, cpu_parts=o.cpu_parts) for o in options[1:4]]
+    layout = read_layout(profile.model)
+    dims = default_dimensions(nearby, cores=profile.threads, mtp=bool(layout.nextn_layers))
+    async for event in tune_dimensions(config, profile, base, dims, settings):
+        if isinstance(event, TrialStarted):
+            print(f"[{event.index}/{event.total}] {event.candidate.label()} ...", flush=True)
+        elif isinstance(event, TrialFinished):
+            print(f"[{event.index}/{event.total}] {trial_line(event.trial)}", flush=True)
+        elif isinstance(event, DimensionDone):
+            verdict = "significant" if event.significant else "not significant, kept"
+            early = ", stopped early (flat)" if event.stopped_early else ""
+            print(
+                f"== {event.name}: {event.best.candidate.label()} {event.gain_pct:+.1f} % "
+                f"({verdict}; {event.tried} tried{early})",
+                flush=True,
+            )
+        elif isinstance(event, TuneFinished):
+            return event
+    raise AssertionError("tune ended without TuneFinished")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``coder-tui tune``."""
+    from coder_tui.core.config.flags import profile_to_table
     from coder_tui.core.config.loader import load_config
     from coder_tui.core.gguf.layout import read_layout
     from coder_tui.core.paths import app_paths, resolve_config_path
     from coder_tui.core.tune.fit import parse_size
     from coder_tui.core.tune.llama_fit import save_state_profile
-    from coder_tui.core.tune.sweep import (
-        TrialFinished,
-        TrialStarted,
-        TuneFinished,
-        TuneSettings,
-        candidate_profile,
-        profile_to_table,
-        tune,
-    )
+    from coder_tui.core.tune.sweep import tune
+    from coder_tui.core.tune.trial import candidate_profile
+    from coder_tui.core.tune.types import TrialFinished, TrialStarted, TuneFinished, TuneSettings
 
     config = load_config(resolve_config_path(getattr(args, "config", None)))
     profile = config.profile(args.profile)
@@ -201,7 +270,9 @@ def run(args: argparse.Namespace) -> int:
                 return event
         raise AssertionError("tune ended without TuneFinished")
 
-    done = asyncio.run(sweep())
+    plain = args.plain or args.candidates or args.ubatches or args.threads or not args.fit_options
+    done = asyncio.run(sweep() if plain else by_dimension(config, profile, cands, settings, args))
+    record_runs(profile.model, done.trials)
     print()
     for line in table(done.trials, done.winner):
         print(line)

@@ -1,10 +1,13 @@
-"""Security checks that need no network and no terminal: addresses, keys, file modes, versions.
+"""Security checks that need no network, no terminal and no config: addresses, keys, file modes,
+versions.
 
-Owns what counts as loopback, where a config holds a literal API key and whether other users can
-read that file, the redaction of keys from log lines, and the table of llama-server builds with
-known security fixes (``data/security_advisories.toml``, each entry with its source). Passing the
-key to the server is ``server/process.py``'s; refusing a non-loopback host without a key is
-``config.py``'s; printing the warnings is the caller's (``commands.py``, the UI).
+Owns the one rule for what counts as loopback (``is_loopback``), which variable names hold keys,
+whether other users can read a file, the redaction of keys from log lines, and the table of
+llama-server builds with known security fixes (``data/security_advisories.toml``, each entry with
+its source). Where a config holds a literal key is ``config/key_checks.py``'s (it reads a
+``Config``; this module imports nothing from ``core.config``); passing the key to the server is
+``server/process.py``'s; refusing a non-loopback host without a key is ``config/loader.py``'s;
+printing the warnings is the caller's (``commands.py``, the UI).
 """
 
 from __future__ import annotations
@@ -17,8 +20,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-
-from coder_tui.core.config.schema import Config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -43,22 +44,70 @@ _KEY_PATTERNS = (
 
 # -- addresses -----------------------------------------------------------------------------------
 
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+"""Names taken as this machine without a lookup (``/etc/hosts`` maps both to loopback)."""
+
+_BRACKETED = re.compile(r"\[([^\[\]]+)\](?::[0-9]{1,5})?")
+_PORT = re.compile(r"[0-9]{1,5}")
+_IPV4_PART = re.compile(r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*")
+
 
 def is_loopback(host: str) -> bool:
     """True when every address in ``host`` (llama-server takes a comma-separated list) is this
-    machine only: ``localhost``, 127.0.0.0/8 or ``::1``. Names other than localhost are not."""
-    parts = [p.strip().strip("[]") for p in host.split(",")]
-    if not parts or not all(parts):
+    machine only. The one rule for every "is it only this machine?" check (``[server] host``,
+    ``--listen``, a chat URL's host). Accepted, each with or without a ``:PORT``:
+
+    * ``localhost`` and ``localhost.localdomain`` (any case); no other name (no DNS lookups);
+    * 127.0.0.0/8 in every spelling the C resolver takes: ``127.0.0.1``, ``127.1``, ``0x7f.1``,
+      ``2130706433``;
+    * ``::1`` in any IPv6 spelling, bare or in brackets (``[::1]:8080``), and IPv4-mapped
+      loopback (``::ffff:127.0.0.1``).
+    """
+    parts = [p.strip() for p in host.split(",")]
+    return all(_one_loopback(p) for p in parts)
+
+
+def _one_loopback(part: str) -> bool:
+    address = _without_port(part)
+    if not address:
         return False
-    for part in parts:
-        if part.lower() == "localhost":
-            continue
-        try:
-            if not ipaddress.ip_address(part).is_loopback:
-                return False
-        except ValueError:
-            return False
-    return True
+    if address.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        number = _ipv4_number(address)
+        return number is not None and number >> 24 == 127
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
+def _without_port(part: str) -> str:
+    """The address in ``part``: inside ``[...]`` (with an optional port), else before a single
+    ``:PORT``; a bare IPv6 address (several colons) is returned whole."""
+    if part.startswith("["):
+        match = _BRACKETED.fullmatch(part)
+        return match.group(1) if match else ""
+    head, sep, port = part.rpartition(":")
+    if sep and ":" not in head:
+        return head if _PORT.fullmatch(port) else ""
+    return part
+
+
+def _ipv4_number(text: str) -> int | None:
+    """An IPv4 address in ``inet_aton``'s forms (1 to 4 dotted parts, each decimal, octal with a
+    leading 0 or hex with 0x; the last part fills the remaining bytes) as a 32-bit number."""
+    parts = text.split(".")
+    if not 1 <= len(parts) <= 4 or not all(_IPV4_PART.fullmatch(p) for p in parts):
+        return None
+    values = [
+        int(p, 0) if p[:2].lower() == "0x" else int(p, 8 if p[0] == "0" else 10) for p in parts
+    ]
+    *head, last = values
+    if any(v > 255 for v in head) or last >= 1 << (8 * (4 - len(head))):
+        return None
+    return sum(v << (24 - 8 * i) for i, v in enumerate(head)) + last
 
 
 # -- keys ------------------------------------------------------------------------------------------
@@ -69,17 +118,6 @@ def looks_secret(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 
 
-def literal_keys(config: Config) -> list[str]:
-    """Where the config file itself holds a key: ``profiles.NAME.env.VAR`` for each variable with
-    a key-like name and a value (``api_key_env`` only names a variable, so it is not one)."""
-    found = []
-    for name, profile in config.profiles.items():
-        for var, value in profile.env.items():
-            if looks_secret(var) and value:
-                found.append(f"profiles.{name}.env.{var}")
-    return found
-
-
 def readable_by_others(path: Path) -> bool:
     """True when users other than the owner may read ``path`` (group or world read bit)."""
     try:
@@ -87,20 +125,6 @@ def readable_by_others(path: Path) -> bool:
     except OSError:
         return False
     return bool(mode & (stat.S_IRGRP | stat.S_IROTH))
-
-
-def key_exposure_warning(config: Config) -> str | None:
-    """One warning line when the config file holds a key and other users can read it."""
-    if config.path is None:
-        return None
-    where = literal_keys(config)
-    if not where or not readable_by_others(config.path):
-        return None
-    mode = config.path.stat().st_mode & 0o777
-    return (
-        f"warning: {config.path} holds an API key ({where[0]}) and other users can read it "
-        f"(mode {mode:04o}); run: chmod 600 {config.path}"
-    )
 
 
 class Redactor:
@@ -124,11 +148,6 @@ class Redactor:
 def server_secrets(env: Mapping[str, str]) -> list[str]:
     """The values in an environment for a server process that must never be shown."""
     return [value for name, value in env.items() if looks_secret(name) and value]
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with ``secrets`` and key-shaped values hidden (see ``Redactor``)."""
-    return Redactor(secrets)(text)
 
 
 # -- llama-server versions -------------------------------------------------------------------------

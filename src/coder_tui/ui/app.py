@@ -1,60 +1,60 @@
-"""The Textual App: owns the services (server, history store), routes their events to the screen.
+"""The Textual App: owns the services and the one serving state; each concern is delegated.
 
-Services start in ``on_mount`` and stop in ``on_unmount``; screens and widgets get data through
-attributes and messages and never touch the services' internals. I/O runs in workers.
+Services start in ``on_mount`` and stop in ``on_unmount``, through plain helpers (``ui/control/``)
+handed what they drive: ``ServerControl``, ``ProfileSwitch``, ``FleetWatch``, ``MetricsFeed``.
+``serving`` (``ui/serving.py``) is the one record of what is served: only the App changes it, from
+the server's events and its helpers' messages, and hands it down (``MainScreen.serving``, bound
+into the server bar). The App never reaches into a screen's widgets. I/O runs in workers.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
-from collections.abc import Callable
+from dataclasses import replace
 from typing import ClassVar
 
+from textual import on
+from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.driver import Driver
+from textual.reactive import var
 
 from coder_tui import __version__
-from coder_tui.core.chat.pacing import BusyPace
 from coder_tui.core.config.app_state import load_state, remember
+from coder_tui.core.config.key_checks import key_exposure_warning
 from coder_tui.core.config.loader import ChatSettings, Config
 from coder_tui.core.errors import UserError
 from coder_tui.core.exporter.http import PrometheusExporter
-from coder_tui.core.metrics.bus import MetricsSampler
-from coder_tui.core.metrics.fleet import FleetRow
 from coder_tui.core.metrics.gpu import GpuProbe
-from coder_tui.core.metrics.types import MetricsSnapshot
 from coder_tui.core.paths import app_paths
-from coder_tui.core.security import advisory_warning, key_exposure_warning
-from coder_tui.core.server.agent_env import env_lines
-from coder_tui.core.server.attach import AttachedServer
-from coder_tui.core.server.events import (
-    Exited,
-    LogLine,
-    Ready,
-    ServerState,
-    StateChanged,
-)
+from coder_tui.core.server.events import Exited, LogLine, Ready
 from coder_tui.core.server.process import ServerManager
-from coder_tui.core.server.restart import RestartPolicy
 from coder_tui.core.server.swap import Swapper
 from coder_tui.core.store.history import HistoryStore
+from coder_tui.ui.control.fleet import FleetWatch
+from coder_tui.ui.control.metrics import MetricsFeed
+from coder_tui.ui.control.profiles import ProfileSwitch, after_swap_event
+from coder_tui.ui.control.server import ServerControl, install_exit_signals, start_exit_backstop
 from coder_tui.ui.driver import driver_class
-from coder_tui.ui.fleet_actions import FleetActions
-from coder_tui.ui.messages import ServerEventMessage, ServerFailed
-from coder_tui.ui.metrics_actions import BUSY_SLOWDOWN, MetricsActions
+from coder_tui.ui.messages import (
+    FleetUpdated,
+    MetricsUpdated,
+    PortTaken,
+    ServerEventMessage,
+    ServerFailed,
+    ServerLogLines,
+    SwapReport,
+)
 from coder_tui.ui.screens.connect import ConnectScreen
 from coder_tui.ui.screens.dashboard import DashboardScreen
 from coder_tui.ui.screens.main import MainScreen
-from coder_tui.ui.server_actions import ServerActions
-from coder_tui.ui.swap_actions import SwapActions
-from coder_tui.ui.themes import BUILTIN_DIR, DEFAULT_THEME, load_themes
-from coder_tui.ui.widgets.server_bar import ServerBar
-from coder_tui.ui.widgets.server_log import ServerLog
+from coder_tui.ui.serving import ServingState, after_event
+from coder_tui.ui.themes import DEFAULT_THEME, builtin_themes_dir, load_themes
+from coder_tui.ui.widgets.fleet import FleetTable
 
 
-class CoderApp(ServerActions, SwapActions, FleetActions, MetricsActions):
+class CoderApp(App[int]):
     """coder-tui's main window."""
 
     CSS_PATH = "app.tcss"
@@ -62,7 +62,6 @@ class CoderApp(ServerActions, SwapActions, FleetActions, MetricsActions):
     SUB_TITLE = __version__
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012 (Textual's own)
     BINDINGS: ClassVar[list[BindingType]] = [
-        # Function keys work while the prompt has focus; the letters when it does not.
         # Function keys win over the focused widget (TextArea takes F6/F7 for selection), so they
         # work while typing; the letters only when the prompt does not have focus.
         Binding("f1", "toggle_help", "Keys", priority=True),
@@ -83,6 +82,9 @@ class CoderApp(ServerActions, SwapActions, FleetActions, MetricsActions):
         Binding("ctrl+z", "suspend_process", "Suspend", show=False),
     ]
 
+    serving: var[ServingState] = var(ServingState)
+    """What is served: the one copy. Handed down to the main screen whenever it changes."""
+
     def __init__(
         self,
         config: Config | None,
@@ -99,30 +101,30 @@ class CoderApp(ServerActions, SwapActions, FleetActions, MetricsActions):
     ) -> None:
         super().__init__()
         self.config = config
+        self.first_profile = profile_name  # asked for on the command line; None: the default
         self.attach_url = attach_url
         self.autostart = autostart
-        self.profile_name = profile_name
-        self.manager: ServerManager | None = None
-        self.attached: AttachedServer | None = None
         self.store = store
+        self._own_store = False
         self.sample_metrics = sample_metrics
         self.keep_server = keep_server
-        self.metrics_interval_s = metrics_interval_s
-        self._own_store = False
-        self.auto_restart = auto_restart
-        self.restart_policy = RestartPolicy()
-        self.fleet_rows: tuple[FleetRow, ...] = ()
-        self.exporter = exporter if isinstance(exporter, PrometheusExporter) else None
         self.main: MainScreen | None = None
-        self.swapper: Swapper | None = None
-        self.load_times: dict[str, float] = {}
-        self.sampler: MetricsSampler | None = None
-        self.last_metrics: MetricsSnapshot | None = None
-        busy = (config.chat if config else ChatSettings()).busy_refresh_s
-        self.tiles_pace = BusyPace(float(BUSY_SLOWDOWN) if busy > 0 else 0.0)
-        """Saturated while no CPU core is idle (from the host samples): see ``_on_saturation``.
-        ``[chat] busy_refresh_s = 0`` turns this slowing off too."""
-        self._unlisten: Callable[[], None] | None = None
+        self.terminated_by_signal = False  # SIGHUP or SIGTERM: the exit is a requested one
+        busy_refresh_s = (config.chat if config else ChatSettings()).busy_refresh_s
+        self.metrics = MetricsFeed(
+            self,
+            interval_s=metrics_interval_s,
+            busy_refresh_s=busy_refresh_s,
+            exporter=exporter if isinstance(exporter, PrometheusExporter) else None,
+        )
+        self.fleet = FleetWatch(self, config.remotes if config else ())
+        self.server = ServerControl(self, auto_restart=auto_restart)
+        self.switch: ProfileSwitch | None = None  # only while coder-tui manages the server
+
+    @property
+    def manager(self) -> ServerManager | None:
+        """The managed server's manager (``None``: watching one started elsewhere)."""
+        return self.server.manager
 
     def get_driver_class(self) -> type[Driver]:
         """Textual's choice, with an input thread that does not wake ten times a second."""
@@ -134,13 +136,7 @@ class CoderApp(ServerActions, SwapActions, FleetActions, MetricsActions):
         # paused a streaming reply for 50-130 ms (benchmarks/chat_render.py, docs/performance.md).
         self.call_after_refresh(gc.freeze)
         self._load_themes()
-        if self.exporter is not None:
-            try:
-                self.exporter.start()
-                self.notify(f"Prometheus metrics at {self.exporter.url}")
-            except UserError as exc:
-                self.notify(str(exc), severity="error", timeout=10)
-                self.exporter = None
+        self.metrics.start_exporter()
         if self.store is None:
             try:
                 self.store = HistoryStore(app_paths().history_db)
@@ -150,57 +146,42 @@ class CoderApp(ServerActions, SwapActions, FleetActions, MetricsActions):
                 return
         chat = self.config.chat if self.config else ChatSettings()
         api_key = os.environ.get(chat.api_key_env) if chat.api_key_env else None
+        self.set_class(not self.sample_metrics, "-no-metrics")  # app.tcss hides the tiles
         self.main = MainScreen(self.store, chat, api_key)
+        self.main.serving = self.serving
         await self.push_screen(self.main)
-        if not self.sample_metrics:
-            for selector in ("#strip", "#tiles"):
-                self.main.query_one(selector).display = False
-        bar = self.main.query_one(ServerBar)
         if self.attach_url:
-            self.attached = AttachedServer(self.attach_url)
-            self._unlisten = self.attached.add_listener(self._forward)
-            self.main.server_url = bar.url = self.attached.url
-            bar.profile = "attached"
-            self._watch_attached()
+            attached = self.server.attach(self.attach_url)
+            self.serving = ServingState(url=attached.url, attached=True)
             if self.sample_metrics:
-                self._sample_metrics(self.attached.url)
+                self.metrics.start(self.serving.url, api_key, attached=True)
             return
         assert self.config is not None
         try:
-            profile = self.config.profile(self.profile_name)
+            profile = self.config.profile(self.first_profile)
         except UserError as exc:
             self.notify(str(exc), severity="error", timeout=10)
             return
-        self.profile_name = profile.name
-        paths = app_paths()
-        self.manager = ServerManager(
-            self.config.server,
-            log_dir=paths.log_dir,
-            cache_dir=paths.cache_dir,
-            run_dir=paths.run_dir,
-            keep_on_exit=self.keep_server,
+        manager = self.server.manage(self.config.server, keep_server=self.keep_server)
+        swapper = Swapper(manager, gpu=GpuProbe())
+        self.switch = ProfileSwitch(
+            self, self.config, manager, swapper, self.store, chat_busy=self._chat_busy
         )
-        self._install_signal_handlers()
+        install_exit_signals(self._on_terminate_signal)
         exposure = key_exposure_warning(self.config)
         if exposure:
             self.notify(exposure, severity="warning", timeout=15)
-        self._unlisten = self.manager.add_listener(self._forward)
-        self.swapper = Swapper(self.manager, gpu=GpuProbe())
-        self.main.profile = profile
-        self.main.server_url = bar.url = self.manager.url
-        bar.profile = profile.name
+        self.serving = ServingState(profile=profile, url=manager.url)
         if self.sample_metrics:
-            self._sample_metrics(self.manager.url)
-        if self.config.remotes:
-            self._poll_fleet()
+            self.metrics.start(manager.url, api_key, attached=False)
+        self.fleet.start()
         if self.autostart:
             self.action_start()
 
-    # -- workers -------------------------------------------------------------------------------
     def _load_themes(self) -> None:
         """Shipped and user themes; a broken file is reported and skipped. The choice persists."""
         paths = app_paths()
-        themes, problems = load_themes(BUILTIN_DIR, paths.config_dir / "themes")
+        themes, problems = load_themes(builtin_themes_dir(), paths.config_dir / "themes")
         for theme in themes:
             self.register_theme(theme)
         for problem in problems:
@@ -211,13 +192,49 @@ class CoderApp(ServerActions, SwapActions, FleetActions, MetricsActions):
             self, lambda theme: remember(paths.state_file, theme=theme.name)
         )
 
+    def _chat_busy(self) -> bool:
+        return self.main is not None and self.main.generating
+
+    def _server_log(self, lines: tuple[str, ...]) -> None:
+        if self.main is not None:
+            self.main.post_message(ServerLogLines(lines))
+
+    def watch_serving(self, serving: ServingState) -> None:
+        if self.main is not None:
+            self.main.serving = serving
+
+    # -- actions -------------------------------------------------------------------------------
+    def action_start(self) -> None:
+        self.server.start(self.serving.profile)
+
+    def action_stop(self) -> None:
+        self.server.stop()
+
+    def action_restart(self) -> None:
+        self.server.restart(self.serving.profile)
+
+    def action_profiles(self) -> None:
+        if self.switch is None:
+            self.notify("attached to a server started elsewhere: no profiles to swap")
+            return
+        self.switch.pick(self.serving.profile)
+
+    def action_compare(self) -> None:
+        if self.switch is None:
+            self.notify("compare needs profiles that coder-tui manages")
+            return
+        self.switch.compare(self.main.last_prompt() if self.main is not None else "")
+
+    def action_bench(self) -> None:
+        """F9: the benchmark, run through this app's server; the profile is restarted after."""
+        if self.switch is None:
+            self.notify("the bench needs profiles that coder-tui manages")
+            return
+        self.switch.bench()
+
     def action_connect(self) -> None:
         """F8: base URLs and environment lines for coding agents (same as ``coder-tui env``)."""
-        url = self.attached.url if self.attached else (self.manager.url if self.manager else "")
-        profile = self.main.profile if self.main else None
-        model = profile.model.stem if profile else None
-        title = f"Connect a coding agent to {url}" + (f" ({profile.name})" if profile else "")
-        self.push_screen(ConnectScreen(env_lines(url, model), title))
+        self.push_screen(ConnectScreen.for_serving(self.serving))
 
     def action_toggle_help(self) -> None:
         """F1: the key panel (every binding of the focused widget, its screen and the app)."""
@@ -230,73 +247,97 @@ class CoderApp(ServerActions, SwapActions, FleetActions, MetricsActions):
         if isinstance(self.screen, DashboardScreen):
             self.pop_screen()
             return
-        screen = DashboardScreen(fleet=bool(self.config and self.config.remotes))
-        self.push_screen(screen)
-        if self.last_metrics is not None:
-            self.call_after_refresh(screen.show, self.last_metrics)
-        if self.fleet_rows:
-            self.call_after_refresh(screen.show_fleet, self.fleet_rows)
+        fleet = bool(self.config and self.config.remotes)
+        self.push_screen(
+            DashboardScreen(fleet=fleet, snapshot=self.metrics.last, rows=self.fleet.rows)
+        )
 
     async def action_quit(self) -> None:
         await self._stop_services()
         self.exit(0)
 
+    def _on_terminate_signal(self) -> None:
+        """SIGHUP (SSH dropped) or SIGTERM: stop the server, then exit, with a hard backstop."""
+        self.terminated_by_signal = True
+        start_exit_backstop(self.manager)
+        self.call_later(self.action_quit)
+
     async def _stop_services(self) -> None:
-        self.workers.cancel_group(self, "server")
-        self.workers.cancel_group(self, "metrics")
-        self.workers.cancel_group(self, "fleet")
+        for group in ("server", "metrics", "fleet"):
+            self.workers.cancel_group(self, group)
         if self.main is not None:
             self.workers.cancel_group(self.main, "chat")
-        if self.manager is not None:
-            if self.keep_server and self.manager.running:
-                self.manager.detach()  # --keep-server: left running on purpose, record kept
-            else:
-                with contextlib.suppress(Exception):
-                    await self.manager.stop()
-                self.manager.close()
+        await self.server.shutdown()
 
     async def on_unmount(self) -> None:
-        # The screens are gone by now: stop forwarding events before the final stop.
-        if self._unlisten is not None:
-            self._unlisten()
+        self.server.unlisten()  # the screens are gone by now: no more events before the stop
         await self._stop_services()
-        if self.exporter is not None:
-            self.exporter.stop()
+        self.metrics.stop_exporter()
         if self.store is not None and self._own_store:
             self.store.close()  # a store handed in by the caller is the caller's to close
 
     # -- messages ------------------------------------------------------------------------------
     def on_server_event_message(self, message: ServerEventMessage) -> None:
-        if self.main is None:
-            return
         event = message.event
-        bar = self.main.query_one(ServerBar)
         if isinstance(event, LogLine):
-            self.main.query_one(ServerLog).add_lines([event.text])
-        elif isinstance(event, StateChanged):
-            bar.state = event.state
-            self.main.server_ready = event.state is ServerState.READY
-            if event.profile:
-                bar.profile = event.profile
-        elif isinstance(event, Ready):
-            bar.load_time_s = event.load_time_s
-            advisory = advisory_warning(self.manager.version or "") if self.manager else None
-            if advisory:
-                self.notify(advisory, severity="warning", timeout=15)
-            if event.profile:
-                self.load_times[event.profile] = event.load_time_s
-            bar.detail = ""
-            if self.sampler is not None and self.manager is not None:
-                self.sampler.watch(pid=event.pid, profile=self.manager.profile, base_url=event.url)
+            self._server_log((event.text,))
+            return
+        self.serving = after_event(self.serving, event, self.config.profiles if self.config else {})
+        if isinstance(event, Ready):
+            self.server.ready()
+            if event.profile and self.switch is not None:
+                self.switch.load_times[event.profile] = event.load_time_s
+            if self.manager is not None:
+                self.metrics.watch(event.pid, self.manager.profile, event.url)
         elif isinstance(event, Exited) and not event.expected:
-            bar.detail = event.reason
-            self.notify(f"llama-server {event.reason}", severity="error", timeout=10)
-            self._after_crash()
+            self.server.crashed(event, self.serving.profile)
 
     def on_server_failed(self, message: ServerFailed) -> None:
+        first = message.text.splitlines()[0] if message.text else "failed"
+        self.serving = replace(self.serving, detail=first)
+        self._server_log(tuple(message.text.splitlines()))
+        self.notify(first, severity="error", timeout=10)
+
+    def on_port_taken(self, message: PortTaken) -> None:
+        """Another coder-tui manages the port: its server is watched now, not managed."""
+        self.switch = None
+        self.serving = replace(self.serving, attached=True)
+
+    def on_swap_report(self, message: SwapReport) -> None:
+        profiles = self.config.profiles if self.config else {}
+        self.serving, outcome = after_swap_event(self.serving, message.event, profiles)
+        if outcome is not None:
+            if outcome.log_lines:
+                self._server_log(outcome.log_lines)
+            self.notify(outcome.notice, severity=outcome.severity, timeout=outcome.timeout_s)
+
+    def on_metrics_updated(self, message: MetricsUpdated) -> None:
+        snap = message.snapshot
+        saturated = self.metrics.take(snap, self.serving.profile, self.server.attached)
         if self.main is None:
             return
-        first = message.text.splitlines()[0] if message.text else "failed"
-        self.main.query_one(ServerBar).detail = first
-        self.main.query_one(ServerLog).add_lines(message.text.splitlines())
-        self.notify(first, severity="error", timeout=10)
+        if saturated is not None:  # no CPU core is idle now, or one is again: no cursor blink
+            self.main.cpu_saturated = saturated
+            self.main.sync_cursor_blink()
+        self.main.offer_progress(snap)  # a quiet reply's token count
+        if isinstance(self.screen, DashboardScreen):
+            self.screen.show(snap)
+        elif self.screen is self.main:
+            self.main.show_metrics(snap)
+
+    def on_fleet_updated(self, message: FleetUpdated) -> None:
+        if isinstance(self.screen, DashboardScreen):
+            self.screen.show_fleet(message.rows)
+
+    @on(FleetTable.ChatWith)
+    def _chat_with(self, message: FleetTable.ChatWith) -> None:
+        """Point the chat at a remote server from the fleet view (or back at the local one)."""
+        if self.main is None:
+            return
+        remote = self.fleet.remote_chat(message.name)
+        self.main.remote = remote
+        if remote is None:
+            self.notify("chatting with this machine's server")
+        else:
+            self.notify(f"chatting with {remote.name} ({remote.url})")
+        self.pop_screen()

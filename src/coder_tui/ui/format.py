@@ -1,37 +1,26 @@
 """Units and thresholds for display: bytes, rates, percentages, and which level a value is at.
 
-Core hands over raw numbers in base units (bytes, bytes/s, tokens/s); everything about how they
-read on screen lives here.
+Core hands over raw numbers in base units (bytes, bytes/s, tokens/s); how they read on screen
+lives here, except the unit rule for sizes and rates, which is ``core/units.py``'s (the CLI and the
+bench report print with it too).
 """
 
 from __future__ import annotations
 
+from coder_tui.core.units import format_rate, format_size
+
 DASH = "–"
 
 
-def size(n: float | None, *, binary: bool = True) -> str:
-    """``22.1 GiB``; ``–`` for unknown."""
-    if n is None:
-        return DASH
-    base, units = (
-        (1024.0, ("B", "KiB", "MiB", "GiB", "TiB"))
-        if binary
-        else (
-            1000.0,
-            ("B", "kB", "MB", "GB", "TB"),
-        )
-    )
-    value = float(n)
-    for unit in units:
-        if abs(value) < base or unit == units[-1]:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= base
-    return DASH  # pragma: no cover
+def size(n: float | None) -> str:
+    """Bytes in IEC units: ``22.1 GiB``; ``–`` for unknown (``core.units.format_size``)."""
+    return format_size(n, missing=DASH)
 
 
 def rate(n: float | None) -> str:
-    """Bytes per second in decimal units, as link and memory speeds are quoted: ``18.4 GB/s``."""
-    return DASH if n is None else f"{size(n, binary=False)}/s"
+    """Bytes per second in SI units, as link and memory speeds are quoted: ``18.4 GB/s``
+    (``core.units.format_rate``)."""
+    return format_rate(n, missing=DASH)
 
 
 def tokens(n: float | None) -> str:

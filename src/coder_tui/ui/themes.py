@@ -1,13 +1,16 @@
-"""Themes: ``themes/*.toml`` shipped in the package plus the user's own, loaded into Textual themes.
+"""Themes: the shipped ``themes/*.toml`` plus the user's own, loaded into Textual themes.
 
 A theme file names its colours (primary, secondary, accent, warning, error, success, foreground,
 background, surface, panel) and whether it is dark. A broken file is reported (file, line, key)
-and skipped; it never stops the app.
+and skipped; it never stops the app. The shipped themes live in the repository's top-level
+``themes/``; the wheel carries them as ``coder_tui/themes`` (``pyproject.toml``, hatchling's
+``force-include``), and ``builtin_themes_dir`` finds them either way.
 """
 
 from __future__ import annotations
 
 import sys
+from importlib import resources
 from pathlib import Path
 
 from textual.color import Color, ColorParseError
@@ -22,7 +25,6 @@ else:  # pragma: no cover
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 DEFAULT_THEME = "coder-dark"
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "themes"
 COLOURS = (
     "primary",
     "secondary",
@@ -36,6 +38,16 @@ COLOURS = (
     "panel",
 )
 _KEYS = ("name", "dark", *COLOURS)
+
+
+def builtin_themes_dir() -> Path:
+    """Where the shipped themes are: ``coder_tui/themes`` in an installed wheel, else the
+    checkout's top-level ``themes/`` (an editable install or a source tree: the package folder
+    there has no themes of its own)."""
+    packaged = Path(str(resources.files("coder_tui"))) / "themes"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[3] / "themes"
 
 
 def load_theme_file(path: Path) -> tuple[Theme | None, list[Problem]]:

@@ -1,9 +1,10 @@
 """Compare two profiles on the same prompt: run it on A, swap, run it on B, side by side.
 
 Owns the compare loop (fair settings: temperature 0, a fixed seed, the same ``max_tokens``, no
-prompt cache), its statistics over repeats (mean and spread), the percent deltas, a unified diff
-of the two replies, and the Markdown export. Swapping is ``server/swap.py``'s; streaming is
-``client.py``'s. Progress is an async generator of typed events the UI iterates.
+prompt cache), its statistics over repeats (mean and spread), a unified diff of the two replies,
+and the Markdown report. Deltas are ``stats.delta_pct``'s: (B - A) / A, as in the bench report.
+Swapping is ``server/swap.py``'s; streaming is ``chat/client.py``'s. Progress is an async
+generator of typed events the UI iterates.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import statistics
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
+from coder_tui.core.bench.stats import delta_note, delta_pct
 from coder_tui.core.chat.client import ChatClient, StreamEnd
 from coder_tui.core.config.loader import Profile
 from coder_tui.core.server.process import ServerManager
@@ -49,13 +51,6 @@ def stat(values: Sequence[float | None]) -> Stat:
     return Stat(statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0, len(xs))
 
 
-def delta_percent(a: float | None, b: float | None) -> float | None:
-    """How much B differs from A, in percent of A (``+84.7`` means B is 84.7 % higher)."""
-    if a is None or b is None or a == 0:
-        return None
-    return (b - a) / a * 100.0
-
-
 METRICS: tuple[tuple[str, str], ...] = (
     ("generation_tokens_per_s", "generation tok/s"),
     ("prompt_tokens_per_s", "prompt tok/s"),
@@ -77,7 +72,7 @@ class CompareResult:
     def stats(self, metric: str) -> tuple[Stat, Stat, float | None]:
         sa = stat([getattr(r, metric) for r in self.runs_a])
         sb = stat([getattr(r, metric) for r in self.runs_b])
-        return sa, sb, delta_percent(sa.mean, sb.mean)
+        return sa, sb, delta_pct(sa.mean, sb.mean)
 
 
 @dataclass(frozen=True)
@@ -126,6 +121,7 @@ def to_markdown(result: CompareResult) -> str:
         spread_b = f" ± {_fmt(sb.stdev)}" if sb.n > 1 else ""
         delta = "–" if d is None else f"{d:+.1f} %"
         out.append(f"| {label} | {_fmt(sa.mean)}{spread_a} | {_fmt(sb.mean)}{spread_b} | {delta} |")
+    out += ["", delta_note(result.a, result.b)]
     last_a = result.runs_a[-1].text if result.runs_a else ""
     last_b = result.runs_b[-1].text if result.runs_b else ""
     out += ["", f"## {result.a}", "", last_a, "", f"## {result.b}", "", last_b, ""]

@@ -10,7 +10,7 @@ from pathlib import Path
 from coder_tui.core.bench.compare import SEED, CompareResult, CompareRun
 from coder_tui.core.bench.machine import probe_machine
 from coder_tui.core.bench.store import BenchStore
-from coder_tui.core.bench.types import BenchResult, ProfileInfo, Sample, Settings
+from coder_tui.core.bench.types import BenchProfile, BenchResult, Sample, Settings
 from coder_tui.core.config.loader import Profile
 
 CATEGORY = "compare"
@@ -43,7 +43,7 @@ def as_bench_result(
     for name, runs in ((result.a, result.runs_a), (result.b, result.runs_b)):
         loads = tuple(r.load_time_s for r in runs[:1] if r.load_time_s is not None)
         model = profiles[name].model if name in profiles else Path(name)
-        infos.append(ProfileInfo(name, str(model), None, None, None, None, load_times_s=loads))
+        infos.append(BenchProfile(name, str(model), None, None, None, None, load_times_s=loads))
     settings = Settings(
         runs=len(result.runs_a),
         categories=(CATEGORY,),

@@ -1,7 +1,7 @@
 """What a run records about the machine and each profile: hardware, versions, file size, layers.
 
 Owns ``probe_machine`` (GPU through ``metrics.gpu.GpuProbe``, CPU and RAM through psutil and
-``/proc/cpuinfo``) and ``profile_info`` (model file size, layer counts from ``gguf_layout``, the
+``/proc/cpuinfo``) and ``bench_profile`` (model file size, layer counts from ``gguf_layout``, the
 placement of ``metrics.moe``). Probes never raise: unknown values are ``None``.
 """
 
@@ -14,13 +14,14 @@ from pathlib import Path
 import psutil
 
 from coder_tui import __version__
-from coder_tui.core.bench.types import Machine, ProfileInfo
+from coder_tui.core.bench.types import BenchProfile, Machine
 from coder_tui.core.config.loader import Profile
 from coder_tui.core.errors import UserError
 from coder_tui.core.gguf.layout import read_layout
 from coder_tui.core.metrics.gpu import GpuProbe
 from coder_tui.core.metrics.moe import placement_for_profile
 from coder_tui.core.metrics.types import NO_GPU
+from coder_tui.core.units import format_size
 
 
 def _cpu_model() -> str | None:
@@ -32,10 +33,6 @@ def _cpu_model() -> str | None:
     except OSError:
         pass
     return platform.processor() or None
-
-
-def _gib(n: int) -> str:
-    return f"{n / (1 << 30):.0f} GB"
 
 
 def probe_gpu(probe: GpuProbe | None = None) -> tuple[str, str | None, int | None]:
@@ -54,7 +51,7 @@ def probe_gpu(probe: GpuProbe | None = None) -> tuple[str, str | None, int | Non
     for dev in snap.devices:
         vram = dev.vram_total_bytes
         total += vram or 0
-        names.append(f"{dev.name or 'GPU'}" + (f" {_gib(vram)}" if vram else ""))
+        names.append(f"{dev.name or 'GPU'}" + (f" {format_size(vram, digits=0)}" if vram else ""))
     return ", ".join(names), snap.driver_version, total or None
 
 
@@ -79,7 +76,7 @@ def probe_machine(llama_server_version: str | None, probe: GpuProbe | None = Non
     )
 
 
-def profile_info(profile: Profile, argv: Sequence[str], *, has_gpu: bool) -> ProfileInfo:
+def bench_profile(profile: Profile, argv: Sequence[str], *, has_gpu: bool) -> BenchProfile:
     """The seed's per-profile facts: file size, GPU layers of all layers, CPU-MoE layers."""
     path = Path(profile.model)
     try:
@@ -96,7 +93,7 @@ def profile_info(profile: Profile, argv: Sequence[str], *, has_gpu: bool) -> Pro
         n_layers = where.n_layers
         gpu_layers = len(where.gpu_layers) if has_gpu else 0
         cpu_moe = len(where.cpu_expert_layers)
-    return ProfileInfo(
+    return BenchProfile(
         name=profile.name,
         model_path=str(path),
         model_size_bytes=size,

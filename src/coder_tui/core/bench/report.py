@@ -2,7 +2,7 @@
 
 Owns ``markdown`` (the seed's ``Metric | A | B | Delta`` table, the per-category statistics, the
 machine and how the run was made fair) and ``compare_runs_markdown`` (``bench show RUN --vs RUN``).
-The numbers come from ``table``; JSON and CSV are ``export``'s.
+The numbers come from ``table``; JSON and CSV are ``serialize``'s.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from collections.abc import Sequence
 
 from coder_tui.core.bench.sandbox import sandbox_level
 from coder_tui.core.bench.stats import Summary, summarize
-from coder_tui.core.bench.table import Column, Row, columns_of, format_bytes, seed_rows
+from coder_tui.core.bench.table import Column, columns_of, seed_rows
 from coder_tui.core.bench.types import BenchResult
+from coder_tui.core.units import format_size
 
 SIGNIFICANCE_NOTE = (
     "(n.s.): not significant: Welch's two-sided t-test p >= 0.05, or fewer than two good "
-    "samples on a side. Deltas are (first - second) / second."
+    "samples on a side. Delta = (second - first) / first: positive means the second column is "
+    "higher (as in compare mode)."
 )
 
 
@@ -82,7 +84,7 @@ def machine_lines(result: BenchResult) -> list[str]:
     return [
         f"- GPU: {gpu}",
         f"- CPU: {m.cpu_model or 'unknown'} ({cores})",
-        f"- RAM: {format_bytes(m.ram_total_bytes)}",
+        f"- RAM: {format_size(m.ram_total_bytes, missing='?')}",
         f"- OS: {m.os}",
         f"- llama-server: {m.llama_server_version or 'unknown'}",
         f"- coder-tui: {m.coder_tui_version}",
@@ -163,8 +165,3 @@ def compare_runs_markdown(a: BenchResult, b: BenchResult) -> str:
         out += ["", *seed_table([left, right], cats)]
     out += ["", SIGNIFICANCE_NOTE]
     return "\n".join(out) + "\n"
-
-
-def rows_for(result: BenchResult) -> list[Row]:
-    """The seed rows of ``result`` (for JSON)."""
-    return seed_rows(columns_of(result), result.settings.categories)

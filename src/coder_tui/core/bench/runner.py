@@ -30,13 +30,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from coder_tui.core.bench.machine import probe_machine, profile_info
+from coder_tui.core.bench.machine import bench_profile, probe_machine
 from coder_tui.core.bench.prompts import WARMUP_PROMPT, BenchPrompt
 from coder_tui.core.bench.quality import TASKS, QualityTask, grade
 from coder_tui.core.bench.types import (
+    BenchProfile,
     BenchResult,
     Machine,
-    ProfileInfo,
     QualityOutcome,
     Sample,
     Settings,
@@ -237,7 +237,7 @@ class BenchRun:
         self.quality_timeout_s = quality_timeout_s
         self.samples: list[Sample] = []
         self.quality: list[QualityOutcome] = []
-        self.infos: dict[str, ProfileInfo] = {}
+        self.infos: dict[str, BenchProfile] = {}
         self.load_times: dict[str, list[float]] = {p.name: [] for p in self.profiles}
         self.started_at = time.time()
         self._cancelled = False
@@ -258,7 +258,8 @@ class BenchRun:
         """Everything finished so far (``interrupted`` unless the whole plan ran)."""
         infos = tuple(
             replace(
-                self.infos.get(p.name) or ProfileInfo(p.name, str(p.model), None, None, None, None),
+                self.infos.get(p.name)
+                or BenchProfile(p.name, str(p.model), None, None, None, None),
                 load_times_s=tuple(self.load_times[p.name]),
             )
             for p in self.profiles
@@ -289,14 +290,14 @@ class BenchRun:
         try:
             for profile in self.profiles:
                 argv = await asyncio.to_thread(self.backend.argv, profile)
-                self.infos[profile.name] = profile_info(profile, argv, has_gpu=False)
+                self.infos[profile.name] = bench_profile(profile, argv, has_gpu=False)
             if self.machine is None:
                 self.machine = await asyncio.to_thread(probe_machine, self.backend.version)
             has_gpu = self.machine.vram_total_bytes is not None
             if has_gpu:
                 for profile in self.profiles:
                     argv = list(self.infos[profile.name].argv)
-                    self.infos[profile.name] = profile_info(profile, argv, has_gpu=True)
+                    self.infos[profile.name] = bench_profile(profile, argv, has_gpu=True)
             order = interleaved_order([p.name for p in self.profiles], self.settings.runs)
             yield Planned(tuple(order), self.total_requests, self.machine)
             by_name = {p.name: p for p in self.profiles}

@@ -1,8 +1,10 @@
 """Summaries of measured values and the rule that decides whether two profiles really differ.
 
 Owns ``summarize`` (n, mean, median, sample standard deviation, 95 % confidence interval of the
-mean) and ``compare`` (delta in percent and Welch's t-test). The rule, used everywhere a delta is
-shown: a difference is **significant** when Welch's two-sided t-test gives p < 0.05 with at least
+mean), ``delta_pct`` and ``compare`` (delta in percent and Welch's t-test). The one delta
+convention, for the bench report and compare mode alike: ``delta_pct(a, b)`` = (B - A) / A in
+percent, B read against A, so ``+84.7`` means B is 84.7 % higher than A. The rule, used everywhere
+a delta is shown: a difference is **significant** when Welch's two-sided t-test gives p < 0.05 with at least
 two good samples on each side. With zero spread on both sides the test degenerates: equal means
 are not significant, different means are (every single measurement differed). Fewer than two
 samples on a side: never significant. The t distribution is computed here (regularised incomplete
@@ -35,7 +37,7 @@ class Summary:
 
 @dataclass(frozen=True)
 class Comparison:
-    """A against B: ``delta_pct`` = (A - B) / B * 100, as in the seed's Delta column."""
+    """B against A: ``delta_pct`` = (B - A) / A * 100 (positive: B is higher)."""
 
     delta_pct: float | None
     p_value: float | None
@@ -58,10 +60,16 @@ def summarize(values: Sequence[float]) -> Summary:
 
 
 def delta_pct(a: float | None, b: float | None) -> float | None:
-    """(a - b) / b in percent; ``None`` when either is missing or b is zero."""
-    if a is None or b is None or b == 0:
+    """How much B differs from A, in percent of A: (B - A) / A * 100 (``+84.7``: B is 84.7 %
+    higher); ``None`` when either is missing or A is zero."""
+    if a is None or b is None or a == 0:
         return None
-    return (a - b) / b * 100.0
+    return (b - a) / a * 100.0
+
+
+def delta_note(a: str, b: str) -> str:
+    """The line under a table of deltas that says how to read them."""
+    return f"Delta = ({b} - {a}) / {a}: positive means {b} is higher."
 
 
 def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
@@ -79,7 +87,8 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
 
 
 def compare(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA) -> Comparison:
-    """Delta of the means of ``a`` over ``b`` in percent and whether it is significant."""
+    """Delta of the mean of ``b`` against the mean of ``a`` in percent (``delta_pct``) and
+    whether it is significant."""
     mean_a = statistics.fmean(a) if a else None
     mean_b = statistics.fmean(b) if b else None
     p = welch_p(a, b)

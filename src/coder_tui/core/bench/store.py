@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from coder_tui.core.bench.types import (
+    BenchProfile,
     BenchResult,
     Machine,
-    ProfileInfo,
     QualityOutcome,
     Sample,
     Settings,
@@ -253,8 +253,8 @@ def _settings(data: dict[str, Any]) -> Settings:
     return Settings(**data)
 
 
-def _profile(data: dict[str, Any]) -> ProfileInfo:
+def _profile(data: dict[str, Any]) -> BenchProfile:
     data = dict(data)
     data["argv"] = tuple(data.get("argv", ()))
     data["load_times_s"] = tuple(data.get("load_times_s", ()))
-    return ProfileInfo(**data)
+    return BenchProfile(**data)

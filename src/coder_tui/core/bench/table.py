@@ -3,9 +3,11 @@
 Owns ``Column`` (one profile of one run: what a table column shows), ``columns_of`` and
 ``seed_rows``: Overall Speed, one row per category, Prompt Speed, Time to First Token, Model Size,
 GPU Layers, CPU-MoE Layers, Load Time and, with ``--quality``, Quality. Only good samples count
-(``Sample.ok``). Deltas are (A - B) / B like the seed's; a measured row's delta is significant by
-``stats.compare`` (Welch, p < 0.05); fixed facts (size, layers) are not tested. Formatting the
-rows into Markdown is ``report``'s, into JSON and CSV ``export``'s.
+(``Sample.ok``). Deltas are ``stats.delta_pct``'s, the second column against the first:
+(B - A) / A, positive when B is higher, as in compare mode. A measured row's delta is significant
+by ``stats.compare`` (Welch, p < 0.05); fixed facts (size, layers) are not tested. Sizes read in
+IEC units (``core/units.py``). Formatting the rows into Markdown is ``report``'s, into JSON and
+CSV ``serialize``'s.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from dataclasses import dataclass
 
 from coder_tui.core.bench.prompts import CATEGORY_TITLES
 from coder_tui.core.bench.stats import compare, delta_pct
-from coder_tui.core.bench.types import BenchResult, ProfileInfo, QualityOutcome, Sample
+from coder_tui.core.bench.types import BenchProfile, BenchResult, QualityOutcome, Sample
+from coder_tui.core.units import format_size
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,7 @@ class Column:
     """One profile of one run."""
 
     label: str
-    info: ProfileInfo
+    info: BenchProfile
     samples: tuple[Sample, ...]
     """Good samples only."""
     failed: int
@@ -69,7 +72,8 @@ class Row:
     """``None``: a fixed fact, not a measurement (no test applies)."""
 
     def delta_text(self) -> str:
-        """The seed's Delta cell: ``+84.7%``, ``-21%``; ``(n.s.)`` when not significant."""
+        """The seed's Delta cell (B against A): ``+84.7%``, ``-21%``; ``(n.s.)`` when not
+        significant."""
         if self.delta_pct is None:
             return "-"
         d = self.delta_pct
@@ -79,17 +83,6 @@ class Row:
 
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
-
-
-def format_bytes(n: float | None) -> str:
-    """``26 GB``, ``3.4 MB`` (decimal units, as model sizes are usually quoted)."""
-    if n is None:
-        return "?"
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            v = n / scale
-            return f"{v:.0f} {unit}" if v >= 10 else f"{v:.1f} {unit}"
-    return f"{n:.0f} B"
 
 
 def _tps(v: float | None) -> str:
@@ -146,7 +139,12 @@ def seed_rows(cols: Sequence[Column], categories: Sequence[str]) -> list[Row]:
     sizes = [c.info.model_size_bytes for c in cols]
     rows.append(
         _fact(
-            cols, "model_size_bytes", "Model Size", "bytes", sizes, [format_bytes(s) for s in sizes]
+            cols,
+            "model_size_bytes",
+            "Model Size",
+            "bytes",
+            sizes,
+            [format_size(s, missing="?") for s in sizes],
         )
     )
     gpu = [c.info.gpu_layers for c in cols]

@@ -1,4 +1,4 @@
-"""The frozen values a benchmark produces: one request's sample, a profile's facts, the machine, a run.
+"""The frozen values a benchmark produces: one request's sample, a profile as run, the machine, a run.
 
 Owns only the shapes; filling them is ``runner``'s, ``machine``'s and ``quality``'s, turning them
 into numbers and tables is ``stats``' and ``report``'s, keeping them is ``store``'s.
@@ -37,8 +37,10 @@ class Sample:
 
 
 @dataclass(frozen=True)
-class ProfileInfo:
-    """What a profile is, as the seed's table reports it, plus every load time measured."""
+class BenchProfile:
+    """A profile as one bench run measured it: what the seed's table reports (file, size, layer
+    placement, argv) plus every load time. Kept in the run's stored record; the profile picker's
+    summary of a model file is another thing (``gguf/profile_info.py`` ``ProfileInfo``)."""
 
     name: str
     model_path: str
@@ -71,7 +73,7 @@ class Machine:
     """The machine a run measured: hardware, software versions. ``None`` where unknown."""
 
     gpu: str
-    """GPU names with VRAM (``NVIDIA RTX 4090 24 GB``), or why there is none (``no NVIDIA GPU``)."""
+    """GPU names with VRAM (``NVIDIA RTX 4090 24 GiB``), or why there is none (``no NVIDIA GPU``)."""
     gpu_driver: str | None
     vram_total_bytes: int | None
     cpu_model: str | None
@@ -112,7 +114,7 @@ class BenchResult:
     interrupted: bool
     machine: Machine
     settings: Settings
-    profiles: tuple[ProfileInfo, ...]
+    profiles: tuple[BenchProfile, ...]
     samples: tuple[Sample, ...] = ()
     quality: tuple[QualityOutcome, ...] = ()
     run_id: int | None = None

@@ -1,12 +1,13 @@
 """The typed events a chat stream yields, and the parsing of one OpenAI-style chunk into them.
 
 Owns the event values (frozen dataclasses), the tolerant reading of a decoded JSON chunk and of an
-error body, and the tally that becomes the ``StreamEnd`` (including whether a byte stream that
-stopped without ``[DONE]`` still holds a whole reply). The HTTP side, timeouts and the other ways
-a stream ends live in ``core/client.py``; framing in ``core/sse.py``.
+error body, the tally that becomes the ``StreamEnd`` (including whether a byte stream that stopped
+without ``[DONE]`` still holds a whole reply), and the line that tells the user how a reply ended
+(``reply_end_notice``). The HTTP side, timeouts and the other ways a stream ends live in
+``core/chat/stream.py`` and ``core/chat/connection.py``; framing in ``core/chat/sse.py``.
 
 All text in a ``Delta`` has been through ``sanitize()``: ESC, C0 (but newline and tab), DEL and C1
-are gone. The sanitised text is what the UI shows and what ``core/store.py`` stores; the raw text is
+are gone. The sanitised text is what the UI shows and what ``core/store/`` stores; the raw text is
 not kept anywhere (the stripped characters carry nothing a reader could want).
 """
 
@@ -50,7 +51,7 @@ class PromptProgress:
 @dataclass(frozen=True)
 class DecodeProgress:
     """Tokens generated so far, read from llama-server's ``/slots`` while a quiet reply (one asked
-    for whole, ``core/quiet_reply.py``) is generated; ``t_s`` as for ``Delta``."""
+    for whole, ``core/chat/quiet_reply.py``) is generated; ``t_s`` as for ``Delta``."""
 
     n_decoded: int
     t_s: float
@@ -308,3 +309,31 @@ def http_error_text(body: bytes) -> str:
     if isinstance(obj, Mapping):
         return error_message(obj.get("error", obj))
     return error_message(text.strip()[:500])
+
+
+_HUNG_SUFFIX = ": stream hung"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def reply_end_notice(end: StreamEnd) -> str | None:
+    """What to tell the user about how a reply ended; ``None`` for a normal end or a cancel."""
+    message = _one_line(end.message)
+    if end.status in ("done", "cancelled"):
+        return None
+    if end.status == "timed_out" and message.endswith(_HUNG_SUFFIX):
+        detail = message.removesuffix(_HUNG_SUFFIX)
+        return (
+            f"reply hung ({detail}); llama-server may be stuck, a CUDA out-of-memory symptom: "
+            "restart the server to recover"
+        )
+    kept = "; the text so far is kept" if end.text else ""
+    if end.status == "connection_lost":
+        return f"reply cut off: {message}{kept}"
+    if end.status == "bad_stream":
+        return f"reply ended: the server sent a broken stream ({message}){kept}"
+    if end.status == "server_error":
+        return f"the server refused the reply: {message}{kept}"
+    return f"reply failed: {message}{kept}"

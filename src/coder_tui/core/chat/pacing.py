@@ -11,8 +11,8 @@ through psutil, about 20 µs); ``idle_cores`` reads the same from a host snapsho
 ``enter_idle`` cores were idle over the last window, and calm again only above ``leave_idle``, so
 the app's own lower cost cannot make it flip back. Its ``interval_s`` is then ``busy_interval_s``
 instead of ``normal_interval_s``. The chat pane uses it for both the screen updates and the reads of
-the HTTP stream (``ui/screens/main.py``); the app shows the live tiles less often with it
-(``ui/metrics_actions.py``). Knows nothing of Textual.
+the HTTP stream (``core/chat/session.py``); the app shows the live tiles less often with it
+(``ui/control/metrics.py``). Knows nothing of Textual.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ threads at their barrier: 6-8 % of the decode speed at 330 tokens/s on 16 cores,
 the client reads (``benchmarks/observer.py``, arm e). A reply asked for whole costs one wake; its
 progress comes from the ``/slots`` reads the metrics sampler makes anyway, or a poll of its own
 every 2 s when no sampler offers them. What the user sees meanwhile is the token count
-(``DecodeProgress``), and the text when the reply is done. ``core/decode_memory.py`` decides when a
-reply is quiet.
+(``DecodeProgress``), and the text when the reply is done. ``core/chat/reply_mode.py`` decides
+when a reply is quiet; the connection and what both transports share are
+``core/chat/connection.py``'s.
 
 Owns the request, the ``/slots`` polls (every ``read_gap_s``; the newest task among the processing
 slots is taken as this one), the progress an owner ``offer``s from the metrics sampler's own
@@ -28,14 +29,19 @@ from typing import Any
 
 import httpx
 
-from coder_tui.core.chat.client import ChatClient
+from coder_tui.core.chat.connection import (
+    CHAT_PATH,
+    ChatConnection,
+    ReplyEvents,
+    end_for_failure,
+    still_generating,
+)
 from coder_tui.core.chat.events import (
     ChatEvent,
     DecodeProgress,
     StreamTally,
     http_error_text,
 )
-from coder_tui.core.chat.stream import CHAT_PATH, ReplyEvents, end_for_failure, still_generating
 from coder_tui.core.metrics.server_payloads import parse_slots
 from coder_tui.core.metrics.types import SlotSample
 
@@ -87,7 +93,7 @@ class QuietReply(ReplyEvents):
     interval and may be changed at any time. ``offer`` hands in progress read elsewhere; no poll
     is made within ``OFFER_GRACE`` x ``read_gap_s`` of an offer."""
 
-    def __init__(self, client: ChatClient, body: dict[str, Any]) -> None:
+    def __init__(self, client: ChatConnection, body: dict[str, Any]) -> None:
         super().__init__(client, body)
         self.read_gap_s = POLL_S
         self._offered_at = -float("inf")
@@ -122,7 +128,7 @@ class QuietReply(ReplyEvents):
 
     async def _post(self) -> None:
         try:
-            resp = await self._client._http.post(CHAT_PATH, json=self._body)
+            resp = await self._client.http.post(CHAT_PATH, json=self._body)
             self._queue.put_nowait(_Answer(resp.status_code, resp.content))
         except Exception as exc:  # every failure becomes a StreamEnd, never an exception
             self._queue.put_nowait(_Failed(exc))
@@ -133,7 +139,7 @@ class QuietReply(ReplyEvents):
     async def _progress(self) -> tuple[int, int] | None:
         self.polls += 1
         try:
-            resp = await self._client._http.get("/slots", timeout=httpx.Timeout(5.0))
+            resp = await self._client.http.get("/slots", timeout=httpx.Timeout(5.0))
             return slot_progress(parse_slots(resp.json())) if resp.status_code == 200 else None
         except (httpx.HTTPError, ValueError):
             return None

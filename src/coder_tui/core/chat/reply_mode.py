@@ -2,35 +2,21 @@
 
 A streamed reply costs llama-server a thread wake per token; with its threads on every core that
 is 6-8 % of the decode speed at 330 tokens/s, and about nothing at the 20 tokens/s of a big MoE
-(the cost is per token). So a reply is asked for whole (``core/quiet_reply.py``) only when the
-newest reply of the same profile and model decoded at ``quiet_above_tps`` or faster with no idle
-CPU core (``core/cpu_pace.py``), and only for a server on this machine: idle cores here say nothing
-about a remote one. Each reply's run is recorded in the history database
-(``HistoryStore.record_decode``), so the rule holds across restarts; a quiet reply is recorded too,
-so freeing a core (or a slower split) brings streaming back on the next reply.
+(the cost is per token). So a reply is asked for whole (``core/chat/quiet_reply.py``) only when
+the newest reply of the same profile and model decoded at ``quiet_above_tps`` or faster with no
+idle CPU core (``core/chat/pacing.py``), and only for a server on this machine: idle cores here
+say nothing about a remote one. Each reply's run is recorded in the history database
+(``HistoryStore.record_decode``, a ``DecodeRun``: the store owns the record, this module the rule),
+so the rule holds across restarts; a quiet reply is recorded too, so freeing a core (or a slower
+split) brings streaming back on the next reply. ``core/chat/session.py`` applies it to each turn.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from coder_tui.core.security import is_loopback
-
-
-@dataclass(frozen=True)
-class DecodeRun:
-    """How one reply decoded: the server's tokens/s, whether no CPU core was idle, and whether it
-    was quiet."""
-
-    tokens_per_second: float
-    cpu_saturated: bool
-    quiet: bool = False
-
-
-def decode_key(profile: str | None, model: str | None) -> str:
-    """The record's key: the profile (an attached server's address instead) and the model."""
-    return f"{profile or ''}\n{model or ''}"
+from coder_tui.core.store.schema import DecodeRun
 
 
 def quiet_next(last: DecodeRun | None, quiet_above_tps: float, server_url: str) -> bool:

@@ -1,7 +1,7 @@
 """Incremental, byte-level decoder for Server-Sent Events (the WHATWG ``text/event-stream`` format).
 
 Owns only the framing: bytes in, ``SSEEvent`` values out. What an event's ``data`` means (OpenAI
-chunks, ``[DONE]``, error JSON) is the chat client's business (``core/client.py``).
+chunks, ``[DONE]``, error JSON) is the chat client's business (``core/chat/stream.py``).
 
 Why not ``httpx-sse``: it reads lines through httpx's line decoder, which splits on every
 ``str.splitlines`` boundary (U+2028, U+2029, U+0085, VT, FF, FS, GS, RS). JSON may carry U+2028 and

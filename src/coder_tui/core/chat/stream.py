@@ -1,9 +1,9 @@
 """One streamed chat reply: the reader task, the stall watchdog, cancel, and its events.
 
-Owns ``ChatStream`` (what ``ChatClient.stream_chat`` returns) and the ending of a reply that any
-transport shares: ``end_for_failure`` (an exception of the HTTP request as a ``StreamEnd`` status)
-and ``still_generating`` (the ``/slots`` check after a cancel or a stall). ``core/quiet_reply.py``
-is the other transport; ``core/client.py`` the client and the request body.
+Owns ``ChatStream`` (what ``ChatClient.stream_chat`` returns: ``POST /v1/chat/completions`` with
+``stream: true``, framed by ``core/chat/sse.py``). What it shares with the other transport
+(``core/chat/quiet_reply.py``: the connection, ``ReplyEvents``, how a failed request or a cancel
+ends) is ``core/chat/connection.py``'s; ``core/chat/client.py`` offers both.
 
 One reader task owns the HTTP response and puts what it reads on a queue; the generator the caller
 iterates takes from the queue. So a cancel or the watchdog only has to put a marker on the queue,
@@ -12,15 +12,19 @@ and ending the stream is one ``task.cancel()`` that closes the response wherever
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import httpx
-
+from coder_tui.core.chat.connection import (
+    CHAT_PATH,
+    ChatConnection,
+    ReplyEvents,
+    end_for_failure,
+    still_generating,
+)
 from coder_tui.core.chat.events import (
     ChatEvent,
     StreamTally,
@@ -28,10 +32,6 @@ from coder_tui.core.chat.events import (
 )
 from coder_tui.core.chat.sse import SSEDecoder, SSEError, SSEEvent
 
-if TYPE_CHECKING:
-    from coder_tui.core.chat.client import ChatClient
-
-CHAT_PATH = "/v1/chat/completions"
 _ERROR_BODY_LIMIT = 64 * 1024
 _BUFFERED_S = 0.003
 """A chunk that came sooner than this after the previous one was already buffered."""
@@ -44,7 +44,6 @@ class _Marker:
 
 _EOF = _Marker("eof")
 _STALL = _Marker("stall")
-_CANCEL = _Marker("cancel")
 
 
 @dataclass(frozen=True)
@@ -66,73 +65,6 @@ class _Failed:
 _Item = tuple[bytes, float] | _Marker | _Opened | _HttpError | _Failed
 
 
-def end_for_failure(exc: Exception, state: StreamTally, client: ChatClient) -> None:
-    """End ``state`` for an exception of the HTTP request (connect, timeout, broken stream)."""
-    url = client.base_url
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectTimeout):
-        state.end("timed_out", f"no connection to {url} within {client.connect_timeout_s:g} s")
-    elif isinstance(exc, httpx.ConnectError):
-        state.end("connection_lost", f"cannot connect to {url}: {text}")
-    elif isinstance(exc, httpx.DecodingError):
-        state.end("bad_stream", f"cannot decode the response: {text}")
-    elif isinstance(exc, (httpx.TransportError, httpx.StreamError)):
-        state.ended_early(f"connection lost: {text}")
-    else:
-        state.end("bad_stream", f"internal error: {exc!r}")
-
-
-async def still_generating(
-    client: ChatClient, state: StreamTally, wait_s: float = 1.0
-) -> bool | None:
-    """After a cancel or a stall: is the server still generating (``/slots``, up to ``wait_s``)?
-    ``None`` when not asked (the reply ended otherwise) or unknown."""
-    if state.status != "cancelled" and not state.stalled:
-        return None
-    try:
-        idle = await client.check_slots_idle(wait_s=wait_s)
-    except Exception:
-        return None
-    return None if idle is None else not idle
-
-
-class ReplyEvents(abc.ABC):
-    """What both ways of getting a reply share (``ChatStream`` here, ``QuietReply``): a queue the
-    request's task fills, ``cancel()``, and the iteration over ``_run()``'s events."""
-
-    def __init__(self, client: ChatClient, body: dict[str, Any]) -> None:
-        self._client = client
-        self._body = body
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._cancel_requested = False
-        self.read_gap_s = 0.0
-        """Seconds between reads of the server (each kind says how it uses them)."""
-        self._gen = self._run()
-
-    @abc.abstractmethod
-    def _run(self) -> AsyncGenerator[ChatEvent, None]:
-        """The events of the reply, ending with one ``StreamEnd``."""
-
-    def cancel(self) -> None:
-        """Ask the reply to stop; the iteration ends with ``StreamEnd(status="cancelled")``."""
-        if not self._cancel_requested:
-            self._cancel_requested = True
-            self._queue.put_nowait(_CANCEL)
-
-    @property
-    def cancel_requested(self) -> bool:
-        return self._cancel_requested
-
-    def __aiter__(self) -> ReplyEvents:
-        return self
-
-    async def __anext__(self) -> ChatEvent:
-        return await self._gen.__anext__()
-
-    async def aclose(self) -> None:
-        await self._gen.aclose()
-
-
 class ChatStream(ReplyEvents):
     """One streamed reply: an async iterator of ``ChatEvent`` ending with one ``StreamEnd``.
 
@@ -145,7 +77,7 @@ class ChatStream(ReplyEvents):
     The stall watchdog and ``cancel()`` are unaffected; event times are those of the reads.
     """
 
-    def __init__(self, client: ChatClient, body: dict[str, Any]) -> None:
+    def __init__(self, client: ChatConnection, body: dict[str, Any]) -> None:
         super().__init__(client, body)
         self._decoder = SSEDecoder()
         self._last_byte = 0.0
@@ -169,7 +101,7 @@ class ChatStream(ReplyEvents):
     async def _read(self) -> None:
         queue = self._queue
         try:
-            async with self._client._http.stream(
+            async with self._client.http.stream(
                 "POST", CHAT_PATH, json=self._body, headers={"Accept": "text/event-stream"}
             ) as resp:
                 self._touch()

@@ -1,8 +1,10 @@
-"""The config's keys and what each accepts: one converter per value kind, and the key tables.
+"""The config's value checks: one converter per kind of value, and the non-profile key tables.
 
 Each converter takes the reader (for paths relative to the config file and to report a problem
 with its line) and returns the converted value, or ``INVALID`` once it has reported why. The
-reading itself (tables, ``inherit``, cross-key checks) is ``config.py``'s.
+``[profiles.NAME]`` keys and their llama-server-specific checks (cache types, flash attention,
+``extra_args``, tensor overrides) are ``flags.py``'s table; the reading itself (tables,
+``inherit``, cross-key checks) is ``loader.py``'s.
 """
 
 from __future__ import annotations
@@ -26,9 +28,6 @@ class Reader(Protocol):
     def bad(self, key: KeyPath, message: str) -> object: ...
 
 
-CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
-"""KV cache types llama-server accepts for --cache-type-k / --cache-type-v."""
-FLASH_ATTN_VALUES = ("on", "off", "auto")
 INVALID = object()
 """A value that was present but wrong (already reported): blocks checks that depend on it."""
 NOT_A_TABLE = ""
@@ -37,7 +36,7 @@ NOT_A_TABLE = ""
 Conv = Callable[[Reader, KeyPath, object], object]
 
 
-def _integer(desc: str, ok: Callable[[int], bool]) -> Conv:
+def integer(desc: str, ok: Callable[[int], bool]) -> Conv:
     def conv(r: Reader, key: KeyPath, v: object) -> object:
         if isinstance(v, int) and not isinstance(v, bool) and ok(v):  # TOML true is not 1
             return v
@@ -67,22 +66,8 @@ def text_value(r: Reader, key: KeyPath, v: object) -> object:
     return r.bad(key, f"expected a non-empty string, got {show_value(v)}")
 
 
-def _boolean(r: Reader, key: KeyPath, v: object) -> object:
+def boolean(r: Reader, key: KeyPath, v: object) -> object:
     return v if isinstance(v, bool) else r.bad(key, f"expected true or false, got {show_value(v)}")
-
-
-def _cache_type(r: Reader, key: KeyPath, v: object) -> object:
-    if isinstance(v, str) and v in CACHE_TYPES:
-        return v
-    return r.bad(key, f"expected one of {', '.join(CACHE_TYPES)}, got {show_value(v)}")
-
-
-def _flash_attn(r: Reader, key: KeyPath, v: object) -> object:
-    if isinstance(v, bool):
-        return "on" if v else "off"
-    if isinstance(v, str) and v in FLASH_ATTN_VALUES:
-        return v
-    return r.bad(key, f'expected "on", "off" or "auto" (or true/false), got {show_value(v)}')
 
 
 def _path(r: Reader, key: KeyPath, v: object) -> object:
@@ -95,7 +80,7 @@ def _path(r: Reader, key: KeyPath, v: object) -> object:
     return p if p.is_absolute() else r.base / p
 
 
-def _model(r: Reader, key: KeyPath, v: object) -> object:
+def model_file(r: Reader, key: KeyPath, v: object) -> object:
     p = _path(r, key, v)
     if not isinstance(p, Path) or not r.check_files:
         return p
@@ -109,7 +94,7 @@ def _model(r: Reader, key: KeyPath, v: object) -> object:
     return p
 
 
-def _str_list(r: Reader, key: KeyPath, v: object) -> object:
+def str_list(r: Reader, key: KeyPath, v: object) -> object:
     if not isinstance(v, list):
         return r.bad(key, f"expected an array of strings, got {show_value(v)}")
     for i, item in enumerate(v):
@@ -127,24 +112,7 @@ def _env_name(r: Reader, key: KeyPath, v: object) -> object:
     return r.bad(key, f"expected an environment variable name (like MY_KEY), got {show_value(v)}")
 
 
-def _extra_args(r: Reader, key: KeyPath, v: object) -> object:
-    args = _str_list(r, key, v)
-    if not isinstance(args, tuple):
-        return args
-    for arg in args:
-        flag = arg.split("=", 1)[0]
-        if flag == "--api-key":
-            return r.bad(
-                key,
-                "--api-key would put the key on the command line, which every user can read; "
-                "set [server] api_key_env instead",
-            )
-        if flag == "--host":
-            return r.bad(key, "--host here would bypass the loopback check; set [server] host")
-    return args
-
-
-def _env(r: Reader, key: KeyPath, v: object) -> object:
+def env_table(r: Reader, key: KeyPath, v: object) -> object:
     if not isinstance(v, dict):
         return r.bad(key, f"expected a table of strings, got {show_value(v)}")
     ok = True
@@ -161,31 +129,12 @@ def _env(r: Reader, key: KeyPath, v: object) -> object:
 SERVER_KEYS: dict[str, Conv] = {
     "binary": _path,
     "host": text_value,
-    "port": _integer("1-65535", lambda n: 1 <= n <= 65535),
+    "port": integer("1-65535", lambda n: 1 <= n <= 65535),
     "ready_timeout_s": _seconds,
     "stop_grace_s": _seconds,
     "log_dir": _path,
-    "allow_remote": _boolean,
+    "allow_remote": boolean,
     "api_key_env": _env_name,
-}
-PROFILE_KEYS: dict[str, Conv] = {
-    "model": _model,
-    "ctx": _integer("> 0", lambda n: n > 0),
-    "n_gpu_layers": _integer(">= -1", lambda n: n >= -1),
-    "n_cpu_moe": _integer(">= 0", lambda n: n >= 0),
-    "batch": _integer(">= 1", lambda n: n >= 1),
-    "ubatch": _integer(">= 1", lambda n: n >= 1),
-    "cache_type_k": _cache_type,
-    "cache_type_v": _cache_type,
-    "flash_attn": _flash_attn,
-    "cont_batching": _boolean,
-    "jinja": _boolean,
-    "threads": _integer(">= 1 or -1", lambda n: n >= 1 or n == -1),
-    "mmap": _boolean,
-    "extra_args": _extra_args,
-    "env": _env,
-    "system_prompt": text_value,
-    "inherit": text_value,
 }
 
 
@@ -222,7 +171,7 @@ REMOTE_KEYS: dict[str, Conv] = {
 }
 CHAT_KEYS: dict[str, Conv] = {
     "system_prompt": text_value,
-    "max_tokens": _integer(">= 1", lambda n: n >= 1),
+    "max_tokens": integer(">= 1", lambda n: n >= 1),
     "temperature": _number(">= 0", lambda x: x >= 0),
     "stall_timeout_s": _seconds,
     "busy_refresh_s": _number("of seconds >= 0", lambda x: x >= 0),

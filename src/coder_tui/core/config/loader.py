@@ -1,8 +1,9 @@
 """The config file: TOML read with tomllib into frozen dataclasses, validated all at once.
 
-Owns reading, ``inherit`` resolution and every validation message; the schema itself (and the
-field docs) lives in ``config_schema.py`` and is re-exported here. Turning a profile into a
-command line belongs to ``profiles.py``; finding the file belongs to ``paths.py``.
+Owns reading, ``inherit`` resolution and the cross-key checks; the schema itself (and the field
+docs) lives in ``schema.py`` and is re-exported here, the checks of single values in ``fields.py``
+and, for profile keys, in the profile-flag table (``flags.py``). Turning a profile into a command
+line belongs to ``server/argv.py``; finding the file belongs to ``paths.py``.
 """
 
 from __future__ import annotations
@@ -15,16 +16,15 @@ from types import MappingProxyType
 
 from coder_tui.core.config.fields import (
     BENCH_KEYS,
-    CACHE_TYPES,
     CHAT_KEYS,
     INVALID,
     NOT_A_TABLE,
-    PROFILE_KEYS,
     REMOTE_KEYS,
     SERVER_KEYS,
     Conv,
     text_value,
 )
+from coder_tui.core.config.flags import CACHE_TYPES, PROFILE_KEYS
 from coder_tui.core.config.positions import (
     KeyLocator,
     KeyPath,

@@ -83,10 +83,6 @@ class KeyLocator:
                 return found
         return None
 
-    def exact(self, path: KeyPath) -> int | None:
-        """The line where exactly ``path`` is defined, or None."""
-        return self._lines.get(path)
-
 
 class _Stop(Exception):
     """The scanner met something it does not follow."""

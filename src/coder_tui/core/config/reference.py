@@ -1,4 +1,5 @@
-"""The config reference, generated from the schema's field docstrings (``config_schema.py``).
+"""The config reference, generated from the schema's field docstrings (``schema.py``) and, for
+profile keys, the flag each one passes (the profile-flag table, ``flags.py``).
 
 ``docs/config-reference.md`` is this module's output; a test regenerates it and fails when the
 two drift apart. Reads the schema's source with ``ast`` (field docstrings are not kept at run
@@ -13,6 +14,7 @@ import inspect
 from pathlib import Path
 
 from coder_tui.core.config import schema as config_schema
+from coder_tui.core.config.flags import BY_KEY, flag_text
 
 TABLES: tuple[tuple[str, str, str], ...] = (
     ("ServerSettings", "[server]", "How coder-tui runs llama-server, shared by all profiles."),
@@ -68,7 +70,8 @@ def reference_markdown() -> str:
     out = [
         "# Config reference",
         "",
-        "Generated from the field docs in `src/coder_tui/core/config/schema.py` by",
+        "Generated from the field docs in `src/coder_tui/core/config/schema.py` and the flags in",
+        "`src/coder_tui/core/config/flags.py` by",
         "`python -m coder_tui.core.config.reference > docs/config-reference.md`; a test keeps the two",
         "in step. `default_profile` (top level) names the profile used when none is given.",
         "",
@@ -76,19 +79,21 @@ def reference_markdown() -> str:
     for class_name, table, about in TABLES:
         cls = getattr(config_schema, class_name)
         docs = field_docs(class_name)
+        flags = class_name == "Profile"
         out += [
             f"## `{table}`",
             "",
             about,
             "",
-            "| key | default | meaning |",
-            "| --- | --- | --- |",
+            "| key | flag | default | meaning |" if flags else "| key | default | meaning |",
+            "| --- | --- | --- | --- |" if flags else "| --- | --- | --- |",
         ]
         for field in dataclasses.fields(cls):
-            if field.name == "name" and class_name == "Profile":
+            if field.name == "name" and flags:
                 continue
             doc = docs.get(field.name, "").replace("|", "\\|")
-            out.append(f"| `{field.name}` | {_default(field)} | {doc} |")
+            flag = f" {flag_text(BY_KEY[field.name])} |" if flags else ""
+            out.append(f"| `{field.name}` |{flag} {_default(field)} | {doc} |")
         out.append("")
     return "\n".join(out)
 

@@ -1,6 +1,8 @@
 """The config's schema: frozen dataclasses for ``[server]``, ``[chat]``, ``[profiles.NAME]`` and the whole.
 
-Field docstrings are the config reference. Reading and validating the TOML is ``config.py``'s job.
+Field docstrings are the config reference (``reference.py``). ``Profile``'s fields are the keys of
+the profile-flag table (``flags.py``), in its order, which says each one's flag and check; reading
+and validating the TOML is ``loader.py``'s job.
 """
 
 from __future__ import annotations
@@ -77,31 +79,36 @@ class Profile:
 
     name: str
     model: Path
-    """GGUF model file (-m). Relative paths are relative to the config file's directory."""
+    """GGUF model file. Relative paths are relative to the config file's directory."""
     ctx: int | None = None
-    """Context size in tokens (-c)."""
+    """Context size in tokens."""
     n_gpu_layers: int | None = None
-    """Layers stored in VRAM (-ngl)."""
+    """Layers stored in VRAM; -1: all."""
+    override_tensor: tuple[str, ...] = ()
+    """Tensor placements, each ``PATTERN=BUFFER`` (``'blk\\.[0-3]\\.ffn_.*_exps=CPU'`` in TOML): a
+    tensor whose name the regex matches goes to that buffer (``CPU``, ``CUDA0``...). Passed before
+    ``n_cpu_moe``'s, so they win: llama-server takes the first match."""
     n_cpu_moe: int | None = None
-    """Keep the MoE expert weights of the first N layers in RAM (--n-cpu-moe)."""
+    """Keep the MoE expert weights of the first N layers in RAM."""
     batch: int | None = None
-    """Logical batch size (-b)."""
+    """Logical batch size."""
     ubatch: int | None = None
-    """Physical batch size (-ub)."""
+    """Physical batch size (at most ``batch``)."""
     cache_type_k: str | None = None
-    """KV cache type for K (--cache-type-k), e.g. f16, q8_0, q4_0."""
+    """KV cache type for K: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1."""
     cache_type_v: str | None = None
-    """KV cache type for V (--cache-type-v)."""
+    """KV cache type for V (a quantized one needs flash attention)."""
     flash_attn: FlashAttn | None = None
-    """Flash attention: on, off or auto (--flash-attn)."""
+    """Flash attention: on, off or auto. Where the server's flag is a bare switch (older builds),
+    on passes it and off or auto pass nothing."""
     cont_batching: bool | None = None
-    """Continuous batching (--cont-batching / --no-cont-batching)."""
+    """Continuous batching."""
     jinja: bool | None = None
-    """Use the model's Jinja chat template (--jinja)."""
+    """Use the model's Jinja chat template."""
     threads: int | None = None
-    """CPU threads for generation (-t)."""
+    """CPU threads for generation; -1: the server's default."""
     mmap: bool | None = None
-    """Memory-map the model file (off: --no-mmap or --load-mode none, as the server knows)."""
+    """Memory-map the model file; false turns it off, as the installed server spells it."""
     extra_args: tuple[str, ...] = ()
     """Further llama-server arguments, passed as they are, after all others."""
     env: Mapping[str, str] = field(default_factory=dict)

@@ -3,7 +3,7 @@
 Owns ``SnapshotCollector`` (a ``prometheus_client`` custom collector that renders whatever snapshot
 it was last handed: it never samples by itself, so the TUI's sampler and ``coder-tui export`` feed
 the same code), ``render`` and ``ProfileLabels`` (the active profile as labels). The HTTP server
-and ``--listen`` checks are ``export``'s; running the samplers is ``metrics.bus``'s.
+and ``--listen`` checks are ``http``'s; running the samplers is ``metrics.bus``'s.
 
 Names follow Prometheus conventions: one ``coder_tui_`` prefix, base units in the name
 (``_bytes``, ``_seconds``, ``_bytes_per_second``, ``_watts``, ``_celsius``), 0-1 shares as

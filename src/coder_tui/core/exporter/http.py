@@ -1,16 +1,15 @@
 """The Prometheus exporter: ``/metrics`` over HTTP, fed the snapshots a sampler already takes.
 
 Owns ``PrometheusExporter`` (a stoppable HTTP server on a daemon thread with its own registry,
-loopback by default) and the ``--listen`` helpers (``parse_listen``, ``is_loopback``,
-``check_listen``). What the metrics are, and their names, is ``export_metrics``'s (re-exported
-here, so ``coder_tui.core.exporter.http`` is the one import the CLI and the UI need); sampling is
-``metrics.bus``'s. The TUI hands its own snapshots to ``PrometheusExporter.update``: no extra
-sampling.
+loopback by default) and the ``--listen`` helpers (``parse_listen``, ``check_listen``; what
+counts as loopback is ``core/security.py``'s ``is_loopback``). What the metrics are, and their
+names, is ``families``' (re-exported here, so ``coder_tui.core.exporter.http`` is the one import
+the CLI and the UI need); sampling is ``metrics.bus``'s. The TUI hands its own snapshots to
+``PrometheusExporter.update``: no extra sampling.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 from typing import Any
 
@@ -26,6 +25,7 @@ from coder_tui.core.exporter.families import (
     render,
 )
 from coder_tui.core.metrics.types import MetricsSnapshot
+from coder_tui.core.security import is_loopback
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
 """9464: the port Prometheus's default-port list gives OpenTelemetry-style exporters."""
@@ -37,7 +37,6 @@ __all__ = [
     "PrometheusExporter",
     "SnapshotCollector",
     "check_listen",
-    "is_loopback",
     "parse_listen",
     "quant_of",
     "render",
@@ -52,16 +51,6 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep or not host or not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
         raise UserError(f"--listen {text!r}: expected HOST:PORT, e.g. {DEFAULT_LISTEN}")
     return host, int(port_s)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address or ``localhost`` (no DNS lookups)."""
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_listen(host: str, *, allow_remote: bool) -> None:

@@ -1,15 +1,17 @@
 """The layout of a GGUF model file: per-layer bytes of experts, router, attention, norms; hparams.
 
 Owns ``read_layout`` (``gguf.GGUFReader`` behind a bounds-checked walk of the header, so a truncated
-or corrupted file is a ``UserError`` naming it, never a crash or a hang) and the frozen
-``GgufLayout``. Where those bytes sit and what they cost per token is ``metrics/moe.py``'s.
+or corrupted file is a ``UserError`` naming it, never a crash or a hang; a split model's
+``-0000N-of-0000M.gguf`` parts are read together, as llama.cpp loads them) and the frozen
+``GgufLayout`` with the hparams the memory model needs: which layers are recurrent (Gated DeltaNet,
+Mamba: they have ``ssm_*`` tensors), which hold a KV cache, the SSM sizes, sliding-window layers,
+per-layer KV head counts and MTP (``nextn``) blocks, which llama.cpp skips at load unless a draft-MTP
+context uses them. Where those bytes sit and what they cost per token is ``metrics/moe.py``'s.
 """
 
 from __future__ import annotations
 
-import mmap
 import re
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +19,14 @@ from types import MappingProxyType
 from typing import Any
 
 from coder_tui.core.errors import UserError
+from coder_tui.core.gguf.header import Corrupt, check_header
 
 _LAYER_RE = re.compile(r"^blk\.(\d+)\.(.+)$")
+_SPLIT_RE = re.compile(r"^(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
 _MAX_DIMS = 8
+_SWA_PATTERN = {"gemma2": 2, "gemma3": 6, "cohere2": 4, "gpt-oss": 2}
+"""``n_pattern`` of architectures whose GGUF gives a sliding window but no pattern key (every
+``n_pattern``-th layer has full attention; ``llama-model.cpp`` ``load_swa_pattern`` callers)."""
 
 
 @dataclass(frozen=True)
@@ -37,9 +44,12 @@ def tensor_kind(name: str) -> str:
     """Class of a per-layer tensor by its name after ``blk.N.``.
 
     One of ``experts`` (``ffn_*_exps``), ``router`` (``ffn_gate_inp``), ``shared`` (``*_shexp``),
-    ``norm``, ``attention`` and ``other`` (dense FFN and anything else).
+    ``norm``, ``attention``, ``nextn`` (an MTP block's own head) and ``other`` (dense FFN, SSM and
+    anything else).
     """
     base = name.removesuffix(".weight").removesuffix(".bias")
+    if base.startswith("nextn."):
+        return "nextn"
     if base.endswith("_exps") or base.endswith("_chexps"):
         return "experts"
     if "shexp" in base:
@@ -82,6 +92,27 @@ class LayerLayout:
 
 
 @dataclass(frozen=True)
+class SsmShape:
+    """A recurrent layer's state sizes (``ssm.*`` keys; llama.cpp ``llama_hparams``)."""
+
+    d_conv: int
+    d_inner: int
+    d_state: int
+    n_group: int
+    dt_rank: int
+
+    @property
+    def conv_values(self) -> int:
+        """``n_embd_r``: the conv state, ``(d_conv - 1) * (d_inner + 2 * n_group * d_state)``."""
+        return max(self.d_conv - 1, 0) * (self.d_inner + 2 * self.n_group * self.d_state)
+
+    @property
+    def state_values(self) -> int:
+        """``n_embd_s``: the SSM / delta-rule state, ``d_state * d_inner``."""
+        return self.d_state * self.d_inner
+
+
+@dataclass(frozen=True)
 class GgufLayout:
     """What coder-tui needs of a model file: hparams, per-layer bytes, quant types."""
 
@@ -109,6 +140,28 @@ class GgufLayout:
     output_tied: bool
     quant_bytes: Mapping[str, int]
     """Bytes per ggml type over all tensors."""
+    parts: tuple[Path, ...] = ()
+    """Every file of a split model, in order (one entry for a single file)."""
+    nextn_layers: int = 0
+    """MTP blocks at the end (``nextn_predict_layers``): not loaded unless draft-MTP uses them."""
+    recurrent_layers: tuple[int, ...] = ()
+    kv_layer_indices: tuple[int, ...] = ()
+    """Trunk layers with a KV cache (attention, not recurrent)."""
+    ssm: SsmShape | None = None
+    sliding_window: int | None = None
+    swa_layers: tuple[int, ...] = ()
+    head_count_kv_layers: tuple[int, ...] = ()
+    """Per-layer KV heads where the GGUF gives an array (empty: ``head_count_kv`` for all)."""
+
+    @property
+    def n_layer_trunk(self) -> int:
+        """The layers a normal decode runs (``n_layer()`` in llama.cpp): all but the MTP blocks."""
+        return self.block_count - self.nextn_layers
+
+    def is_mtp_tensor(self, name: str) -> bool:
+        """Whether ``name`` belongs to an MTP block (skipped at load without draft-MTP)."""
+        m = _LAYER_RE.match(name)
+        return m is not None and int(m.group(1)) >= self.n_layer_trunk
 
     @property
     def tensor_bytes(self) -> int:
@@ -117,90 +170,6 @@ class GgufLayout:
     @property
     def expert_bytes(self) -> int:
         return sum(layer.expert_bytes for layer in self.layers)
-
-
-# -- a bounds-checked walk of the header --------------------------------------------------------
-# GGUFReader trusts the counts in the file: a flipped bit in an array length makes it loop for
-# ~2**63 iterations. This walk checks every count against the bytes left before GGUFReader runs.
-_SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
-_STRING, _ARRAY = 8, 9
-
-
-class _Corrupt(Exception):
-    pass
-
-
-class _Walker:
-    def __init__(self, data: mmap.mmap, order: str) -> None:
-        self.data = data
-        self.pos = 0
-        self.order = order
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise _Corrupt(f"truncated at byte {self.pos}")
-        out = self.data[self.pos : self.pos + n] if n <= 16 else b""  # only numbers are read
-        self.pos += n
-        return out
-
-    def u32(self) -> int:
-        return int(struct.unpack(self.order + "I", self.take(4))[0])
-
-    def u64(self) -> int:
-        return int(struct.unpack(self.order + "Q", self.take(8))[0])
-
-    def count(self, min_item_bytes: int) -> int:
-        n = self.u64()
-        if n * min_item_bytes > len(self.data) - self.pos:
-            raise _Corrupt(f"count {n} at byte {self.pos - 8} exceeds the file")
-        return n
-
-    def string(self) -> None:
-        self.take(self.count(1))
-
-    def value(self, kind: int, depth: int = 0) -> None:
-        if kind in _SCALAR_SIZES:
-            self.take(_SCALAR_SIZES[kind])
-        elif kind == _STRING:
-            self.string()
-        elif kind == _ARRAY and depth < 4:
-            item = self.u32()
-            if item in _SCALAR_SIZES:
-                self.take(self.count(_SCALAR_SIZES[item]) * _SCALAR_SIZES[item])
-            else:
-                for _ in range(self.count(8)):
-                    self.value(item, depth + 1)
-        else:
-            raise _Corrupt(f"unknown value type {kind} at byte {self.pos - 4}")
-
-
-def _check_header(path: Path) -> None:
-    """Walk magic, version, key/values and tensor infos with every length checked."""
-    with path.open("rb") as fh:
-        head = fh.read(24)
-        if len(head) < 24 or head[:4] != b"GGUF":
-            raise _Corrupt("not a GGUF file (bad magic)")
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            _walk(data, "<" if struct.unpack("<I", head[4:8])[0] & 0xFFFF else ">")
-
-
-def _walk(data: mmap.mmap, order: str) -> None:
-    w = _Walker(data, order)
-    w.take(4)
-    if w.u32() not in (2, 3):
-        raise _Corrupt("unsupported GGUF version")
-    n_tensors, n_kv = w.u64(), w.u64()
-    if n_kv * 13 > len(data) or n_tensors * 24 > len(data):
-        raise _Corrupt("tensor or key count exceeds the file")
-    for _ in range(n_kv):
-        w.string()
-        w.value(w.u32())
-    for _ in range(n_tensors):
-        w.string()
-        n_dims = w.u32()
-        if n_dims > _MAX_DIMS:
-            raise _Corrupt(f"tensor with {n_dims} dimensions")
-        w.take(8 * n_dims + 4 + 8)
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -216,10 +185,18 @@ def _int_field(reader: Any, key: str) -> int | None:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _int_list(reader: Any, key: str) -> list[int]:
+    value = _field(reader, key)
+    if isinstance(value, list):
+        return [int(v) for v in value if isinstance(v, (int, bool))]
+    return []
+
+
 def _layer(index: int, tensors: list[TensorInfo], expert_count: int | None) -> LayerLayout:
     sums = dict.fromkeys(("experts", "router", "shared", "norm", "attention", "other"), 0)
     for t in tensors:
-        sums[tensor_kind(t.name.split(".", 2)[2])] += t.n_bytes
+        kind = tensor_kind(t.name.split(".", 2)[2])
+        sums["other" if kind == "nextn" else kind] += t.n_bytes
     per_expert = sums["experts"] // expert_count if expert_count else 0
     return LayerLayout(
         index=index,
@@ -234,18 +211,73 @@ def _layer(index: int, tensors: list[TensorInfo], expert_count: int | None) -> L
     )
 
 
-def _build(path: Path, reader: Any, size: int) -> GgufLayout:
+_KV_TENSORS = ("attn_k.", "attn_k_b.", "attn_kv_a_mqa.", "attn_qkv.")
+
+
+def _layer_kinds(
+    by_layer: dict[int, list[TensorInfo]], trunk: int
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(recurrent layers, KV layers) of the trunk, from each layer's tensors.
+
+    A layer with ``ssm_*`` tensors is recurrent (Mamba, Gated DeltaNet); its ``attn_qkv`` is the
+    delta rule's projection, not attention. A layer with K (or a fused QKV outside a recurrent
+    layer, or MLA's compressed KV) holds a KV cache. Falcon-H1's layers are both.
+    """
+    recurrent, kv = [], []
+    for il in range(trunk):
+        shorts = [t.name.split(".", 2)[2] for t in by_layer.get(il, [])]
+        is_recr = any(n.startswith("ssm_") for n in shorts)
+        has_k = any(n.startswith(_KV_TENSORS[:3]) for n in shorts)
+        if is_recr:
+            recurrent.append(il)
+        if has_k or (not is_recr and any(n.startswith("attn_qkv.") for n in shorts)):
+            kv.append(il)
+    return tuple(recurrent), tuple(kv)
+
+
+def _ssm(reader: Any, arch: str) -> SsmShape | None:
+    values = [_int_field(reader, f"{arch}.ssm.{k}") for k in ("conv_kernel", "inner_size")]
+    d_state = _int_field(reader, f"{arch}.ssm.state_size")
+    if values[0] is None or values[1] is None or d_state is None:
+        return None
+    return SsmShape(
+        d_conv=values[0],
+        d_inner=values[1],
+        d_state=d_state,
+        n_group=_int_field(reader, f"{arch}.ssm.group_count") or 0,
+        dt_rank=_int_field(reader, f"{arch}.ssm.time_step_rank") or 0,
+    )
+
+
+def _swa_layers(reader: Any, arch: str, trunk: int) -> tuple[int | None, tuple[int, ...]]:
+    window = _int_field(reader, f"{arch}.attention.sliding_window")
+    if not window:
+        return None, ()
+    flags = _int_list(reader, f"{arch}.attention.sliding_window_pattern")
+    if flags:
+        return window, tuple(i for i, f in enumerate(flags[:trunk]) if f)
+    n = _int_field(reader, f"{arch}.attention.sliding_window_pattern") or _SWA_PATTERN.get(arch)
+    if n is None:
+        return window, ()
+    return window, tuple(i for i in range(trunk) if n == 0 or i % n < n - 1)
+
+
+def _tensors(reader: Any, size: int) -> list[TensorInfo]:
     import gguf
 
-    arch = _field(reader, "general.architecture")
-    if not isinstance(arch, str):
-        raise _Corrupt("no general.architecture")
-    tensors: list[TensorInfo] = []
+    out = []
     for t in reader.tensors:
         if int(t.n_bytes) < 0 or int(t.data_offset) + int(t.n_bytes) > size:
-            raise _Corrupt(f"tensor {t.name} runs past the end of the file (truncated?)")
+            raise Corrupt(f"tensor {t.name} runs past the end of the file (truncated?)")
         quant = gguf.GGMLQuantizationType(int(t.tensor_type)).name
-        tensors.append(TensorInfo(t.name, quant, tuple(int(d) for d in t.shape), int(t.n_bytes)))
+        out.append(TensorInfo(t.name, quant, tuple(int(d) for d in t.shape), int(t.n_bytes)))
+    return out
+
+
+def _build(parts: list[Path], reader: Any, tensors: list[TensorInfo], size: int) -> GgufLayout:
+    arch = _field(reader, "general.architecture")
+    if not isinstance(arch, str):
+        raise Corrupt("no general.architecture")
     expert_count = _int_field(reader, f"{arch}.expert_count")
     by_layer: dict[int, list[TensorInfo]] = {}
     for t in tensors:
@@ -256,7 +288,11 @@ def _build(path: Path, reader: Any, size: int) -> GgufLayout:
     if block_count is None:
         block_count = max(by_layer, default=-1) + 1
     if any(i >= block_count for i in by_layer) or block_count > max(len(tensors), 1):
-        raise _Corrupt(f"block_count {block_count} does not match the tensors")
+        raise Corrupt(f"block_count {block_count} does not match the tensors")
+    nextn = min(_int_field(reader, f"{arch}.nextn_predict_layers") or 0, block_count)
+    trunk = block_count - nextn
+    recurrent, kv = _layer_kinds(by_layer, trunk)
+    window, swa = _swa_layers(reader, arch, trunk)
     named = {t.name: t for t in tensors}
     embd = named.get("token_embd.weight")
     output = named.get("output.weight")
@@ -267,7 +303,7 @@ def _build(path: Path, reader: Any, size: int) -> GgufLayout:
     vocab = len(tokens.data) if tokens is not None else (embd.shape[-1] if embd else None)
     name = _field(reader, "general.name")
     return GgufLayout(
-        path=path,
+        path=parts[0],
         file_size_bytes=size,
         architecture=arch,
         name=name if isinstance(name, str) else None,
@@ -288,33 +324,66 @@ def _build(path: Path, reader: Any, size: int) -> GgufLayout:
         output_norm_bytes=sum(t.n_bytes for t in tensors if t.name.startswith("output_norm.")),
         output_tied=output is None and embd is not None,
         quant_bytes=MappingProxyType(quant_bytes),
+        parts=tuple(parts),
+        nextn_layers=nextn,
+        recurrent_layers=recurrent,
+        kv_layer_indices=kv,
+        ssm=_ssm(reader, arch),
+        sliding_window=window,
+        swa_layers=swa,
+        head_count_kv_layers=tuple(_int_list(reader, f"{arch}.attention.head_count_kv")),
     )
+
+
+def split_parts(path: Path) -> list[Path]:
+    """``path``'s split parts (``NAME-00001-of-00003.gguf`` names every part), or ``[path]``."""
+    m = _SPLIT_RE.match(path.name)
+    if not m:
+        return [path]
+    count = int(m.group("count"))
+    if count < 1 or int(m.group("no")) > count:
+        return [path]
+    stem = m.group("stem")
+    return [path.with_name(f"{stem}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
 
 
 def read_layout(path: Path) -> GgufLayout:
     """Read ``path``'s layout; a missing, truncated or corrupted file is a ``UserError``.
 
-    Reads the header only (the weights stay on disk, memory-mapped); a 150k-token vocabulary
-    takes GGUFReader a second or two, so callers on an event loop run this in a thread.
+    A split model is read whole: any of its parts names all of them. Reads the headers only (the
+    weights stay on disk, memory-mapped); a 150k-token vocabulary takes GGUFReader a few seconds,
+    so callers on an event loop run this in a thread.
     """
     import gguf  # heavy import kept out of module import time
 
+    parts = split_parts(path)
+    current = path
     try:
-        size = path.stat().st_size
-        _check_header(path)
-        reader = gguf.GGUFReader(path)
-        return _build(path, reader, size)
+        reader = None
+        tensors: list[TensorInfo] = []
+        size = 0
+        for current in parts:
+            part_size = current.stat().st_size
+            check_header(current)
+            part_reader = gguf.GGUFReader(current)
+            tensors += _tensors(part_reader, part_size)
+            size += part_size
+            reader = reader or part_reader
+        assert reader is not None
+        return _build(parts, reader, tensors, size)
     except OSError as exc:
-        raise UserError(f"{path}: cannot read: {(exc.strerror or str(exc)).lower()}") from None
-    except _Corrupt as exc:
-        raise UserError(f"{path}: not a readable GGUF file: {exc}") from None
+        raise UserError(f"{current}: cannot read: {(exc.strerror or str(exc)).lower()}") from None
+    except Corrupt as exc:
+        raise UserError(f"{current}: not a readable GGUF file: {exc}") from None
     except ValueError as exc:
         # GGUFReader maps each tensor over the file: data cut short cannot take its shape.
         if "reshape" in str(exc) or "buffer is smaller" in str(exc):
             raise UserError(
-                f"{path}: not a readable GGUF file: tensor data runs past the end of the file "
-                f"(truncated? {size} bytes)"
+                f"{current}: not a readable GGUF file: tensor data runs past the end of the file "
+                f"(truncated?)"
             ) from None
-        raise UserError(f"{path}: not a readable GGUF file: ValueError: {exc}") from None
+        raise UserError(f"{current}: not a readable GGUF file: ValueError: {exc}") from None
     except Exception as exc:  # GGUFReader on bad data: KeyError, IndexError, ...
-        raise UserError(f"{path}: not a readable GGUF file: {type(exc).__name__}: {exc}") from None
+        raise UserError(
+            f"{current}: not a readable GGUF file: {type(exc).__name__}: {exc}"
+        ) from None

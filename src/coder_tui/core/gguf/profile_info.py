@@ -1,5 +1,6 @@
-"""What the profile picker shows about each profile: model file, size, quant type, split, and
-its last measured speed and load time. Reads only the GGUF header (through ``gguf_layout``)."""
+"""What the profile picker shows about each profile: model file, size, quant type and split.
+Reads only the GGUF header (through ``gguf/layout.py``). A profile as a bench run measured it is
+another thing, ``bench/types.py`` ``BenchProfile``; the last measured speed is the picker's."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from coder_tui.core.gguf.layout import read_layout
 
 @dataclass(frozen=True)
 class ProfileInfo:
+    """One profile's model file as the picker lists it; ``error`` says why the file could not be
+    read (the other model fields are then ``None``)."""
+
     name: str
     model_file: str
     size_bytes: int | None

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from coder_tui.core.config.cmdline import profile_args
 from coder_tui.core.config.loader import Profile
 from coder_tui.core.errors import UserError
 from coder_tui.core.gguf.layout import GgufLayout, read_layout
@@ -257,15 +258,10 @@ class MetricsSampler:
             return None, layout
         live = [d for d in gpu.devices if not d.lost]
         has_gpu = gpu.available and bool(live)
-        key = (
-            id(layout),
-            profile.n_gpu_layers,
-            profile.n_cpu_moe,
-            profile.extra_args,
-            has_gpu,
-        )
+        args = profile_args(profile)  # whatever the placement reads, it reads from these
+        key = (id(layout), args, has_gpu)
         if key not in self._traffic:
-            where = moe.placement_for_profile(layout, profile, has_gpu=has_gpu)
+            where = moe.placement_from_args(layout, args, has_gpu=has_gpu)
             self._traffic = {key: (where, moe.token_traffic(layout, where))}
         where, traffic = self._traffic[key]
         vram_bw = self.config.vram_bandwidth_bytes_per_s

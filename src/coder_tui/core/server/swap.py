@@ -10,8 +10,8 @@ Concurrency policy: a request made while a swap runs is queued, and only the lat
 runs; requests it replaced end at once as ``superseded``. A running swap is never interrupted and
 two swaps never interleave (one ``asyncio.Lock``).
 
-Progress is typed events (``SwapProgress``, then one ``SwapResult``) to listeners, to a per-call
-callback, or through the async generator ``swap_events``. Spawning, stopping and readiness are
+Progress is typed events (``SwapProgress``, then one ``SwapResult``) to listeners or to a per-call
+callback. Spawning, stopping and readiness are
 ``process.py``'s; argv is ``profiles.py``'s; the UI's picker and compare mode build on this.
 """
 
@@ -21,7 +21,7 @@ import asyncio
 import enum
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from coder_tui.core.config.loader import Profile
@@ -136,7 +136,6 @@ class Swapper:
         self._lock = asyncio.Lock()
         self._seq = 0
         self._listeners: list[SwapListener] = []
-        self._detached: set[asyncio.Task[SwapResult]] = set()
 
     # -- listeners ---------------------------------------------------------------------------
     def add_listener(self, listener: SwapListener) -> Callable[[], None]:
@@ -179,35 +178,6 @@ class Swapper:
                 result = await self._run(to, emit)
             emit(result)
             return result
-
-    async def swap_events(self, to: Profile) -> AsyncIterator[SwapEvent]:
-        """``swap`` as an async generator: each ``SwapProgress``, then the ``SwapResult``.
-
-        Leaving the loop early does not stop the swap: it finishes in the background.
-        """
-        queue: asyncio.Queue[SwapEvent] = asyncio.Queue()
-        task = asyncio.create_task(self.swap(to, queue.put_nowait))
-        self._detached.add(task)
-        task.add_done_callback(self._detached.discard)
-        while True:
-            getter = asyncio.ensure_future(queue.get())
-            try:
-                await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                if not getter.done():
-                    getter.cancel()
-            if getter.cancelled():  # the swap task ended first: what it left, then its outcome
-                while not queue.empty():
-                    event = queue.get_nowait()
-                    yield event
-                    if isinstance(event, SwapResult):
-                        return
-                yield task.result()  # raises what the swap raised
-                return
-            event = getter.result()
-            yield event
-            if isinstance(event, SwapResult):
-                return
 
     # -- the state machine -------------------------------------------------------------------
     async def _run(self, to: Profile, emit: Callable[[SwapEvent], None]) -> SwapResult:

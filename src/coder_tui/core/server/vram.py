@@ -18,6 +18,7 @@ from typing import Literal
 
 from coder_tui.core.metrics.gpu import GpuProbe
 from coder_tui.core.metrics.types import GpuSnapshot
+from coder_tui.core.units import format_size
 
 VRAM_TOLERANCE_BYTES = 256 << 20
 """How far above its baseline a device may stay and still count as released: the CUDA context of
@@ -105,9 +106,9 @@ async def wait_released(
         if waited >= timeout_s:
             parts = []
             if held:
-                parts.append(f"the old server still holds {held / 2**20:.0f} MiB")
+                parts.append(f"the old server still holds {format_size(held)}")
             for i, extra in sorted(over.items()):
-                parts.append(f"GPU {i} is {extra / 2**20:.0f} MiB above its baseline")
+                parts.append(f"GPU {i} is {format_size(extra)} above its baseline")
             return VramRelease(
                 "timeout",
                 waited,

@@ -2,10 +2,10 @@
 
 ``HistoryStore`` is the one object the rest of coder-tui uses; this module owns its conversations
 (create, list, rename, delete) and reading messages back, and re-exports the names callers import
-from here. Its parts live beside it: ``store_db.py`` (the file at ``app_paths().history_db``,
-the connection, migrations, transactions), ``store_messages.py`` (saving the prompt before it is
-sent and the reply while it streams, and keeping a reply whose write failed), ``store_schema.py``
-(tables and records) and ``store_export.py`` (Markdown). What to show and when is the UI's
+from here. Its parts live beside it: ``db.py`` (the file at ``app_paths().history_db``, the
+connection, migrations, transactions), ``messages.py`` (saving the prompt before it is sent and
+the reply while it streams, and keeping a reply whose write failed), ``schema.py`` (tables and
+records) and ``markdown.py`` (a conversation as Markdown). What to show and when is the UI's
 business; text is stored as the chat client yielded it (already sanitised). Values out are frozen
 dataclasses, never live rows. Times are Unix seconds.
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from typing import cast
 
-from coder_tui.core.chat.reply_mode import DecodeRun, decode_key
 from coder_tui.core.store.db import HistoryWriteError
 from coder_tui.core.store.markdown import conversation_markdown
 from coder_tui.core.store.markdown import stats_line as stats_line  # re-exported for the UI
@@ -26,9 +25,11 @@ from coder_tui.core.store.messages import MessageWrites
 from coder_tui.core.store.schema import (
     SCHEMA_VERSION,
     Conversation,
+    DecodeRun,
     MessageStatus,
     Role,
     StoredMessage,
+    decode_key,
     status_for_end,
 )
 
@@ -100,12 +101,6 @@ class HistoryStore(MessageWrites):
     def rename(self, conv_id: int, title: str) -> None:
         with self._write() as db:
             db.execute("UPDATE conversations SET title = ? WHERE id = ?", (title, conv_id))
-
-    def set_system_prompt(self, conv_id: int, system_prompt: str | None) -> None:
-        with self._write() as db:
-            db.execute(
-                "UPDATE conversations SET system_prompt = ? WHERE id = ?", (system_prompt, conv_id)
-            )
 
     def delete(self, conv_id: int) -> None:
         """Delete a conversation and (cascade) its messages."""

@@ -64,6 +64,22 @@ class StoredMessage:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class DecodeRun:
+    """How one reply decoded (a row of ``decode_runs``): the server's tokens/s, whether no CPU
+    core was idle, and whether it was quiet (asked whole, ``core/chat/reply_mode.py``)."""
+
+    tokens_per_second: float
+    cpu_saturated: bool
+    quiet: bool = False
+
+
+def decode_key(profile: str | None, model: str | None) -> str:
+    """A ``decode_runs`` row's key: the profile (an attached server's address instead) and the
+    model."""
+    return f"{profile or ''}\n{model or ''}"
+
+
 def _v1(db: sqlite3.Connection) -> None:
     db.execute(
         """CREATE TABLE conversations (

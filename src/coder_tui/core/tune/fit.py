@@ -1,25 +1,28 @@
-"""The fit advisor: every ``-ngl`` / ``--n-cpu-moe`` pair, its VRAM, its decode roofline, ranked.
+"""The fit advisor: every placement of a model on a card, its VRAM and decode speed, ranked.
 
-Owns ``FitRequest`` (the card, context, cache types, batch sizes, margin), ``advise`` (enumerate
-the distinct placements, predict each one's VRAM and speed, keep those that fit, fastest first) and
-``parse_size``. The KV cache and compute buffer are ``kv.py``'s; llama.cpp's placement rules
-(``-ngl N`` counts the output layer first, ``--n-cpu-moe N`` keeps the experts of layers ``< N`` in
-RAM) are ``metrics/moe.py``'s, whose docstring cites the source; this module applies the same rules
-layer by layer instead of tensor by tensor (``placement`` per pair would take minutes for a
-48-layer model; ``tests/core/test_fit.py`` checks both agree). Running ``llama-fit-params`` and
-writing profiles are ``fit_tools.py``'s.
+Owns ``FitRequest`` (the card, context, cache types, batch sizes, slots, margin, speed model),
+``advise`` (enumerate the distinct placements, predict each one's VRAM and speed, keep those that
+fit, fastest first) and ``parse_size``/``parse_rate``. Placements are ``-ngl N --n-cpu-moe K``
+pairs and, as fine as llama.cpp's own ``--fit``, the same with part of layer K's experts kept on
+the GPU by ``-ot`` rules (``blk\\.K\\.ffn_down_exps=CPU``: its gate and up on the GPU, its down
+in RAM). The KV cache, recurrent state and compute buffer are ``gguf/memory.py``'s; which settings
+llama.cpp refuses is ``valid.py``'s; the speed model is ``speed.py``'s; llama.cpp's placement
+rules (``-ngl N`` counts the output layer first, ``--n-cpu-moe N`` keeps the experts of layers
+``< N`` in RAM) are ``metrics/moe.py``'s, whose docstring cites the source: this module applies the
+same rules layer by layer (``tests/core/test_fit.py`` checks both agree). Running
+``llama-fit-params`` and writing profiles are ``llama_fit.py``'s.
 
-Predicted VRAM of a pair = weights on the GPU (every tensor of the GPU layers except the experts
-of layers below ``--n-cpu-moe``, plus ``output.weight`` and ``output_norm`` when ``-ngl >= 1``;
-the token embedding stays in RAM) + the KV cache of the GPU layers + the compute buffer + the CUDA
-runtime's own context (``overhead_bytes``). It fits when that plus ``margin_bytes`` is at most the
-card's VRAM.
+Predicted VRAM of a placement = weights on the GPU (every tensor of the GPU layers but the experts
+kept in RAM, plus ``output.weight`` and ``output_norm`` when ``-ngl >= 1``; the token embedding
+stays in RAM; an MTP block's tensors are not loaded unless ``mtp``) + the KV cache and recurrent
+state of the GPU layers + the compute buffer + what the CUDA runtime holds besides
+(``overhead_bytes``, measured as NVML's peak process VRAM after generating minus llama.cpp's
+buffers). It fits when that plus ``margin_bytes`` is at most the card's VRAM.
 
-Predicted decode speed is the roofline ``1 / (ram_bytes / ram_bw + vram_bytes / vram_bw)`` over
-the weight bytes read per token (``metrics/moe.py`` ``token_traffic``: all non-expert weights,
-``expert_used`` experts per layer, the output matrix, one embedding row) plus, at ``depth`` tokens
-already in the context, the KV cache read by attention. It is a ceiling: real speeds are lower,
-mostly on the RAM side, but the ranking between pairs is what the advisor is for.
+Predicted decode speed: the roofline over the weight bytes read per token (all non-expert
+weights, ``expert_used`` experts per layer, the output matrix, one embedding row, and at ``depth``
+tokens the KV read by attention) and, with a ``speed`` model calibrated on measured runs, the
+calibrated prediction, which then ranks the options.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from coder_tui.core.config.cmdline import flag_args
 from coder_tui.core.errors import UserError
-from coder_tui.core.gguf.layout import GgufLayout, tensor_kind
+from coder_tui.core.gguf.layout import GgufLayout
 from coder_tui.core.gguf.memory import (
     ComputeEstimate,
     KvCells,
@@ -36,7 +40,12 @@ from coder_tui.core.gguf.memory import (
     kv_bytes_per_cell,
     kv_cells,
     kv_layers,
+    rs_layer_bytes,
+    slots,
 )
+from coder_tui.core.tune.layer_bytes import LayerBytes, layer_bytes, outside_layers
+from coder_tui.core.tune.speed import SpeedModel, Traffic, roofline_tokens_per_s
+from coder_tui.core.tune.valid import problems
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -48,6 +57,8 @@ loaded kernels, cuBLAS handles and workspace, ggml's memory pool. Measured on an
 CUDA 12, llama.cpp b11434) as NVML's process VRAM minus the model, KV and compute buffers the
 server logs: 723-731 MiB over five placements (docs/gpu-validation.md). Driver-dependent; a card
 with fewer SMs or an older driver needs less, so this errs on the safe side (``--overhead``)."""
+PARTIAL_SETS: tuple[tuple[str, ...], ...] = (("down",), ("gate",), ("gate", "down"), ("gate", "up"))
+"""Expert matrices of the boundary layer that a partial placement keeps in RAM."""
 
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
 
@@ -90,6 +101,15 @@ class FitRequest:
     overhead_bytes: int = DEFAULT_OVERHEAD
     depth: int = 0
     """Tokens already in the context while decoding (their KV is read for every new token)."""
+    mtp: bool = False
+    """Draft-MTP speculative decoding: the MTP block is loaded and recurrent state keeps
+    ``draft_max`` rollback snapshots."""
+    draft_max: int = 3
+    swa_full: bool = False
+    speed: SpeedModel | None = None
+    """Calibrated on measured runs: ranks the options by its prediction instead of the roofline."""
+    partial_layers: bool = True
+    """Also offer placements that keep part of one layer's experts on the GPU (``-ot``)."""
 
 
 @dataclass(frozen=True)
@@ -111,19 +131,46 @@ class FitOption:
     ram_bytes_per_token: int
     vram_bytes_per_token: int
     tokens_per_s: float | None
+    """The roofline (a ceiling)."""
     fits: bool
+    rs_vram_bytes: int = 0
+    rs_ram_bytes: int = 0
+    cpu_parts: tuple[str, ...] = ()
+    """Expert matrices of layer ``n_cpu_moe`` also kept in RAM (a partial placement)."""
+    splits: int = 0
+    predicted_tokens_per_s: float | None = None
+    """The calibrated prediction (``None`` without a speed model)."""
 
     @property
     def vram_bytes(self) -> int:
-        """Predicted VRAM of the server process."""
+        """Predicted peak VRAM of the server process."""
         return (
-            self.weights_vram_bytes + self.kv_vram_bytes + self.compute_bytes + self.overhead_bytes
+            self.weights_vram_bytes
+            + self.kv_vram_bytes
+            + self.rs_vram_bytes
+            + self.compute_bytes
+            + self.overhead_bytes
         )
 
+    @property
+    def rank_tokens_per_s(self) -> float:
+        return self.predicted_tokens_per_s or self.tokens_per_s or 0.0
+
+    def overrides(self) -> tuple[str, ...]:
+        """The ``-ot`` rules of a partial placement."""
+        if not self.cpu_parts:
+            return ()
+        return (rf"blk\.{self.n_cpu_moe}\.ffn_({'|'.join(self.cpu_parts)})_exps=CPU",)
+
     def flags(self) -> list[str]:
-        """The llama-server flags for this placement."""
-        out = ["-ngl", str(self.n_gpu_layers)]
-        return [*out, "--n-cpu-moe", str(self.n_cpu_moe)] if self.n_cpu_moe else out
+        """The llama-server flags for this placement (``-ot`` before ``--n-cpu-moe``, as the
+        profile-flag table orders them)."""
+        cpu_moe = flag_args("n_cpu_moe", self.n_cpu_moe) if self.n_cpu_moe else []
+        ot = flag_args("override_tensor", self.overrides()) if self.cpu_parts else []
+        return [*flag_args("n_gpu_layers", self.n_gpu_layers), *ot, *cpu_moe]
+
+    def label(self) -> str:
+        return " ".join(self.flags())
 
 
 @dataclass(frozen=True)
@@ -136,7 +183,7 @@ class FitReport:
     expert_count: int | None
     cells: KvCells
     kv_bytes_per_cell: int
-    """K + V bytes per token of one attention layer."""
+    """K + V bytes per token of the widest attention layer."""
     kv_layers: tuple[int, ...]
     compute: ComputeEstimate
     options: tuple[FitOption, ...]
@@ -145,92 +192,69 @@ class FitReport:
     smallest: FitOption
     """The option needing the least VRAM (shown when nothing fits)."""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    kv_bytes_total: int = 0
+    rs_bytes_total: int = 0
+    recurrent_layers: tuple[int, ...] = ()
+    all_options: tuple[FitOption, ...] = ()
+    """Every placement considered, fitting or not (for comparing with measured ones)."""
 
     @property
     def best(self) -> FitOption | None:
         return self.options[0] if self.options else None
 
-
-@dataclass(frozen=True)
-class _Layer:
-    non_expert: int
-    experts: int
-    non_expert_token: int
-    expert_token: int
-    kv_cell: int
-
-
-def _layers(layout: GgufLayout, kv_cell: int, kv_idx: set[int]) -> list[_Layer]:
-    """Per-layer bytes: stored, and read per token (``token_traffic``'s rule, tensor by tensor)."""
-    expert_count = layout.expert_count or 0
-    used = layout.expert_used_count or 0
-    out = []
-    for layer in layout.layers:
-        expert_token = 0
-        for t in layer.tensors:
-            if expert_count and tensor_kind(t.name.split(".", 2)[2]) == "experts":
-                expert_token += used * (t.n_bytes // expert_count)
-        out.append(
-            _Layer(
-                non_expert=layer.non_expert_bytes,
-                experts=layer.expert_bytes,
-                non_expert_token=layer.non_expert_bytes,
-                expert_token=expert_token if expert_count else layer.expert_bytes,
-                kv_cell=kv_cell if layer.index in kv_idx else 0,
-            )
-        )
-    return out
-
-
-def _outside_layers(layout: GgufLayout) -> tuple[int, int, int, int]:
-    """(output bytes stored, output bytes read per token, RAM bytes stored, RAM bytes per token)."""
-    output = layout.output_bytes + layout.output_norm_bytes
-    ram_stored = ram_token = 0
-    for t in layout.tensors:
-        if t.name.startswith(("blk.", "output.", "output_norm.")):
-            continue
-        ram_stored += t.n_bytes
-        if t.name == "token_embd.weight":
-            ram_token += t.n_bytes // max(t.shape[-1] if t.shape else 1, 1)  # one row
-        else:
-            ram_token += t.n_bytes
-    return output, output, ram_stored, ram_token
+    def find(self, n_gpu_layers: int, n_cpu_moe: int, cpu_parts: tuple[str, ...] = ()) -> FitOption:
+        """The option for these flags (fitting or not)."""
+        for o in self.all_options:
+            if (o.n_gpu_layers, o.n_cpu_moe, o.cpu_parts) == (n_gpu_layers, n_cpu_moe, cpu_parts):
+                return o
+        raise UserError(f"no placement -ngl {n_gpu_layers} --n-cpu-moe {n_cpu_moe} {cpu_parts}")
 
 
 def advise(layout: GgufLayout, req: FitRequest) -> FitReport:
-    """Every distinct ``-ngl``/``--n-cpu-moe`` placement of ``layout``, ranked for ``req``."""
+    """Every distinct placement of ``layout``, ranked for ``req``; refuses settings llama.cpp
+    would refuse (``valid.problems``)."""
     if req.vram_bytes <= 0:
         raise UserError("VRAM must be positive")
+    bad = problems(layout, req)
+    if bad:
+        raise UserError("llama-server would not run these settings: " + "; ".join(bad))
     n_layer = layout.block_count
     cells = kv_cells(req.ctx, req.parallel)
     per_cell = kv_bytes_per_cell(layout, req.cache_type_k, req.cache_type_v)
     kv_idx = kv_layers(layout)
     compute = compute_buffer(
-        layout, cells, req.ubatch, n_batch=req.batch, flash_attn=req.flash_attn
+        layout,
+        cells,
+        req.ubatch,
+        n_batch=req.batch,
+        flash_attn=req.flash_attn,
+        n_seq_max=slots(req.parallel),
     )
-    layers = _layers(layout, per_cell, set(kv_idx))
-    out_stored, out_token, embd_stored, embd_token = _outside_layers(layout)
+    layers = layer_bytes(layout, req, per_cell)
+    outside = outside_layers(layout)
     has_experts = bool(layout.expert_count) and any(x.experts for x in layers)
     options: list[FitOption] = []
     for ngl in range(n_layer + 1, -1, -1):
         start = min(max(n_layer + 1 - ngl, 0), n_layer)
         cuts = range(start, n_layer + 1) if has_experts else range(start, start + 1)
         for cut in cuts:
-            options.append(
-                _option(
-                    req, layers, ngl, start, cut, cells, compute,
-                    (out_stored, out_token, embd_stored, embd_token),
-                )
-            )  # fmt: skip
+            options.append(_option(req, layers, ngl, start, cut, (), compute, outside))
+            partial = req.partial_layers and ngl == n_layer + 1 and cut < n_layer
+            for parts in PARTIAL_SETS if partial else ():
+                if all(p in layers[cut].experts for p in parts):
+                    options.append(_option(req, layers, ngl, start, cut, parts, compute, outside))
     fitting = sorted(
         (o for o in options if o.fits),
-        key=lambda o: (-(o.tokens_per_s or 0.0), o.vram_bytes, -o.n_gpu_layers),
+        key=lambda o: (-o.rank_tokens_per_s, o.vram_bytes, -o.n_gpu_layers),
     )
     notes = []
-    if len(kv_idx) < n_layer:
-        notes.append(f"hybrid model: KV cache in {len(kv_idx)} of {n_layer} layers")
-    if req.cache_type_v not in ("f16", "f32", "bf16") and not req.flash_attn:
-        notes.append("a quantized V cache needs flash attention (--flash-attn on)")
+    if layout.recurrent_layers:
+        notes.append(
+            f"hybrid model: KV cache in {len(kv_idx)} of {layout.n_layer_trunk} layers, "
+            f"recurrent state in {len(layout.recurrent_layers)}"
+        )
+    if layout.nextn_layers and not req.mtp:
+        notes.append(f"{layout.nextn_layers} MTP block(s) not loaded (no draft-MTP)")
     return FitReport(
         request=req,
         model_name=layout.name or layout.path.name,
@@ -244,54 +268,74 @@ def advise(layout: GgufLayout, req: FitRequest) -> FitReport:
         considered=len(options),
         smallest=min(options, key=lambda o: o.vram_bytes),
         notes=tuple(notes),
+        kv_bytes_total=sum(x.kv for x in layers),
+        rs_bytes_total=sum(x.rs for x in layers),
+        recurrent_layers=layout.recurrent_layers,
+        all_options=tuple(options),
     )
+
+
+def rs_bytes(layout: GgufLayout, req: FitRequest) -> int:
+    """All recurrent state for ``req`` (every recurrent layer)."""
+    n_rs = req.draft_max if req.mtp and layout.nextn_layers else 0
+    return len(layout.recurrent_layers) * rs_layer_bytes(layout, slots(req.parallel), n_rs)
 
 
 def _option(
     req: FitRequest,
-    layers: list[_Layer],
+    layers: list[LayerBytes],
     ngl: int,
     start: int,
     cut: int,
-    cells: KvCells,
+    cpu_parts: tuple[str, ...],
     compute: ComputeEstimate,
-    outside: tuple[int, int, int, int],
+    outside: tuple[int, int, int],
 ) -> FitOption:
-    out_stored, out_token, embd_stored, embd_token = outside
-    w_vram = w_ram = kv_vram = kv_ram = gpu_experts = 0
-    tok_vram = tok_ram = 0
+    out_bytes, embd_stored, embd_token = outside
+    w_vram = w_ram = kv_vram = kv_ram = rs_vram = rs_ram = gpu_experts = 0
+    tok_vram = tok_ram = splits = 0
+    prev_gpu = False  # the input layer (embedding) is on the CPU
     for i, layer in enumerate(layers):
-        kv = layer.kv_cell * cells.total
-        kv_read = layer.kv_cell * min(req.depth, cells.total)
+        kv_read = layer.kv_cell * min(req.depth, layer.kv // max(layer.kv_cell, 1))
         if i >= start:
             w_vram += layer.non_expert
             tok_vram += layer.non_expert_token + kv_read
-            kv_vram += kv
-            if i >= cut:
-                w_vram += layer.experts
-                gpu_experts += layer.experts
-                tok_vram += layer.expert_token
-            else:
-                w_ram += layer.experts
-                tok_ram += layer.expert_token
+            kv_vram += layer.kv
+            rs_vram += layer.rs
+            splits += 0 if prev_gpu else 1
+            prev_gpu = True
+            for part, (stored, token) in layer.experts.items():
+                if i < cut or (i == cut and part in cpu_parts):
+                    w_ram += stored
+                    tok_ram += token
+                else:
+                    w_vram += stored
+                    gpu_experts += stored
+                    tok_vram += token
+            if i < cut or (i == cut and cpu_parts):
+                splits += 2 if layer.experts else 0  # to the CPU's experts and back
         else:
-            w_ram += layer.non_expert + layer.experts
+            w_ram += layer.non_expert + layer.expert_bytes
             tok_ram += layer.non_expert_token + layer.expert_token + kv_read
-            kv_ram += kv
+            kv_ram += layer.kv
+            rs_ram += layer.rs
+            splits += 1 if prev_gpu else 0
+            prev_gpu = False
     output_on_gpu = ngl >= 1
     if output_on_gpu:
-        w_vram += out_stored
-        tok_vram += out_token
+        w_vram += out_bytes
+        tok_vram += out_bytes
+        splits += 0 if prev_gpu else 1
     else:
-        w_ram += out_stored
-        tok_ram += out_token
+        w_ram += out_bytes
+        tok_ram += out_bytes
     w_ram += embd_stored
     tok_ram += embd_token
-    seconds = tok_ram / req.ram_bandwidth_bytes_per_s + tok_vram / req.vram_bandwidth_bytes_per_s
-    vram = w_vram + kv_vram + compute.total_bytes + req.overhead_bytes
+    traffic = Traffic(tok_ram, tok_vram, splits)
+    vram = w_vram + kv_vram + rs_vram + compute.total_bytes + req.overhead_bytes
     return FitOption(
         n_gpu_layers=ngl,
-        n_cpu_moe=cut if cut > start else 0,
+        n_cpu_moe=cut if cut > start or cpu_parts else 0,
         gpu_layer_count=len(layers) - start,
         output_on_gpu=output_on_gpu,
         weights_vram_bytes=w_vram,
@@ -303,6 +347,18 @@ def _option(
         gpu_expert_bytes=gpu_experts,
         ram_bytes_per_token=tok_ram,
         vram_bytes_per_token=tok_vram,
-        tokens_per_s=1.0 / seconds if seconds > 0 else None,
+        tokens_per_s=roofline_tokens_per_s(
+            traffic, req.ram_bandwidth_bytes_per_s, req.vram_bandwidth_bytes_per_s
+        ),
         fits=vram + req.margin_bytes <= req.vram_bytes,
+        rs_vram_bytes=rs_vram,
+        rs_ram_bytes=rs_ram,
+        cpu_parts=cpu_parts,
+        splits=splits,
+        predicted_tokens_per_s=req.speed.tokens_per_s(traffic) if req.speed else None,
     )
+
+
+def option_traffic(o: FitOption) -> Traffic:
+    """What one token costs at ``o`` (for calibrating on a measured run of it)."""
+    return Traffic(o.ram_bytes_per_token, o.vram_bytes_per_token, o.splits)

@@ -1,13 +1,16 @@
 """Around the fit advisor: llama.cpp's own answer (``llama-fit-params``) and saving profiles.
 
-Owns ``run_fit_params`` (llama.cpp's fitted arguments for this machine's free device memory, and
-its memory estimate for a given placement, each under a timeout; never raises) and
+Owns ``run_fit_params`` (llama.cpp's fitted arguments for this machine's free device memory with
+the same margin, and its memory estimate for a given placement, each under a timeout; never
+raises), ``fitted_placement`` (its answer's placement flags, to predict beside ours) and
 ``save_state_profile`` (adds ``[profiles.NAME]`` to the state file: TOML, read-modify-write with
-tomli-w, atomic). The user's ``config.toml`` is never written. The advice itself is ``fit.py``'s.
+tomli-w, atomic). The user's ``config.toml`` is never written. The advice itself is ``fit.py``'s;
+the flags' spellings are the profile-flag table's (``config/flags.py``).
 """
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from coder_tui.core.config.app_state import update_state
+from coder_tui.core.config.cmdline import flag_args, strip
 from coder_tui.core.errors import UserError
 from coder_tui.core.tune.fit import FitOption, FitRequest
 
@@ -47,17 +51,17 @@ class FitParamsAnswer:
 
 
 def _common_args(model: Path, req: FitRequest) -> list[str]:
-    args = ["-m", str(model), "-c", str(req.ctx), "-ctk", req.cache_type_k]
-    args += [
-        "-ctv",
-        req.cache_type_v,
-        "-ub",
-        str(req.ubatch),
-        "-b",
-        str(max(req.batch, req.ubatch)),
-    ]
-    args += ["-fa", "on" if req.flash_attn else "off"]
-    return args + (["-np", str(req.parallel)] if req.parallel else [])
+    values: tuple[tuple[str, object], ...] = (
+        ("model", model),
+        ("ctx", req.ctx),
+        ("cache_type_k", req.cache_type_k),
+        ("cache_type_v", req.cache_type_v),
+        ("ubatch", req.ubatch),
+        ("batch", max(req.batch, req.ubatch)),
+        ("flash_attn", "on" if req.flash_attn else "off"),
+        ("parallel", req.parallel or None),
+    )
+    return [arg for key, value in values for arg in flag_args(key, value)]
 
 
 def _run(argv: Sequence[str], timeout_s: float) -> tuple[str | None, str | None]:
@@ -102,7 +106,8 @@ def run_fit_params(
 ) -> FitParamsAnswer:
     """Ask ``llama-fit-params`` (at ``binary``) for its fit, and its estimate of ``option``."""
     common = _common_args(model, req)
-    out, err = _run([str(binary), *common], timeout_s)
+    margin = ["--fit-target", str(max(req.margin_bytes >> 20, 0))]
+    out, err = _run([str(binary), *common, *margin], timeout_s)
     if out is None:
         return FitParamsAnswer(error=err)
     fitted = next((ln.strip() for ln in out.splitlines() if ln.strip().startswith("-c ")), None)
@@ -111,6 +116,26 @@ def run_fit_params(
         printed, _ = _run([str(binary), *common, *option.flags(), "--fit-print", "on"], timeout_s)
         estimate = parse_estimate(printed or "")
     return FitParamsAnswer(fitted_args=fitted or out.strip() or None, estimate=estimate)
+
+
+def fitted_placement(answer: FitParamsAnswer) -> list[str]:
+    """The placement flags of llama-fit-params' answer (``-ngl``, ``-ot``, ...; no ``-c``)."""
+    if not answer.fitted_args:
+        return []
+    try:
+        words = shlex.split(answer.fitted_args)
+    except ValueError:
+        return []
+    out: list[str] = []
+    skip = False
+    for w in words:
+        if skip:
+            skip = False
+        elif w in ("-c", "--ctx-size", "-ts", "--tensor-split"):
+            skip = True  # the context is ours; a tensor split is for several devices
+        else:
+            out.append(w)
+    return out
 
 
 def profile_table(
@@ -133,11 +158,13 @@ def profile_table(
         table["n_cpu_moe"] = option.n_cpu_moe
     else:
         table.pop("n_cpu_moe", None)
+    if option.overrides():  # a partial layer: its -ot rules replace any the base had
+        table["override_tensor"] = list(option.overrides())
     if req.ubatch > 2048 or "batch" in table:
         table["batch"] = max(req.ubatch, int(table.get("batch", 0)))
     if req.parallel:
-        extra = [a for a in table.get("extra_args", []) if a not in ("-np", "--parallel")]
-        table["extra_args"] = [*extra, "--parallel", str(req.parallel)]
+        extra = strip(table.get("extra_args", []), ("parallel",))
+        table["extra_args"] = [*extra, *flag_args("parallel", req.parallel)]
     return table
 
 

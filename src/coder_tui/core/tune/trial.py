@@ -1,27 +1,72 @@
 """One trial of the autotuner: start llama-server with a candidate, measure it, stop it.
 
-Owns ``measure_trial`` (a fixed-length generation, repeated, and one long prompt through
-``client.py``; the server's VRAM sampled through NVML; the trial's status from how the stream
-ended and from the server's own log, so that an out-of-memory crash is told from other failures),
-the long prompt's text (``filler_text``, sized with the server's ``/tokenize``) and the VRAM
-watcher. The sweep around it (order, early stop, budget, winner) is ``tune.py``'s.
+Owns ``candidate_profile`` (the profile a candidate runs as), ``measure_trial`` (a fixed-length
+generation, repeated, and one long prompt through ``chat/client.py``; the server's VRAM sampled
+through NVML; the trial's status from how the stream ended and from the server's own log, so that
+an out-of-memory crash is told from other failures), the long prompt's text (``filler_text``,
+sized with the server's ``/tokenize``) and the VRAM watcher. The sweep around it (order, early
+stop, budget, winner) is ``sweep.py``'s; the values both share are ``types.py``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from typing import Any
 
+from coder_tui.core.config import cmdline
 from coder_tui.core.config.loader import Config, Profile
-from coder_tui.core.tune.sweep import (
-    Candidate,
-    Trial,
-    TrialStatus,
-    TuneSettings,
-    candidate_profile,
-    is_oom,
-)
+from coder_tui.core.tune.types import Candidate, Trial, TrialStatus, TuneSettings, is_oom
+
+_PLACEMENT_KEYS = ("n_gpu_layers", "n_cpu_moe", "cpu_moe")
+"""The flags a candidate replaces in ``extra_args`` (a later one there would win)."""
+
+
+_TB = ("-tb", "--threads-batch")
+
+
+def _without_tb(args: tuple[str, ...]) -> tuple[str, ...]:
+    out: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in _TB:
+            skip = True
+        elif not a.startswith("--threads-batch="):
+            out.append(a)
+    return tuple(out)
+
+
+def candidate_profile(profile: Profile, cand: Candidate) -> Profile:
+    """``profile`` with the candidate's flags (the flags they replace removed from ``extra_args``)."""
+    replaced = (
+        *_PLACEMENT_KEYS,
+        *(("ubatch",) if cand.ubatch is not None else ()),
+        *(("threads",) if cand.threads is not None else ()),
+        *(("override_tensor",) if cand.cpu_parts else ()),
+        *(("mmap",) if cand.mmap is not None else ()),
+    )
+    extra = cmdline.strip(profile.extra_args, replaced)
+    if cand.threads_batch is not None:
+        extra = (*_without_tb(extra), "-tb", str(cand.threads_batch))
+    return dataclasses.replace(
+        profile,
+        n_gpu_layers=profile.n_gpu_layers if cand.n_gpu_layers is None else cand.n_gpu_layers,
+        n_cpu_moe=cand.n_cpu_moe or None,
+        ubatch=profile.ubatch if cand.ubatch is None else cand.ubatch,
+        batch=(
+            max(profile.batch, cand.ubatch)
+            if profile.batch is not None and cand.ubatch is not None
+            else profile.batch
+        ),
+        threads=profile.threads if cand.threads is None else cand.threads,
+        override_tensor=cand.overrides() or profile.override_tensor,
+        mmap=profile.mmap if cand.mmap is None else cand.mmap,
+        extra_args=(*extra, *cand.extra),
+    )
+
 
 _FILLER = (
     "expert layer cache batch thread memory speed quant weight tensor load save read write "
@@ -163,4 +208,5 @@ async def measure_trial(
         load_time_s=ready.load_time_s,
         fits_with_margin=fits,
         message=f"prompt {prompt.prompt_n} tokens" if prompt else "",
+        generation_samples=tuple(t.predicted_per_second for t in gens),
     )

@@ -14,6 +14,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static, TextArea
 
+from coder_tui.core.server.agent_env import env_lines
+from coder_tui.ui.serving import ServingState
+
 
 class ConnectScreen(ModalScreen[None]):
     """Shows ``lines``; ``c`` copies them, Esc closes."""
@@ -35,6 +38,14 @@ class ConnectScreen(ModalScreen[None]):
         super().__init__()
         self.lines = lines
         self.title_text = title
+
+    @classmethod
+    def for_serving(cls, serving: ServingState) -> ConnectScreen:
+        """The lines for the served server (same as ``coder-tui env``)."""
+        url, profile = serving.url, serving.profile
+        model = profile.model.stem if profile else None
+        title = f"Connect a coding agent to {url}" + (f" ({profile.name})" if profile else "")
+        return cls(env_lines(url, model), title)
 
     def compose(self) -> ComposeResult:
         with Vertical():

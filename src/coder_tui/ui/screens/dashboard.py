@@ -1,4 +1,7 @@
-"""The full-screen dashboard: every tile, the server bar, and the way back to the chat."""
+"""The full-screen dashboard: every tile, the fleet of remote servers, and the way back to the chat.
+
+Renders only: the App hands it the last snapshot and fleet rows when it opens, then each new one
+(``show``, ``show_fleet``)."""
 
 from __future__ import annotations
 
@@ -23,15 +26,33 @@ class DashboardScreen(Screen[None]):
         Binding("escape,f4", "app.pop_screen", "Back to chat", key_display="F4"),
     ]
 
-    def __init__(self, *, fleet: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        fleet: bool = False,
+        snapshot: MetricsSnapshot | None = None,
+        rows: Sequence[FleetRow] = (),
+    ) -> None:
         super().__init__()
         self.fleet = fleet
+        self._first = snapshot, rows
+        """What to show once composed: the last snapshot and fleet rows (the App's)."""
 
     def compose(self) -> ComposeResult:
         if self.fleet:
             yield FleetTable(id="fleet")
         yield Dashboard(id="full-dashboard")
         yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._show_first)  # once the tiles and the table are mounted too
+
+    def _show_first(self) -> None:
+        snapshot, rows = self._first
+        if snapshot is not None:
+            self.show(snapshot)
+        if rows:
+            self.show_fleet(rows)
 
     def show(self, snap: MetricsSnapshot) -> None:
         self.query_one(Dashboard).show(snap)

@@ -1,4 +1,5 @@
-"""The multi-line prompt: Enter sends, Shift+Enter or Ctrl+J starts a new line."""
+"""The multi-line prompt: Enter sends, Shift+Enter or Ctrl+J starts a new line; its cursor blinks
+only while nothing holds it still (``hold_blink``)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,18 @@ class PromptInput(TextArea):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
         self.border_title = "prompt  (Enter send · Ctrl+J newline · Esc cancel)"
+        self._blink_held: set[str] = set()
+
+    def hold_blink(self, reason: str, held: bool = True) -> None:
+        """The cursor blinks unless some ``reason`` holds it: it cannot be seen (``hidden``), or
+        each blink would cost what matters (no CPU core is idle: ``cpu``, ``reply``)."""
+        if held:
+            self._blink_held.add(reason)
+        else:
+            self._blink_held.discard(reason)
+        blink = not self._blink_held
+        if self.cursor_blink != blink:
+            self.cursor_blink = blink
 
     async def _on_key(self, event: events.Key) -> None:
         if event.key == "enter":

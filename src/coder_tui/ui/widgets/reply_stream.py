@@ -13,12 +13,13 @@ reply. ``ReplyStream`` keeps that one case apart:
 
 So the finished reply is the body's real Markdown render, as a reply loaded from history is.
 
-Each update should cost one small repaint, not a layout of the screen (see ``held_rows``): the
+Each update should cost one small repaint, not a layout of the screen (see ``row_reserve``): the
 open block (the body's last paragraph, or the fence's open lines) holds spare rows under its text
 (``hold``), so that most updates repaint it alone; the reply as a whole keeps some empty rows
 below it (``min-height``), so that most layouts don't change its height and move the whole
 anchored transcript. Both are given back when the block or the reply ends. The owner
-(``MainScreen``) feeds coalesced text through ``write`` and calls ``close`` at the end.
+(``TurnRenderer``, ``chat_turn.py``) feeds coalesced text through ``write`` and calls ``close``
+at the end.
 """
 
 from __future__ import annotations

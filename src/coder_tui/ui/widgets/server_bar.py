@@ -1,4 +1,7 @@
-"""A one-line bar with the server's profile, state, endpoint and load time."""
+"""A one-line bar with the server's profile, state, endpoint and load time.
+
+Renders only: its ``serving`` attribute is the App's serving state (``ui/serving.py``), bound from
+the screen that holds the bar."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from textual.widgets import Static
 
 from coder_tui.core.sanitize import sanitize
 from coder_tui.core.server.events import ServerState
+from coder_tui.ui.serving import ServingState
 
 # Theme variable that colours each state (colours come from the theme, never literals).
 _STATE_COLOUR = {
@@ -22,28 +26,25 @@ _STATE_COLOUR = {
 
 
 class ServerBar(Static):
-    """Profile, state, endpoint and load time of the server; set its reactives to update."""
+    """Profile, state, endpoint and load time of the server; set ``serving`` to update."""
 
     DEFAULT_CSS = """
     ServerBar { height: 1; padding: 0 1; background: $panel; }
     """
 
-    profile: reactive[str | None] = reactive(None)
-    state: reactive[ServerState] = reactive(ServerState.STOPPED)
-    url: reactive[str] = reactive("")
-    load_time_s: reactive[float | None] = reactive(None)
-    detail: reactive[str] = reactive("")
+    serving: reactive[ServingState] = reactive(ServingState)
 
     def render(self) -> Content:
+        serving = self.serving
         parts: list[str | tuple[str, str] | Content] = [
-            (self.profile or "(no profile)", "bold"),
+            (serving.label or "(no profile)", "bold"),
             "  ",
-            (f"● {self.state.value}", f"bold {_STATE_COLOUR[self.state]}"),
+            (f"● {serving.state.value}", f"bold {_STATE_COLOUR[serving.state]}"),
         ]
-        if self.url:
-            parts.append(f"  {self.url}")
-        if self.load_time_s is not None:
-            parts.append(f"  loaded in {self.load_time_s:.2f} s")
-        if self.detail:
-            parts.append((f"  {sanitize(self.detail)}", "italic $text-error"))
+        if serving.url:
+            parts.append(f"  {serving.url}")
+        if serving.load_time_s is not None:
+            parts.append(f"  loaded in {serving.load_time_s:.2f} s")
+        if serving.detail:
+            parts.append((f"  {sanitize(serving.detail)}", "italic $text-error"))
         return Content.assemble(*parts)

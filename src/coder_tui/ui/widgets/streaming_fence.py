@@ -5,7 +5,7 @@ update, O(n²) per reply. ``StreamingFence`` shows the fence the way ``MarkdownF
 chunks of ``CHUNK_LINES`` lines: each full chunk is highlighted once (a ``Static``), and the
 open rest is plain text in ``CodeLines``, which draws with the Line API: an update repaints the
 rows that changed (usually the last one or two), not the chunk, and holds spare rows under its
-text (see ``held_rows``) so that most updates need no layout. When the fence closes, the owner
+text (see ``row_reserve``) so that most updates need no layout. When the fence closes, the owner
 (``ReplyStream``) drops this widget and the fence joins the reply's Markdown, highlighted once.
 
 Also here: ``Fence`` and ``fence_opening``, which read the fence's opening and closing lines.
@@ -77,7 +77,7 @@ class CodeLines(Widget):
     def __init__(self, hold: int = 0) -> None:
         super().__init__()
         self.hold = hold
-        """Spare rows to keep under the lines while they grow (see ``held_rows``)."""
+        """Spare rows to keep under the lines while they grow (see ``row_reserve``)."""
         self._held_height = 0
         self._lines: list[str] = []
 
