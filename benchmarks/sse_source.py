@@ -7,9 +7,11 @@ prints ``PORT <n>`` on stdout and serves until stdin closes (the parent went awa
 - ``GET /health``: 200, so the app's attach mode sees a ready server;
 - ``POST /v1/chat/completions``: an SSE stream of ``chat.completion.chunk`` events, one token per
   event at a fixed rate, then a chunk with ``finish_reason`` and ``timings``, then ``data: [DONE]``.
-  The request's ``bench`` object (the app sends it through ``MainScreen.request_extra``) sets
-  ``rate`` (tokens/s), ``tokens``, ``mode`` (``prose``, ``code``: one growing code block, or
-  ``mixed``: prose and code blocks in turn), ``delay_s`` before the first token, and
+  The request's ``bench`` object (``chat_render.py`` and ``big_reply.py`` send it in the chat
+  turn's ``extra`` request fields) sets
+  ``rate`` (tokens/s; 0: as fast as the socket takes them), ``tokens``, ``mode`` (``prose``,
+  ``code``: one growing code block, ``mixed``: prose and code blocks in turn, ``lines``: a line a
+  token, ``bigcode``: one huge code block), ``delay_s`` before the first token, and
   ``pause_every``/``pause_s``: a pause of ``pause_s`` after every ``pause_every`` tokens;
 - ``GET /sent``: the ``time.time()`` at which each token of the last stream was written, so the
   benchmark can measure token-to-screen delay on the same clock;
@@ -36,8 +38,22 @@ CODE_LINE_EVERY = 8  # code: a newline every 8 tokens inside the fence
 MIXED_BLOCK = 400  # mixed: 160 tokens of prose, then a 240-token (30-line) code block, repeated
 
 
+CODE_LINE_BYTES = 100
+"""``bigcode``: bytes a line (and a token) of the huge code block."""
+
+
 def tokens_for(n: int, mode: str) -> list[str]:
-    """The ``n`` token texts of a synthetic reply; token ``i`` contains the marker ``t<i>``."""
+    """The ``n`` token texts of a synthetic reply; token ``i`` contains the marker ``t<i>``.
+
+    ``lines``: one short line a token (a 50,000-line reply); ``bigcode``: one code block of
+    ``n`` lines of ``CODE_LINE_BYTES`` bytes, a token a line (10 MB at 100,000 tokens)."""
+    if mode == "lines":
+        return [f"t{i} ok\n" for i in range(n)]
+    if mode == "bigcode":
+        lines = [f"x{i} = f({i})  # t{i} ".ljust(CODE_LINE_BYTES - 1, "=") + "\n" for i in range(n)]
+        lines[0] = "Here is the data:\n\n```python\n" + lines[0]
+        lines[-1] += "```\n"
+        return lines
     out = []
     for i in range(n):
         if mode == "mixed":
@@ -155,7 +171,7 @@ class Source:
         start = loop.time()
         for i, text in enumerate(texts):
             paused = pause_s * (i // pause_every) if pause_every else 0.0
-            wait = start + i / rate + paused - loop.time()
+            wait = start + i / rate + paused - loop.time() if rate > 0 else 0.0
             if wait > 0:
                 await asyncio.sleep(wait)
             self.sent.append(time.time())

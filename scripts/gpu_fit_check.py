@@ -1,21 +1,24 @@
-"""Issue 22 on the GPU host: fit, llama.cpp's --fit and a short tune sweep on shape-only
-Qwen3-Coder-Next at the seed's sizes, with the seed's flags; run by scripts/gpu_fit_check.sh.
+"""Issue 22 on the GPU host: fit, llama.cpp's --fit and tune on shape-only Qwen3-Coder-Next at the
+seed's sizes, with the seed's flags; run by scripts/gpu_fit_check.sh (both quants in one call).
 
-For each quant (IQ2_XXS 26 GB, IQ3_XXS 33 GB, files made by ``core/gguf/shape_model.py``):
+For each quant (IQ2_XXS 26 GB, IQ3_XXS 33 GB, files made by ``core/demo/shape_model.py``):
 
 1. the seed's config (``-ngl 42 --n-cpu-moe 10`` / ``-ngl 34 --n-cpu-moe 18``) runs first; what
    the process holds beyond llama.cpp's CUDA0 buffers (NVML peak after generating minus the
-   buffers the server logs) is this machine's CUDA runtime share, and ``fit`` plans with it;
-2. ``fit``'s first pick (``core.tune.fit.advise`` with the card's free VRAM and the margin);
-3. llama.cpp's own ``--fit`` (no placement flags: llama-server places the experts itself);
-4. tune's dimensions on the pick: ``-t 12`` and ``--load-mode none`` (the pick runs ``-t 16``
-   with mmap), then both winners together: the fastest that fits is tune's winner;
-5. two more placements for calibration (the pick's cut + 2, and halfway to the seed).
+   buffers the server logs) is this machine's CUDA runtime share, and ``fit`` plans with it and
+   with llama-fit-params' CUDA compute estimate per placement kind (``compute_by_kind``), checked
+   for the pick's own flags (``confirm``);
+2. ``fit``'s first pick;
+3. llama.cpp's own ``--fit`` (no placement flags); the placement it chose is read from its log;
+4. tune: ``-ub 512 -np 1`` (smaller compute buffer and recurrent state), re-planned by ``fit``
+   (``-t 12`` and ``--load-mode none`` gained nothing in the first run, docs/gpu-validation.md);
+5. two more placements ``fit`` offers, of other kinds than the pick: the first layers' experts in
+   RAM at the pick's ``-ngl``, and some layers on the CPU (``-ngl`` halfway to the seed's).
 
-Each run: start llama-server (``-lv 4``), wait until healthy, NVML's process VRAM at load, three
-generations of ``--tokens`` tokens (``ignore_eos``), the fastest counts; NVML sampled every 0.1 s
-throughout, the peak after generating kept. Then the speed model is calibrated on ONE run (the
-seed's) and on all, and each run's prediction is set beside its measurement.
+Each run: start llama-server (``-lv 4``), wait until healthy, NVML's process VRAM at load,
+``--repeats`` generations of ``--tokens`` tokens (``ignore_eos``), the fastest counts; NVML sampled
+every 0.1 s throughout, the peak after generating kept. Then the speed model is calibrated on ONE
+run (fit's pick) and predicts the others (and, for comparison, on all runs).
 
 Writes ``fit_check.json`` (every reading), ``fit_check.md`` (one table per quant and the checks)
 and keeps every server log for the tarball. Without a GPU (dry run) it uses ``--vram`` and the
@@ -38,7 +41,8 @@ from coder_tui.core.gguf.buffer_log import parse_buffers
 from coder_tui.core.gguf.layout import GgufLayout, read_layout
 from coder_tui.core.metrics.gpu import GpuProbe
 from coder_tui.core.server.ports import free_port
-from coder_tui.core.tune.fit import FitRequest, advise, parse_size
+from coder_tui.core.tune.fit import FitOption, FitRequest, advise, option_traffic, parse_size
+from coder_tui.core.tune.llama_fit import compute_by_kind, compute_of, placement_from_fit_log
 from coder_tui.core.tune.measured import ram_bandwidth, traffic_for_args, vram_for_args
 from coder_tui.core.tune.speed import Measured, calibrate
 
@@ -148,8 +152,10 @@ def run_server(a: argparse.Namespace, model: Path, flags: list[str], name: str) 
 
 
 def request(
-    a: argparse.Namespace, layout: GgufLayout, vram: int, overhead: int | None
+    a: argparse.Namespace, layout: GgufLayout, vram: int, overhead: int | None, **changes: Any
 ) -> FitRequest:
+    """The fit request for the server's settings (``changes``: a tune variant's ubatch/slots),
+    with llama-fit-params' CUDA compute estimates where it gives them (a GPU)."""
     bw = ram_bandwidth(a.threads, Path(a.out) / "cache")
     req = FitRequest(
         vram_bytes=vram,
@@ -163,12 +169,47 @@ def request(
         flash_attn=True,
         margin_bytes=parse_size(a.margin),
     )
-    return dataclasses.replace(req, overhead_bytes=overhead) if overhead is not None else req
+    req = dataclasses.replace(req, **changes)
+    if overhead is not None:
+        req = dataclasses.replace(req, overhead_bytes=overhead)
+    if a.fit_params and a.gpu:
+        source = compute_by_kind(Path(a.fit_params), a.model_path, req, layout.n_layer_trunk)
+        req = dataclasses.replace(req, gpu_compute_source=source)
+    return req
+
+
+def confirm(
+    a: argparse.Namespace, layout: GgufLayout, req: FitRequest
+) -> tuple[FitRequest, FitOption | None]:
+    """fit's pick for ``req``, its CUDA compute checked by llama-fit-params for the pick's own
+    flags: where that says more than the pick was planned with, plan again with it (3 times at
+    most); never less (the kinds' figures stay the safe side)."""
+    report = advise(layout, req)
+    for _ in range(3):
+        pick = report.best
+        if pick is None or not (a.fit_params and a.gpu):
+            break
+        said = compute_of(Path(a.fit_params), a.model_path, req, pick.flags())
+        print(
+            f"llama-fit-params: CUDA compute of {pick.label()}: {said} (planned {pick.compute_bytes})"
+        )
+        if said is None or said <= pick.compute_bytes:
+            break
+        source = {**dict(req.gpu_compute_source), pick.kind: said}
+        req = dataclasses.replace(req, gpu_compute_source=tuple(source.items()))
+        report = advise(layout, req)
+    return req, report.best
+
+
+def plain(o: FitOption) -> bool:
+    """A ``-ngl``/``--n-cpu-moe`` placement (no ``-ot``)."""
+    return not o.cpu_parts and not o.tail_start
 
 
 def check_quant(a: argparse.Namespace, quant: str, model: Path, deadline: float) -> dict[str, Any]:
     layout = read_layout(model)
-    vram = parse_size(a.vram) if a.vram else free_vram()
+    a.model_path = model
+    vram = parse_size(a.vram) if a.vram else free_vram(a)
     out: dict[str, Any] = {"quant": quant, "model": str(model), "vram_free_bytes": vram, "runs": []}
     runs: list[dict[str, Any]] = out["runs"]
     threads = ["-t", str(a.threads)]
@@ -189,51 +230,68 @@ def check_quant(a: argparse.Namespace, quant: str, model: Path, deadline: float)
         overhead = int((first["vram_peak_mib"] - first["cuda0_total_mib"]) * MIB)
     out["overhead_mib"] = overhead / MIB if overhead is not None else None
     req = request(a, layout, vram, overhead)
+    req, pick = confirm(a, layout, req)
+    out["gpu_compute_source_mib"] = {k: v / MIB for k, v in req.gpu_compute_source}
     report = advise(layout, req)
-    pick = report.best
     out["fit_pick"] = pick.label() if pick else None
+    reqs: dict[str, FitRequest] = {}
+    picks: dict[str, FitOption] = {}
     if pick is not None:
         go("pick", [*pick.flags(), *threads], "fit's first pick")
-        fitted = llama_fit_placement(a, model)
-        out["llama_fit_params_placement"] = " ".join(fitted)
         row = go("llama-fit", list(threads), "llama.cpp --fit")
-        if row is not None:
-            row["placement_for_prediction"] = fitted
-        t12 = go("pick-t12", [*pick.flags(), "-t", "12"], "tune: threads")
-        lm = go("pick-load-none", [*pick.flags(), *threads, "--load-mode", "none"], "tune: load")
-        cut = max(pick.n_cpu_moe, 1)
-        go("cut+2", ["-ngl", str(pick.n_gpu_layers), "--n-cpu-moe", str(cut + 2), *threads], "cal")
-        mid_ngl = (int(seed[1]) + pick.n_gpu_layers) // 2
-        mid_cut = (int(seed[3]) + cut) // 2
-        go("mid", ["-ngl", str(mid_ngl), "--n-cpu-moe", str(mid_cut), *threads], "calibration")
-        base = next((r for r in runs if r["name"].endswith("-pick")), None)
-        gained = [
-            r
-            for r in (t12, lm)
-            if r and base and (r.get("tokens_per_s") or 0) > (base.get("tokens_per_s") or 0)
+        if row is not None:  # the placement the server's own fit chose, from its log
+            log = (Path(a.out) / "logs" / f"{quant}-llama-fit.log").read_text(errors="replace")
+            row["placement_for_prediction"] = placement_from_fit_log(log)
+            out["llama_fit_placement"] = " ".join(row["placement_for_prediction"])
+        # tune: smaller buffers (-ub 512, one slot) free VRAM for experts; fit re-plans for them.
+        small, tuned_pick = confirm(
+            a, layout, request(a, layout, vram, overhead, ubatch=512, parallel=1)
+        )
+        if tuned_pick is not None:
+            reqs[f"{quant}-tune-small"] = small
+            go(
+                "tune-small",
+                [*tuned_pick.flags(), *threads, "-ub", "512", "-np", "1"],
+                "tune: -ub 512 -np 1",
+            )
+        # two more placements fit offers, of other kinds than the pick, to check the prediction
+        heads = [
+            o
+            for o in report.options
+            if plain(o) and o.n_gpu_layers == pick.n_gpu_layers and o.flags() != pick.flags()
         ]
-        if t12 in gained and lm in gained:
-            go("tune-both", [*pick.flags(), "-t", "12", "--load-mode", "none"], "tune: both")
+        if heads:
+            h = heads[0]
+            go("head", [*h.flags(), *threads], "other: first layers' experts in RAM")
+        mid_ngl = (int(seed[1]) + pick.n_gpu_layers) // 2
+        mids = [o for o in report.options if plain(o) and o.n_gpu_layers == mid_ngl]
+        if mids:
+            go("mid", [*mids[0].flags(), *threads], "other: layers on the CPU")
         margin = parse_size(a.margin) / MIB
         tuned = [
             r
             for r in runs
-            if r["role"] in ("fit's first pick", "tune: threads", "tune: load", "tune: both")
+            if r["role"] in ("fit's first pick", "tune: -ub 512 -np 1")
             and r.get("tokens_per_s")
             and (not r.get("vram_peak_mib") or vram / MIB - r["vram_peak_mib"] >= margin)
         ]
         winner = max(tuned, key=lambda r: r["tokens_per_s"], default=None)
         if winner is not None:
             winner["tune_winner"] = True
+        picks["fit's pick"] = pick
+        if tuned_pick is not None:
+            picks["fit's pick at -ub 512 -np 1"] = tuned_pick
 
     def placement_of(r: dict[str, Any]) -> list[str]:
-        if "placement_for_prediction" in r:
+        if r.get("placement_for_prediction"):
             return list(r["placement_for_prediction"])
-        return [w for w in r["flags"].split() if w not in ("--load-mode", "none")]
+        drop = {"--load-mode", "none", "-ub", "512", "-np", "1"}
+        return [w for w in r["flags"].split() if w not in drop]
 
-    for r in runs:  # our prediction for every run, with the same request
+    for r in runs:  # our prediction for every run, with the request it ran under
         placement = placement_of(r)
-        r["predicted_vram_mib"] = vram_for_args(layout, req, placement) / MIB
+        r_req = reqs.get(r["name"], req)
+        r["predicted_vram_mib"] = vram_for_args(layout, r_req, placement) / MIB
         r["traffic"] = dataclasses.asdict(traffic_for_args(layout, placement))
         peak = r.get("vram_peak_mib")
         if peak:
@@ -245,7 +303,9 @@ def check_quant(a: argparse.Namespace, quant: str, model: Path, deadline: float)
             r["name"], traffic_for_args(layout, placement_of(r)), r["tokens_per_s"], r["role"]
         )
 
-    for key, pts in (("one", [r for r in ok if r["role"] == "seed"]), ("all", ok)):
+    cal_role = "fit's first pick" if any(r["role"] == "fit's first pick" for r in ok) else "seed"
+    out["calibrated_on"] = cal_role
+    for key, pts in (("one", [r for r in ok if r["role"] == cal_role]), ("all", ok)):
         if not pts:
             continue
         model_ = calibrate(
@@ -261,47 +321,36 @@ def check_quant(a: argparse.Namespace, quant: str, model: Path, deadline: float)
         }
         for r in ok:
             r[f"predicted_tps_{key}"] = model_.tokens_per_s(measured(r).traffic)
+        if key == "one":
+            out["picks_predicted_tps"] = {
+                k: model_.tokens_per_s(option_traffic(o)) for k, o in picks.items()
+            }
     out["ram_bandwidth"] = dataclasses.asdict(ram_bandwidth(a.threads, Path(a.out) / "cache"))
     return out
 
 
-def llama_fit_placement(a: argparse.Namespace, model: Path) -> list[str]:
-    """What llama-fit-params chooses for the server's settings (4 slots), as placement flags."""
-    import subprocess
-
-    from coder_tui.core.tune.llama_fit import FitParamsAnswer, fitted_placement
-
-    if not a.fit_params:
-        return []
-    common = [w for w in a.common.split() if w != "--cont-batching"]  # a server-only flag
-    argv = [a.fit_params, "-m", str(model), *common, "-np", "4", "-t", str(a.threads)]
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        print(f"llama-fit-params: {exc}", flush=True)
-        return []
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("-c ")), "")
-    print(f"llama-fit-params: {line or proc.stderr[-500:]}", flush=True)
-    return fitted_placement(FitParamsAnswer(fitted_args=line or None))
-
-
-def free_vram() -> int:
+def free_vram(a: argparse.Namespace) -> int:
+    """GPU 0's free VRAM now (the ballast holds the rest); its bandwidth goes into ``a``."""
     probe = GpuProbe()
     try:
         snap = probe.sample()
     finally:
         probe.close()
-    return int(snap.devices[0].vram_free_bytes or 0)
+    dev = snap.devices[0]
+    a.vram_bw = dev.vram_bandwidth_bytes_per_s or a.vram_bw
+    return int(dev.vram_free_bytes or 0)
 
 
 def table(res: dict[str, Any]) -> list[str]:
     lines = [
         f"### {res['quant']}: free VRAM {res['vram_free_bytes'] / MIB:,.0f} MiB, fit's pick "
         f"`{res.get('fit_pick')}`, CUDA runtime share from the seed run "
-        f"{res.get('overhead_mib') or 0:,.0f} MiB",
+        f"{res.get('overhead_mib') or 0:,.0f} MiB; CUDA compute from llama-fit-params: "
+        f"{json.dumps(res.get('gpu_compute_source_mib') or 'none (the model)')}; llama.cpp --fit "
+        f"placed: `{res.get('llama_fit_placement') or '?'}`",
         "",
         "| run | flags | t/s | VRAM at load / peak (NVML MiB) | CUDA0 buffers MiB | predicted MiB | "
-        "error | t/s predicted (calibrated on seed / on all) |",
+        f"error | t/s predicted (calibrated on {res.get('calibrated_on', 'seed')} / on all) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in res["runs"]:
@@ -339,7 +388,7 @@ def checks(res: dict[str, Any]) -> list[str]:
             f"- pick leaves {left:,.0f} MiB free after generating (margin 512): "
             f"{'holds' if left >= 512 else 'does not hold'}"
         )
-    for role in ("fit's first pick", "seed"):
+    for role in ("fit's first pick", "seed", "llama.cpp --fit", "tune: -ub 512 -np 1"):
         r = by.get(role)
         if r and "vram_error_pct" in r:
             e = r["vram_error_pct"]
@@ -364,21 +413,31 @@ def checks(res: dict[str, Any]) -> list[str]:
             f"- tune's winner (`{winner['flags']}`) / llama.cpp --fit: {ratio:.2f}x "
             f"({'holds' if ratio >= 1.1 else 'does not hold'}: >= 1.1x)"
         )
+    if winner and llama and winner["tokens_per_s"] < 1.1 * llama:
+        picks = res.get("picks_predicted_tps") or {}
+        said = ", ".join(f"{k} {v:.1f}" for k, v in picks.items())
+        out.append(
+            f"- 1.1x llama.cpp --fit is {1.1 * llama:.1f} t/s; tune tried -ub 512 -np 1 (smaller "
+            "buffers, more experts on the card); -t 12 and --load-mode none gained nothing in the "
+            "first run (docs/gpu-validation.md)"
+            + (f"; predicted (calibrated): {said}" if said else "")
+        )
+    cal = res.get("calibrated_on", "seed")
     errs = [
         (r["role"], (r["predicted_tps_one"] - r["tokens_per_s"]) / r["tokens_per_s"] * 100)
         for r in res["runs"]
         if r.get("predicted_tps_one")
         and r.get("tokens_per_s")
-        and r["role"] != "seed"
-        and "--load-mode" not in r["flags"]
-        and " -t 12" not in " " + r["flags"]
+        and r["role"] != cal
+        and not r["role"].startswith("tune")
     ]
     if errs:
         within = sum(1 for _, e in errs if abs(e) <= 15)
         text = ", ".join(f"{role} {e:+.1f} %" for role, e in errs)
         out.append(
-            f"- calibrated on the seed's run alone, predicted t/s: {text} "
-            f"({within} of {len(errs)} within 15 %; target: 3)"
+            f"- calibrated on one placement ({cal}) alone, predicted t/s of {len(errs)} others: "
+            f"{text} ({within} of {len(errs)} within 15 %; "
+            f"{'holds' if within >= 3 and len(errs) >= 3 else 'does not hold'}: 3 needed)"
         )
     return out
 
@@ -397,7 +456,7 @@ def main() -> None:
     p.add_argument("--vram", help="dry run: plan for this much VRAM (no NVML)")
     p.add_argument("--vram-bw", type=float, default=3.35e12)
     p.add_argument("--tokens", type=int, default=64)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--load-timeout", type=float, default=180.0)
     p.add_argument("--budget-s", type=float, default=560.0)
     p.add_argument("--reserve-s", type=float, default=40.0)

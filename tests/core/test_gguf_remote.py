@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from coder_tui.core.demo.shape_model import RECIPES, SHAPES, write_shape_model
 from coder_tui.core.errors import UserError
 from coder_tui.core.gguf.layout import read_layout
 from coder_tui.core.gguf.remote import part_urls, read_remote_layout
-from coder_tui.core.gguf.shape_model import RECIPES, SHAPES, write_shape_model
 
 
 class _Server:

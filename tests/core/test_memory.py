@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from coder_tui.core.demo.shape_model import RECIPES, SHAPES, write_shape_model
 from coder_tui.core.gguf.layout import GgufLayout, read_layout
 from coder_tui.core.gguf.memory import (
     ContextPlan,
@@ -22,7 +23,6 @@ from coder_tui.core.gguf.memory import (
     rs_layer_bytes,
     slots,
 )
-from coder_tui.core.gguf.shape_model import RECIPES, SHAPES, write_shape_model
 
 MIB = 1 << 20
 # arch, -c, -ub, -fa, K/V type, -np (None: auto), KV MiB, RS MiB, compute MiB (llama-server's log)
@@ -129,3 +129,19 @@ def test_mtp_blocks_hold_no_cache(tmp_path: Path) -> None:
     plan = ContextPlan(kv_cells(8192), "f16", "f16", 512, 4)
     assert context_bytes_by_layer(mtp, plan)[:4] == context_bytes_by_layer(plain, plan)
     assert context_bytes_by_layer(mtp, plan)[4] == (0, 0)
+
+
+def test_draft_mtp_adds_the_mtp_cache_and_rollback_snapshots(tmp_path: Path) -> None:
+    from coder_tui.core.tune.fit import FitRequest, advise
+
+    shape = replace(SHAPES["qwen3next"], n_layer=4)
+    mtp = read_layout(write_shape_model(tmp_path / "m.gguf", shape, RECIPES["Q8_0"], mtp=True)[0])
+    req = FitRequest(vram_bytes=64 << 30, ctx=8192, ram_bandwidth_bytes_per_s=5e10)
+    plain, draft = advise(mtp, req), advise(mtp, replace(req, mtp=True))
+    full = next(o for o in plain.options if (o.n_gpu_layers, o.n_cpu_moe, o.cpu_parts) == (6, 0, ()))
+    with_mtp = draft.find(6, 0)
+    block = sum(t.n_bytes for t in mtp.tensors if mtp.is_mtp_tensor(t.name))
+    assert with_mtp.weights_vram_bytes == full.weights_vram_bytes + block
+    assert with_mtp.kv_vram_bytes == 2 * full.kv_vram_bytes  # one more attention layer's cache
+    assert with_mtp.rs_vram_bytes == 4 * full.rs_vram_bytes  # 3 rollback snapshots per row
+    assert any("MTP block(s) not loaded" in n for n in plain.notes)

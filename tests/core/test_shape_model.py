@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from coder_tui.core.demo.shape_model import RECIPES, SHAPES, tensor_plan, write_shape_model
 from coder_tui.core.gguf.header import Corrupt, header_length
 from coder_tui.core.gguf.layout import read_layout, split_parts
-from coder_tui.core.gguf.shape_model import RECIPES, SHAPES, tensor_plan, write_shape_model
 
 GB = 10**9
 

@@ -248,9 +248,10 @@ def test_export_markdown(db_path: Path) -> None:
     assert "_error · HTTP 500: boom_" in text
 
 
-def _hammer(path: Path, conv_id: int, n: int, errors: list[BaseException]) -> None:
+def _hammer(path: Path, n: int, errors: list[BaseException]) -> None:
     try:
         with HistoryStore(path) as store:
+            conv_id = store.new_conversation("thread").id  # each instance writes its own
             for i in range(n):
                 reply = store.begin_reply(conv_id, "t", None)
                 store.update_reply(reply, f"thread {i}")
@@ -264,8 +265,8 @@ import sys
 from pathlib import Path
 from coder_tui.core.store.history import HistoryStore
 store = HistoryStore(Path(sys.argv[1]))
-conv = int(sys.argv[2])
-for i in range(int(sys.argv[3])):
+conv = store.new_conversation("child").id
+for i in range(int(sys.argv[2])):
     m = store.begin_reply(conv, "child", None)
     store.update_reply(m, "c")
     store.finish_reply(m, f"child {i}", "complete")
@@ -277,8 +278,8 @@ def test_concurrent_writers_thread_and_process(db_path: Path) -> None:
     with HistoryStore(db_path) as main:
         conv = main.new_conversation("busy")
         errors: list[BaseException] = []
-        thread = threading.Thread(target=_hammer, args=(db_path, conv.id, 300, errors))
-        child = subprocess.Popen([sys.executable, "-c", _CHILD, str(db_path), str(conv.id), "150"])
+        thread = threading.Thread(target=_hammer, args=(db_path, 300, errors))
+        child = subprocess.Popen([sys.executable, "-c", _CHILD, str(db_path), "150"])
         thread.start()
         deadline = time.monotonic() + 30
         written = 0
@@ -294,14 +295,15 @@ def test_concurrent_writers_thread_and_process(db_path: Path) -> None:
         # Count through a fresh connection too: one that lost its lock on the file may still see
         # its own writes in a WAL another process has already deleted.
         for store in (main, HistoryStore(db_path)):
-            msgs = store.messages(conv.id)
+            msgs = [m for c in store.list_conversations() for m in store.messages(c.id)]
             assert len(msgs) == expected
+            assert len(store.messages(conv.id)) == written
             assert {m.status for m in msgs} == {"complete"}
             assert sum(m.content.startswith("child") for m in msgs) == 150
             if store is not main:
                 store.close()
     with HistoryStore(db_path) as after:
-        assert len(after.messages(conv.id)) == expected
+        assert sum(len(after.messages(c.id)) for c in after.list_conversations()) == expected
     db = sqlite3.connect(db_path)
     assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     db.close()
@@ -341,7 +343,7 @@ def test_a_second_store_does_not_drop_the_first_ones_lock(
         first.add_user_message(conv.id, "kept")
         assert _count_elsewhere(db_path) == 1
         if keep_second_open:
-            second.add_user_message(conv.id, "kept too")
+            second.add_user_message(second.new_conversation("y").id, "kept too")
             assert _count_elsewhere(db_path) == 2
             second.close()
 

@@ -14,6 +14,13 @@ Behaviour comes from ``FAKE_MODE`` in the environment:
   crash_ready     like normal, then dies of SIGSEGV FAKE_CRASH_AFTER_S seconds after loading
   oom_generate    like normal, but a chat request prints a CUDA out-of-memory error and a long
                   backtrace (more lines than a short log tail), then dies of SIGABRT
+  flood           like normal, and once listening writes FAKE_FLOOD_BYTES-long lines to stdout
+                  without pause (default 5,000 bytes)
+  junk_help       --help and --version print random bytes (not UTF-8, no llama-server options)
+  hang_help       --help starts a child that sleeps in its process group, then hangs
+
+FAKE_LOG_LINE (any text, escapes included) is printed once to stderr at start, and FAKE_PROPS_MODEL
+is what ``GET /props`` gives as ``model_path`` (404 without it): hostile text from a server.
 
 In every serving mode POST /v1/chat/completions streams FAKE_TOKENS words ("w0 w1 ..."), one
 every FAKE_TOKEN_DELAY_S seconds, as OpenAI chunks, then [DONE]. With LLAMA_API_KEY set, a chat
@@ -71,6 +78,15 @@ def _arg(argv: list[str], name: str, default: str) -> str:
 def main() -> int:
     argv = sys.argv[1:]
     mode = os.environ.get("FAKE_MODE", "normal")
+    if mode == "junk_help" and ("--help" in argv or "--version" in argv):
+        sys.stdout.buffer.write(bytes(range(256)) * 8 + b"\xff\xfe\xc3(\n")
+        return 0
+    if mode == "hang_help" and "--help" in argv:
+        if os.fork() == 0:
+            time.sleep(600)
+            os._exit(0)
+        time.sleep(600)
+        return 0
     if "--help" in argv:
         print(OLD_HELP if mode == "old_help" else MODERN_HELP)
         return 0
@@ -79,6 +95,8 @@ def main() -> int:
         print(f"version: {version}\nbuilt with fake for testing", file=sys.stderr)
         return 0
     print(f"fake llama-server starting: {' '.join(argv)}", flush=True)
+    if os.environ.get("FAKE_LOG_LINE"):
+        print(os.environ["FAKE_LOG_LINE"], file=sys.stderr, flush=True)
     if mode == "crash_load":
         print(
             "llama_model_load: error loading model: tensor 'blk.0' data is not within the file",
@@ -120,7 +138,10 @@ def main() -> int:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             loading = mode == "hang_load" or time.monotonic() - started < load_s
-            if self.path == "/health":
+            props_model = os.environ.get("FAKE_PROPS_MODEL")
+            if self.path == "/props" and props_model:
+                code, body = 200, json.dumps({"model_path": props_model}).encode()
+            elif self.path == "/health":
                 code, body = (
                     (503, b'{"error":{"message":"Loading model"}}')
                     if loading
@@ -186,6 +207,13 @@ def main() -> int:
     )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print("main: server is listening", flush=True)
+    if mode == "flood":
+        line = b"x" * int(os.environ.get("FAKE_FLOOD_BYTES", "5000")) + b"\n"
+        try:
+            while True:
+                sys.stdout.buffer.write(line)
+        except (BrokenPipeError, OSError):
+            return 0
     if mode == "crash_ready":
         time.sleep(load_s + float(os.environ.get("FAKE_CRASH_AFTER_S", "0.3")))
         print("fake: crashing now", flush=True)

@@ -108,3 +108,49 @@ def profile(model: Path, mode: str = "normal", **env: str) -> Profile:
 
 def python(*args: str) -> list[str]:
     return [sys.executable, *args]
+
+
+# -- hostile text -----------------------------------------------------------------------------
+HOSTILE_PARTS = (
+    "\x1b]52;c;aGFja2Vk\x07",  # OSC 52: write the clipboard
+    "\x1b[2J\x1b[H",  # clear the screen
+    "\x1b]0;pwned\x07",  # set the window title
+    "\x9b31m",  # C1 CSI
+    "\u202egnp.exe",  # right-to-left override
+    "\u2066\u2067\u2068\u2069",  # bidi isolates
+    "\u200b\ufeff\u2028",  # zero-width space, BOM, line separator
+    "a\rb",  # carriage return: overwrite the line
+    "\x08\x7f",  # (no NUL: no path, environment variable or argument can hold one)
+)
+HOSTILE = "evil" + "".join(HOSTILE_PARTS) + "end"
+"""One string holding every kind of hostile character; every output path is walked with it."""
+HOSTILE_SHOWN = (
+    "evil]52;c;aGFja2Vk[2J[H]0;pwned31m⟨U+202E⟩gnp.exe⟨U+2066⟩⟨U+2067⟩⟨U+2068⟩⟨U+2069⟩"
+    "⟨U+200B⟩⟨U+FEFF⟩⟨U+2028⟩a⟨U+000D⟩bend"
+)
+"""``HOSTILE`` on one line as every path must show it: escapes gone, the rest visible."""
+
+
+def tiny_gguf(path: Path, name: str | None = None) -> Path:
+    """The smallest GGUF file whose header walks (no tensors), with ``general.name`` if given."""
+    import struct
+
+    kvs = b""
+    if name is not None:
+        key, value = b"general.name", name.encode()
+        kvs = struct.pack("<Q", len(key)) + key + struct.pack("<IQ", 8, len(value)) + value
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 1 if kvs else 0) + kvs)
+    return path
+
+
+def hostile_chars(text: str) -> list[str]:
+    """The characters in ``text`` that a terminal would obey or hide (newline and tab allowed)."""
+    import unicodedata
+
+    bad = []
+    for ch in text:
+        if ch in "\n\t\u200c\u200d":
+            continue
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+            bad.append(f"U+{ord(ch):04X}")
+    return bad

@@ -30,11 +30,12 @@ _BLOCK = (
 
 
 def _check_order(events: list[dict[str, Any]]) -> None:
-    """Prompt, reply started, the pace at the first token, then text, one end, last."""
+    """Prompt, the context counted, reply started, the pace at the first token, then text, one
+    end, last."""
     kinds = [e["event"] for e in events]
-    assert kinds[:3] == ["PromptSaved", "ReplyStarted", "PaceChanged"], kinds
+    assert kinds[:4] == ["PromptSaved", "ContextFitted", "ReplyStarted", "PaceChanged"], kinds
     assert kinds.count("TurnEnded") == 1 and kinds[-1] == "TurnEnded", kinds
-    assert set(kinds[3:-1]) <= {"ReplyText", "PaceChanged"} and "ReplyText" in kinds, kinds
+    assert set(kinds[4:-1]) <= {"ReplyText", "PaceChanged"} and "ReplyText" in kinds, kinds
 
 
 async def test_a_whole_turn_runs_headless_and_is_stored(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 from coder_tui.core.chat.client import (
@@ -89,15 +90,18 @@ async def test_cancel_after_first_delta_leaves_slots_idle(
         async with ChatClient(mgr.url) as client:
             stream = client.stream_chat(MSGS, max_tokens=4000, extra={"ignore_eos": True})
             events: list[ChatEvent] = []
+            cancelled_at = 0.0
             async for event in stream:
                 events.append(event)
-                if isinstance(event, Delta):
+                if isinstance(event, Delta) and not cancelled_at:
+                    cancelled_at = time.monotonic()
                     stream.cancel()
             end = events[-1]
             assert isinstance(end, StreamEnd)
             assert end.status == "cancelled", end.message
-            assert end.server_still_generating is False
-            assert await check_slots_idle(mgr.url) is True
+            assert end.server_still_generating is False  # /slots showed it idle...
+            assert time.monotonic() - cancelled_at < 0.5  # ...within 0.5 s of Esc
+            assert await check_slots_idle(mgr.url, wait_s=0.0) is True
             # the server still serves the next request
             again = [e async for e in client.stream_chat(MSGS, max_tokens=4)]
             assert isinstance(again[-1], StreamEnd) and again[-1].status == "done"
@@ -138,11 +142,11 @@ async def test_server_killed_mid_stream(demo_config: Config, tmp_path: Path) -> 
         await mgr.stop()
 
 
-async def test_quiet_reply_is_the_streamed_reply_asked_whole(
+async def test_quiet_reply_is_the_streamed_reply_shown_whole(
     demo_config: Config, tmp_path: Path
 ) -> None:
-    """The same request (temperature 0, no prompt cache) asked whole gives the same text, finish
-    and token count as streamed; the token count comes from ``/slots`` meanwhile."""
+    """The same request (temperature 0, no prompt cache) shown whole gives the same text, finish
+    and token count as streamed; the token count comes from the stream meanwhile."""
     mgr = ServerManager(demo_config.server, log_dir=tmp_path)
     N = 2000
     extra = {"ignore_eos": True, "cache_prompt": False}
@@ -170,6 +174,9 @@ async def test_quiet_reply_is_the_streamed_reply_asked_whole(
 
 
 async def test_quiet_reply_cancel_leaves_slots_idle(demo_config: Config, tmp_path: Path) -> None:
+    """Esc on a reply shown whole stops the server within 0.5 s (a reply asked whole, with
+    ``stream: false``, went on for 1-3 s: llama-server looks for its closed connection only
+    when no result has come for a second)."""
     mgr = ServerManager(demo_config.server, log_dir=tmp_path)
     try:
         await mgr.start(demo_config.profile("q4_k_m"))
@@ -177,13 +184,18 @@ async def test_quiet_reply_cancel_leaves_slots_idle(demo_config: Config, tmp_pat
             reply = client.quiet_chat(MSGS, max_tokens=20000, extra={"ignore_eos": True})
             reply.read_gap_s = 0.05
             events: list[ChatEvent] = []
+            cancelled_at = 0.0
             async for event in reply:
                 events.append(event)
-                if isinstance(event, DecodeProgress):
+                if isinstance(event, DecodeProgress) and not cancelled_at:
+                    cancelled_at = time.monotonic()
                     reply.cancel()
             end = events[-1]
             assert isinstance(end, StreamEnd) and end.status == "cancelled", end.message
+            # The end came after /slots showed the slot idle (polled every 0.1 s).
             assert end.server_still_generating is False
-            assert await check_slots_idle(mgr.url) is True
+            assert time.monotonic() - cancelled_at < 0.5
+            assert await check_slots_idle(mgr.url, wait_s=0.0) is True
+            assert end.text and end.text == "".join(e.text for e in events if isinstance(e, Delta))
     finally:
         await mgr.stop()

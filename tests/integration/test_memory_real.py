@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from coder_tui.core.demo.shape_model import RECIPES, SHAPES, write_shape_model
 from coder_tui.core.gguf.layout import GgufLayout, read_layout
 from coder_tui.core.gguf.memory import (
     ContextPlan,
@@ -22,7 +23,6 @@ from coder_tui.core.gguf.memory import (
     kv_cells,
     slots,
 )
-from coder_tui.core.gguf.shape_model import RECIPES, SHAPES, write_shape_model
 from coder_tui.core.tune.llama_buffers import server_buffers
 from coder_tui.core.tune.llama_fit import parse_estimate
 

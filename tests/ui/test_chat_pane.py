@@ -97,7 +97,7 @@ async def test_a_snapshot_while_the_screen_empties_is_ignored(
     offline_config: Config, store: HistoryStore
 ) -> None:
     # Seen once in a benchmark: a MetricsUpdated that arrived as the app closed found no strip.
-    from coder_tui.ui.widgets.dashboard import Dashboard, MetricsStrip
+    from coder_tui.ui.widgets.tile_grid import Dashboard, MetricsStrip
 
     app = CoderApp(offline_config, autostart=False, store=store)
     async with app.run_test(size=(80, 24)):

@@ -22,9 +22,9 @@ from coder_tui.ui import metrics_view
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.messages import MetricsUpdated
 from coder_tui.ui.screens.main import MainScreen
-from coder_tui.ui.widgets.dashboard import Dashboard, MetricsStrip
 from coder_tui.ui.widgets.prompt import PromptInput
 from coder_tui.ui.widgets.tile import MetricTile
+from coder_tui.ui.widgets.tile_grid import Dashboard, MetricsStrip
 
 GIB = 2**30
 
@@ -96,7 +96,7 @@ def test_tiles_with_a_gpu() -> None:
     assert t["vram"].text == "23.5 GiB / 24.0 GiB\nserver 22.0 GiB"
     assert t["vram"].level == "high"  # 98 % full
     assert t["pcie"].text.startswith("rx 5.2 GB/s · tx 100.0 MB/s\nlink 31.5 GB/s Gen4 x16")
-    assert t["gpu"].text == "87 % · 310 W · 66 °C"
+    assert t["gpu"].text == "util 87 %\n310 W · 66 °C"
     assert t["kv"].text == "25 % · 50,000 tokens"
 
 
@@ -223,35 +223,41 @@ async def test_the_cursor_does_not_blink_under_another_screen(
         assert prompt.cursor_blink
 
 
-def test_bar_levels_scale_each_bucket_maximum() -> None:
-    from coder_tui.ui.widgets.tile_sparkline import bar_levels
+def test_graph_columns_end_at_now_and_keep_gaps_blank() -> None:
+    from coder_tui.ui.widgets.tile_sparkline import columns
 
-    assert bar_levels([], 5) == [] and bar_levels([1.0], 0) == []
-    assert bar_levels([3.0], 3) == [7, 7, 7]  # one sample: full bars
-    assert bar_levels([2.0, 2.0], 2) == [0, 0]  # flat: at the bottom
-    assert bar_levels([0.0, 10.0, 5.0, 0.0], 2) == [7, 3]  # the max of each half
-    assert bar_levels([0.0, 7.0], 4) == [0, 0, 7, 7]  # fewer samples than columns
-
-
-def test_sparkline_strip_draws_one_segment_per_shade() -> None:
-    from textual.color import Color
-
-    from coder_tui.ui.widgets.tile_sparkline import sparkline_strip
-
-    data = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.0, 7.0, 7.0, 7.0)
-    strip = sparkline_strip(data, 12, Color(0, 0, 80), Color(0, 0, 255))
-    assert strip.text == "▁▂▃▄▅▆▇█████" and strip.cell_length == 12
-    assert len(list(strip)) <= 4  # one segment per shade, not one per bar
-    assert sparkline_strip((), 5, Color(0, 0, 0), Color(9, 9, 9)).text == "▁" * 5
+    assert columns([], 5, 10) == [None] * 5  # no data: every column empty
+    assert columns([1.0, 2.0], 4, 8) == [None, None, None, 2.0]  # 2 s of an 8 s window: right
+    assert columns([0.0, 10.0, 5.0, 0.0], 2, 4) == [10.0, 5.0]  # each bucket's maximum
+    assert columns([1.0, None, None, 3.0], 4, 4) == [1.0, None, None, 3.0]  # gaps stay gaps
 
 
-def test_value_rows_wrap_like_a_two_row_static() -> None:
+def test_graph_rows_fill_from_the_bottom_against_the_scale() -> None:
+    from coder_tui.ui.widgets.tile_sparkline import bar_rows, scale_top
+
+    assert bar_rows([None, 0.0], 2, 1.0) == [[0, 0], [0, 0]]  # empty is empty, not a bar
+    assert bar_rows([100.0, 50.0, 25.0], 2, 100.0) == [[8, 0, 0], [8, 8, 4]]
+    assert scale_top([1.0, 4.0, None], None) == 4.0 and scale_top([1.0], 100.0) == 100.0
+    assert scale_top([250.0], 100.0) == 250.0  # a process on more than one core
+
+
+def test_axis_names_the_window_the_scale_and_now() -> None:
+    from coder_tui.ui.widgets.tile_sparkline import axis_text
+
+    text = axis_text(600, "0–21.8 t/s", 40)
+    assert text.startswith("-10m") and text.endswith("now") and "0–21.8 t/s" in text
+    assert len(text) == 40
+    assert axis_text(600, "0–100 %", 10) == "-10m 0–100"  # too narrow: the window first
+
+
+def test_value_rows_wrap_every_line_on_words() -> None:
     from coder_tui.ui.widgets.tile import value_rows
 
     assert value_rows("21.8 t/s\nlive", 20) == ["21.8 t/s", "live"]
     assert value_rows("rx 5.2 GB/s · tx 100.0 MB/s\nlink 31.5 GB/s", 16) == [
         "rx 5.2 GB/s · tx",
         "100.0 MB/s",
+        "link 31.5 GB/s",
     ]
     assert value_rows("–", 10) == ["–"]
 
@@ -273,7 +279,7 @@ async def test_tile_repaints_only_on_change_and_reuses_its_sparkline() -> None:
         assert tile.has_class("warn") and not tile.unavailable
         assert [tile.render_line(y).text.rstrip() for y in range(2)] == ["21.8 t/s", "live"]
         spark = tile.render_line(2)
-        assert set(spark.text) <= set("▁▂▃▄▅▆▇█") and spark.cell_length == 20
+        assert set(spark.text) <= set(" ▁▂▃▄▅▆▇█") and spark.cell_length == 20
         assert tile.render_line(2) is spark  # same history: the same strip
         tile.show("21.8 t/s\nlive", (1.0, 2.0, 9.0))
         assert tile.render_line(2) is not spark
@@ -295,88 +301,6 @@ async def test_busy_refresh_zero_keeps_the_samplers_at_their_rate(
             await pilot.pause()
         assert not app.metrics.pace.saturated and sampler.factors == []
         assert app.screen.query_one(PromptInput).cursor_blink
-
-
-def _decoding_snap() -> MetricsSnapshot:
-    """A snapshot whose ``/slots`` read shows one request decoding: 12 prompt tokens, 40 out."""
-    from coder_tui.core.metrics.types import SlotSample
-
-    slot = SlotSample(
-        id=0,
-        n_ctx=4096,
-        is_processing=True,
-        phase=ServerPhase.GENERATING,
-        task_id=7,
-        prompt_tokens_processed=12,
-        tokens_decoded=40,
-    )
-    base = _snap(ONE_GPU)
-    assert base.server is not None
-    return replace(base, server=replace(base.server, slots_available=True, slots=(slot,)))
-
-
-class _Turn:
-    """A quiet turn's ``offer_slots``: records what it is offered, answers ``count``."""
-
-    def __init__(self, count: object = None) -> None:
-        self.offered: list[object] = []
-        self.count = count
-
-    def offer_slots(self, slots: object) -> object:
-        from coder_tui.core.chat.quiet_reply import slot_progress
-
-        self.offered.append(slot_progress(slots))  # type: ignore[arg-type]
-        return self.count
-
-
-async def test_a_quiet_reply_gets_the_samplers_slots_under_the_dashboard(
-    offline_config: Config, store: HistoryStore
-) -> None:
-    """The token count of a quiet reply comes from the metrics sampler's /slots read whichever
-    screen shows, so the reply need not poll /slots itself while F4 is open."""
-    from coder_tui.ui.screens.dashboard import DashboardScreen
-    from coder_tui.ui.widgets.chat_turn import TurnRenderer
-    from coder_tui.ui.widgets.chat_view import ChatView
-
-    app = CoderApp(offline_config, autostart=False, store=store, sample_metrics=False)
-    async with app.run_test(size=(160, 50)) as pilot:
-        main = app.screen
-        assert isinstance(main, MainScreen)
-        turn = _Turn()
-        main._renderer = TurnRenderer(main.query_one(ChatView), turn)  # type: ignore[arg-type]
-        await pilot.press("f4")
-        assert isinstance(app.screen, DashboardScreen)
-        app.post_message(MetricsUpdated(_decoding_snap()))
-        await pilot.pause()
-        main._renderer = None
-    assert turn.offered == [(12, 40)]
-
-
-async def test_an_offered_token_count_is_shown_with_the_tiles(
-    offline_config: Config, store: HistoryStore, seeded: int
-) -> None:
-    """The quiet reply's count from the sampler's /slots read goes on screen in the same handler
-    as the tiles (one screen update a tick, not a second one when the turn yields it)."""
-    from coder_tui.core.chat.events import DecodeProgress
-    from coder_tui.ui.widgets.chat_turn import TurnRenderer
-    from coder_tui.ui.widgets.chat_view import ChatView
-    from coder_tui.ui.widgets.message import MessageView
-
-    app = CoderApp(offline_config, autostart=False, store=store, sample_metrics=False)
-    async with app.run_test(size=(160, 50)) as pilot:
-        await pilot.pause()
-        main = app.screen
-        assert isinstance(main, MainScreen)
-        view = main.query(MessageView).last()
-        turn = _Turn(DecodeProgress(40, 3.2))
-        renderer = TurnRenderer(main.query_one(ChatView), turn)  # type: ignore[arg-type]
-        renderer.view = view
-        main._renderer = renderer
-        app.on_metrics_updated(MetricsUpdated(_decoding_snap()))
-        # no await: the line changed within the handler that showed the tiles
-        assert "40 tokens after 3 s" in str(view.query_one(".stats").render())
-        assert turn.offered == [(12, 40)]
-        main._renderer = None
 
 
 async def test_a_tile_repaints_only_its_changed_rows_and_follows_style_changes() -> None:
@@ -406,3 +330,160 @@ async def test_a_tile_repaints_only_its_changed_rows_and_follows_style_changes()
         app.theme = "nord" if app.theme != "nord" else "gruvbox"
         await pilot.pause()
         assert next(iter(tile.render_line(2))).style != before
+
+
+# -- issue 25: a dashboard that uses the screen --------------------------------------------------
+
+
+def _moe_snap() -> MetricsSnapshot:
+    """``_snap(ONE_GPU)`` with a MoE model: two layers of experts in RAM, 1003.8 KiB a token."""
+    from coder_tui.core.metrics.types import Bound, MoeSample, Placement, TokenTraffic
+
+    placement = Placement(
+        n_layers=2, gpu_layers=(0, 1), output_on_gpu=True, cpu_expert_layers=(0, 1), has_gpu=True
+    )
+    traffic = TokenTraffic(
+        ram_bytes_per_token=int(1003.8 * 1024),
+        vram_bytes_per_token=0,
+        ram_expert_bytes_per_token=int(1003.8 * 1024),
+        ram_weight_bytes=0,
+        vram_weight_bytes=0,
+        prompt_pcie_bytes_per_ubatch=0,
+    )
+    moe = MoeSample(
+        placement=placement,
+        traffic=traffic,
+        ram_bandwidth_bytes_per_s=50e9,
+        vram_bandwidth_bytes_per_s=1e12,
+        decode_ceiling_tokens_per_s=48.0,
+        generation_tokens_per_s=21.8,
+        ram_read_bytes_per_s=22.4e6,
+        vram_read_bytes_per_s=None,
+        efficiency=0.45,
+        bound=Bound.RAM_BANDWIDTH,
+    )
+    history = History(600, 1)  # the sampler's window: 10 minutes
+    for v in (10.0, 20.0, 21.8):
+        history.append("generation_tokens_per_s", v)
+    return replace(_snap(ONE_GPU), moe=moe, history=history)
+
+
+def _tile_text(tile: MetricTile) -> str:
+    return " ".join(
+        tile.render_line(y).text.strip() for y in range(tile.content_region.height)
+    ).strip()
+
+
+class _Full(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Dashboard(id="full")
+
+
+async def test_full_dashboard_keeps_every_value_and_title_at_80x24(
+    offline_config: Config, store: HistoryStore
+) -> None:
+    """At 80x24 the MoE tile lost ``in RAM · 1003.8 KiB/token`` and the GPU title was cut."""
+    app = CoderApp(offline_config, autostart=False, store=store, sample_metrics=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f4")
+        snap = _moe_snap()
+        app.post_message(MetricsUpdated(snap))
+        await pilot.pause()
+        data = metrics_view.tiles(snap)
+        for tile in app.screen.query(MetricTile):
+            key = (tile.id or "").removeprefix("tile-")
+            words = " ".join(data[key].text.split())
+            assert " ".join(_tile_text(tile).split()).startswith(words), key
+            title = str(tile.border_title)
+            assert len(title) + 4 <= tile.outer_size.width, title  # "╭─ title ─╮" uncut
+        moe = _tile_text(app.screen.query_one("#tile-moe", MetricTile))
+        assert "in RAM · 1003.8 KiB/token" in " ".join(moe.split())
+
+
+async def test_graphs_grow_with_the_terminal_and_show_time_and_scale() -> None:
+    """At 160x50 the dashboard used 22 rows and its graphs were one row with no axis."""
+    app = _Full()
+    async with app.run_test(size=(200, 60)) as pilot:
+        app.query_one(Dashboard).show(_moe_snap())
+        await pilot.pause()
+        dashboard = app.query_one(Dashboard)
+        assert dashboard.outer_size.height == 60  # the whole screen
+        gen = app.query_one("#tile-gen", MetricTile)
+        rows = [gen.render_line(y).text for y in range(gen.content_region.height)]
+        assert gen.content_region.height >= 10
+        axis = rows[-1]
+        assert axis.startswith("-10m") and axis.rstrip().endswith("now") and "t/s" in axis
+        bars = [r for r in rows[2:-1] if r.strip()]
+        assert len(bars) >= 5  # 21.8 of a 21.8 scale: a full-height column at the right
+
+
+async def test_an_empty_graph_is_empty() -> None:
+    """Before any data the tiles drew full bars (``██████``) under ``–``."""
+    app = _Full()
+    async with app.run_test(size=(120, 40)) as pilot:
+        snap = replace(_snap(ONE_GPU), history=History(600, 1))
+        app.query_one(Dashboard).show(snap)
+        await pilot.pause()
+        for tile in app.query(MetricTile):
+            text = _tile_text(tile)
+            assert not set(text) & set("▁▂▃▄▅▆▇█"), tile.id
+
+
+async def test_host_cpu_tile_shows_each_core_on_request(
+    offline_config: Config, store: HistoryStore
+) -> None:
+    from coder_tui.ui.screens.dashboard import DashboardScreen
+
+    app = CoderApp(offline_config, autostart=False, store=store, sample_metrics=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4")
+        assert isinstance(app.screen, DashboardScreen)
+        busy = replace(_snap(ONE_GPU).host, cpu_percent_per_core=(0.0, 100.0))  # type: ignore[type-var]
+        app.post_message(MetricsUpdated(replace(_snap(ONE_GPU), host=busy)))
+        await pilot.pause()
+        cpu = app.screen.query_one("#tile-cpu", MetricTile)
+        assert cpu.text == "50 % of 2 threads"
+        await pilot.press("c")
+        await pilot.pause()
+        assert cpu.text == "50 % of 2 threads\n▁█"
+        await pilot.press("c")
+        assert cpu.text == "50 % of 2 threads"
+
+
+async def test_dashboard_keeps_the_serving_header_and_one_f4(
+    offline_config: Config, store: HistoryStore
+) -> None:
+    """F4 lost the profile/status header; the footer showed ``F4 Back to chat`` and
+    ``f4 Dashboard``."""
+    from coder_tui.ui.screens.dashboard import DashboardScreen
+    from coder_tui.ui.widgets.server_bar import ServerBar
+
+    app = CoderApp(offline_config, autostart=False, store=store, sample_metrics=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f4")
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        bar = screen.query_one(ServerBar)
+        assert "q4_k_m" in str(bar.render()) and "stopped" in str(bar.render())
+        assert bar.region.y == 0
+        shown = {b.binding.description for b in screen.active_bindings.values() if b.binding.show}
+        assert "Back to chat" in shown and "Dashboard" not in shown
+        await pilot.press("f4")
+        assert isinstance(app.screen, MainScreen)
+
+
+def test_strip_fits_its_width_by_dropping_the_least_important() -> None:
+    """At 80 columns the chat summary was cut mid-value (``KV 26``)."""
+    snap = _moe_snap()
+    full = metrics_view.strip(snap)
+    assert len(full) > 78 and full.endswith("KV 25 %")
+    fitted = metrics_view.strip(snap, 78)
+    assert len(fitted) <= 78 and "KV 25 %" in fitted and fitted.startswith("gen 21.8 t/s")
+    assert "RAM-MoE" not in fitted  # the last in priority went first
+    assert metrics_view.strip(snap, 10) == "gen 21.8 t/s"  # never less than the speed
+
+
+def test_history_reaches_back_ten_minutes() -> None:
+    from coder_tui.core.metrics.bus import SamplerConfig
+
+    assert History().seconds >= 600 and SamplerConfig().history_s >= 600

@@ -185,3 +185,30 @@ async def test_follows_the_reply_only_while_the_reader_is_at_the_bottom() -> Non
         await reply.close()
         await pilot.pause()
         assert transcript.scroll_y == transcript.max_scroll_y  # back at the bottom: follows
+
+
+async def test_a_long_reply_stops_growing_the_body_and_ends_folded() -> None:
+    """Past ``LONG_LINES`` the newest lines go to a tail whose size is the screen's, and the
+    finished reply is drawn from its folded text: the cost stays what is on screen."""
+    from coder_tui.core.chat.fold import fold_reply
+    from coder_tui.ui.widgets.reply_stream import LONG_LINES
+    from coder_tui.ui.widgets.reply_tail import ReplyTail
+
+    lines = [f"line {i}\n" for i in range(5 * LONG_LINES)]
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.query_one(MessageView)
+        stream = ReplyStream(view)
+        for i in range(0, len(lines), 50):
+            await stream.write("".join(lines[i : i + 50]))
+            await pilot.pause()
+        tail = app.query_one(ReplyTail)
+        assert tail.count == len(lines)
+        assert tail.shown[-2:] == (f"line {len(lines) - 1}", "")  # the newest, drawn
+        assert len(tail.shown) <= 24
+        assert stream.body.source.count("\n") <= LONG_LINES + 50  # the body stopped growing
+        await stream.close()
+        await pilot.pause()
+        assert not app.query(ReplyTail)
+        assert stream.body.source == fold_reply("".join(lines)).text
+        assert "lines folded" in stream.body.source

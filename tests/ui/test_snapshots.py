@@ -1,4 +1,5 @@
-"""SVG snapshots of the chat screen at the two sizes the issue names (80x24 and 160x50).
+"""SVG snapshots of the chat screen at the three sizes every screen is checked at (80x24, 120x40
+and 200x60).
 
 The screen shows the seeded conversation (a code reply, then an interrupted reply) with the server
 never started and metrics sampling off (the GPU, RAM and CPU tiles would show the machine running the
@@ -36,7 +37,9 @@ async def _settle(pilot: Pilot[Any]) -> None:
     raise AssertionError("the chat screen kept changing for 2 s")
 
 
-@pytest.mark.parametrize("size", [(80, 24), (160, 50)], ids=["80x24", "160x50"])
+@pytest.mark.parametrize(
+    "size", [(80, 24), (120, 40), (200, 60)], ids=["80x24", "120x40", "200x60"]
+)
 def test_chat_screen(
     snap_compare: Any,
     offline_config: Config,

@@ -1,10 +1,16 @@
-"""SVG snapshots of the key views (main/chat, dashboard, profiles, bench) in a dark and a light
-theme at 80x24 and 160x50. Everything shown is fixed by the test (no live metrics, no temp paths).
+"""SVG snapshots of every screen (main/chat, dashboard, profiles, compare, bench, conversations,
+connect, help) at 80x24, 120x40 and 200x60 in the dark theme, and at 120x40 in the light one.
+Everything shown is fixed by the test (no live metrics, no temp paths, an empty bench store).
 Regenerate with ``pytest tests/ui/test_snapshots_views.py --snapshot-update``.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +23,14 @@ from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.messages import MetricsUpdated
 from coder_tui.ui.screens.bench import BenchScreen
+from coder_tui.ui.screens.compare import CompareScreen
 from coder_tui.ui.screens.profiles import ProfilesScreen
 
-SIZES = [(80, 24), (160, 50)]
-THEMES = ["coder-dark", "coder-light"]
-PARAMS = [(s, t) for s in SIZES for t in THEMES]
+SIZES = [(80, 24), (120, 40), (200, 60)]
+PARAMS = [(s, "coder-dark") for s in SIZES] + [((120, 40), "coder-light")]
 IDS = [f"{w}x{h}-{t}" for (w, h), t in PARAMS]
+
+Step = Callable[[Pilot[Any]], Awaitable[None]]
 
 
 async def _settle(pilot: Pilot[Any]) -> None:
@@ -40,15 +48,31 @@ def _app(config: Config, store: HistoryStore) -> CoderApp:
     return CoderApp(config, autostart=False, store=store, sample_metrics=False)
 
 
-def _themed(theme: str, then: Any = None) -> Any:
+def _themed(theme: str, then: Step | None = None) -> Step:
     async def run_before(pilot: Pilot[Any]) -> None:
         pilot.app.theme = theme
         await pilot.pause()
         if then is not None:
             await then(pilot)
+        await pilot.pause()
+        for field in pilot.app.screen.query("Input, TextArea"):
+            field.cursor_blink = False  # type: ignore[attr-defined]  # a blink is not a change
         await _settle(pilot)
 
     return run_before
+
+
+def _two_profiles(config: Config) -> Config:
+    """``offline_config`` with a second profile (compare and bench pick two)."""
+    current = config.profile()
+    f16 = replace(current, name="f16", model=current.model.with_name("Demo-F16.gguf"))
+    return replace(config, profiles={"q4_k_m": current, "f16": f16})
+
+
+@pytest.fixture
+def empty_bench_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A data folder of the test's own: the bench screen shows the newest stored run."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
 
 
 @pytest.mark.parametrize(("size", "theme"), PARAMS, ids=IDS)
@@ -71,12 +95,12 @@ def test_dashboard(
     size: tuple[int, int],
     theme: str,
 ) -> None:
-    from test_dashboard import ONE_GPU, _snap  # the dashboard tests' fixed snapshot
+    from test_dashboard import _moe_snap  # the dashboard tests' fixed snapshot
 
     async def open_dashboard(pilot: Pilot[Any]) -> None:
         await pilot.press("f4")
         await pilot.pause()
-        pilot.app.post_message(MetricsUpdated(_snap(ONE_GPU)))
+        pilot.app.post_message(MetricsUpdated(_moe_snap()))
         await pilot.pause()
 
     assert snap_compare(
@@ -92,8 +116,6 @@ def test_profiles_picker(
     size: tuple[int, int],
     theme: str,
 ) -> None:
-    from dataclasses import replace
-
     current = offline_config.profile()
     iq2 = replace(
         current,
@@ -126,20 +148,83 @@ def test_profiles_picker(
 
 
 @pytest.mark.parametrize(("size", "theme"), PARAMS, ids=IDS)
-def test_bench_screen(
+def test_compare_screen(
     snap_compare: Any,
     offline_config: Config,
     store: HistoryStore,
     size: tuple[int, int],
     theme: str,
-    tmp_path: Path,
 ) -> None:
-    async def open_bench(pilot: Pilot[Any]) -> None:
+    config = _two_profiles(offline_config)
+
+    async def open_compare(pilot: Pilot[Any]) -> None:
         app = pilot.app
-        assert isinstance(app, CoderApp) and app.manager is not None
-        app.push_screen(BenchScreen(offline_config, app.manager))
+        assert isinstance(app, CoderApp) and app.switch is not None and app.manager is not None
+        app.push_screen(
+            CompareScreen(
+                config.profiles, app.switch.swapper, app.manager, prompt="write a function"
+            )
+        )
         await pilot.pause()
 
     assert snap_compare(
-        _app(offline_config, store), terminal_size=size, run_before=_themed(theme, open_bench)
+        _app(config, store), terminal_size=size, run_before=_themed(theme, open_compare)
+    )
+
+
+@pytest.mark.parametrize(("size", "theme"), PARAMS, ids=IDS)
+def test_bench_screen(
+    snap_compare: Any,
+    offline_config: Config,
+    store: HistoryStore,
+    empty_bench_store: None,
+    size: tuple[int, int],
+    theme: str,
+) -> None:
+    config = _two_profiles(offline_config)
+
+    async def open_bench(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, CoderApp) and app.manager is not None
+        app.push_screen(BenchScreen(config, app.manager))
+        await pilot.pause()
+
+    assert snap_compare(
+        _app(config, store), terminal_size=size, run_before=_themed(theme, open_bench)
+    )
+
+
+@pytest.fixture
+def fixed_times(store: HistoryStore, seeded: int, tmp_path: Path) -> Iterator[None]:
+    """The seeded conversation dated 2023-11-14 22:13 UTC (the list shows its date)."""
+    with sqlite3.connect(tmp_path / "history.sqlite3") as db:
+        db.execute("UPDATE conversations SET created_at = 1700000000, updated_at = 1700000000")
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+@pytest.mark.parametrize(("size", "theme"), PARAMS, ids=IDS)
+@pytest.mark.parametrize("key", ["ctrl+l", "f8", "f1"], ids=["conversations", "connect", "help"])
+def test_screen_opened_by_key(
+    snap_compare: Any,
+    offline_config: Config,
+    store: HistoryStore,
+    fixed_times: None,
+    size: tuple[int, int],
+    theme: str,
+    key: str,
+) -> None:
+    async def press(pilot: Pilot[Any]) -> None:
+        await pilot.press(key)
+        await pilot.pause()
+
+    assert snap_compare(
+        _app(offline_config, store), terminal_size=size, run_before=_themed(theme, press)
     )

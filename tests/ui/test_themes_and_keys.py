@@ -14,6 +14,7 @@ from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.screens.connect import ConnectScreen
 from coder_tui.ui.screens.dashboard import DashboardScreen
+from coder_tui.ui.screens.help import HelpScreen
 from coder_tui.ui.themes import builtin_themes_dir, load_theme_file, load_themes
 
 
@@ -100,10 +101,10 @@ async def test_every_shown_key_does_something(offline_config: Config, store: His
         await pilot.pause()
         await pilot.press("f1")
         await pilot.pause()
-        assert app.screen.query("HelpPanel")
+        assert isinstance(app.screen, HelpScreen)
         await pilot.press("f1")
         await pilot.pause()
-        assert not app.screen.query("HelpPanel")
+        assert not isinstance(app.screen, HelpScreen)
 
 
 async def test_ctrl_z_suspends_except_in_the_prompt(

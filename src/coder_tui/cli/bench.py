@@ -5,8 +5,8 @@ terminal, plain lines otherwise), Ctrl+C handling (the server is stopped, finish
 printed and saved; exit 130) and writing the report. The work is ``core.bench``'s; heavy modules
 are imported inside ``run`` so ``coder-tui --version`` stays fast.
 
-    coder-tui bench --profiles iq2_xxs,iq3_xxs [--runs 5] [--categories coding,writing]
-        [--prompts-per-category N] [--max-tokens N] [--fixed-length] [--seed N] [--quality]
+    coder-tui bench --profiles iq2_xxs,iq3_xxs [--runs 3] [--categories coding,writing]
+        [--prompts-per-category N] [--max-tokens N] [--no-fixed-length] [--seed N] [--quality]
         [--format md|json|csv] [--out FILE] [--no-save]
     coder-tui bench history [--limit N]
     coder-tui bench show RUN [--vs RUN] [--format md|json|csv]
@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import IO, TYPE_CHECKING, Any
+
+from coder_tui.core.sanitize import sanitize_line
 
 if TYPE_CHECKING:
     from coder_tui.core.bench.runner import BenchEvent
@@ -35,36 +37,75 @@ def _positive(text: str) -> int:
 
 def register(subparsers: Any, common_parent: argparse.ArgumentParser) -> None:
     """Add ``bench`` (and its ``history`` and ``show`` actions) to the CLI."""
+    from coder_tui.core.bench.types import (
+        DEFAULT_FIXED_LENGTH,
+        DEFAULT_MAX_TOKENS,
+        DEFAULT_PROMPTS_PER_CATEGORY,
+        DEFAULT_RUNS,
+    )
+
     p = subparsers.add_parser(
         "bench",
         parents=[common_parent],
-        help="benchmark profiles fairly and print the seed's comparison table",
+        help="benchmark profiles fairly and print one table comparing them (speeds per "
+        "category, deltas against the first profile)",
         description="Benchmark profiles (interleaved A B A B, temperature 0, fixed seed, no "
         "prompt cache, speeds from llama-server's timings) and print mean/median/stdev per "
         "category with deltas marked (n.s.) when not significant (Welch's t-test, p >= 0.05).",
     )
     p.add_argument("--profiles", metavar="A,B", help="profiles to compare (default: the default)")
-    p.add_argument("--runs", type=_positive, default=5, help="rounds over all profiles (5)")
-    p.add_argument("--categories", metavar="LIST", help="coding,writing,debugging,reasoning")
-    p.add_argument("--prompts-per-category", type=_positive, metavar="N", help="first N only")
-    p.add_argument("--max-tokens", type=_positive, default=256, help="reply length cap (256)")
     p.add_argument(
-        "--fixed-length", action="store_true", help="every reply exactly --max-tokens (ignore_eos)"
+        "--runs",
+        type=_positive,
+        default=DEFAULT_RUNS,
+        help=f"rounds over all profiles ({DEFAULT_RUNS}, as the TUI's bench)",
+    )
+    p.add_argument("--categories", metavar="LIST", help="coding,writing,debugging,reasoning")
+    p.add_argument(
+        "--prompts-per-category",
+        type=_positive,
+        metavar="N",
+        default=DEFAULT_PROMPTS_PER_CATEGORY,
+        help=f"the first N prompts of each category ({DEFAULT_PROMPTS_PER_CATEGORY}, as the TUI's "
+        "bench)",
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=_positive,
+        default=DEFAULT_MAX_TOKENS,
+        help=f"reply length ({DEFAULT_MAX_TOKENS})",
+    )
+    p.add_argument(
+        "--fixed-length",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULT_FIXED_LENGTH,
+        help="every reply exactly --max-tokens (ignore_eos; the default, as in the TUI and "
+        "compare); --no-fixed-length lets replies stop at end-of-text",
     )
     p.add_argument("--seed", type=int, default=42, help="sampling seed (42)")
     p.add_argument("--quality", action="store_true", help="also run the coding tasks' unit tests")
-    p.add_argument("--format", choices=("md", "json", "csv"), default="md")
+    p.add_argument(
+        "--format",
+        choices=("md", "json", "csv"),
+        default="md",
+        help="report format: md (Markdown table, default), json or csv",
+    )
     p.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
     p.add_argument("--no-save", action="store_true", help="do not store the run in the history")
     p.set_defaults(func=run, bench_command=None)
     sub = p.add_subparsers(dest="bench_command", metavar="ACTION")
     hist = sub.add_parser("history", parents=[common_parent], help="list stored runs")
-    hist.add_argument("--limit", type=_positive, default=50)
+    hist.add_argument("--limit", type=_positive, default=50, help="newest N runs (default 50)")
     show = sub.add_parser("show", parents=[common_parent], help="print a stored run")
-    show.add_argument("run_id", type=int, metavar="RUN")
+    show.add_argument("run_id", type=int, metavar="RUN", help="run number (see bench history)")
     show.add_argument("--vs", type=int, metavar="RUN", help="compare with this run")
-    show.add_argument("--format", choices=("md", "json", "csv"), default="md")
-    show.add_argument("--out", metavar="FILE")
+    show.add_argument(
+        "--format",
+        choices=("md", "json", "csv"),
+        default="md",
+        help="report format: md (Markdown table, default), json or csv",
+    )
+    show.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,7 +159,7 @@ def _history(args: argparse.Namespace) -> int:
     for r in runs:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started_at))
         flag = " (interrupted)" if r.interrupted else ""
-        version = (r.llama_server_version or "?")[:14]
+        version = sanitize_line(r.llama_server_version or "?")[:14]
         print(
             f"{r.run_id:>4}  {when:16}  {r.samples:>7}  {version:14}  {','.join(r.profiles)}{flag}"
         )
@@ -138,6 +179,11 @@ def _show(args: argparse.Namespace) -> int:
 
         raise UserError("--vs prints Markdown only; use --format json on each run instead")
     else:
+        from coder_tui.core.bench.report import settings_warning
+
+        warning = settings_warning(result, other)
+        if warning is not None:
+            print(f"bench: {warning}", file=sys.stderr)
         _emit(compare_runs_markdown(result, other), args.out)
     return 0
 
@@ -153,7 +199,13 @@ class ProgressLine:
     def show(self, text: str) -> None:
         if self.tty:
             pad = max(self._width - len(text), 0)
-            self.stream.write("\r" + text + " " * pad)
+            # The CLI's output filter shows every written "\r"; it has a method for this one.
+            back = getattr(self.stream, "carriage_return", None)
+            if back is not None:
+                back()
+            else:
+                self.stream.write("\r")
+            self.stream.write(text + " " * pad)
             self._width = len(text)
         else:
             self.stream.write(text + "\n")

@@ -19,13 +19,17 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from coder_tui.commands import _load
+    from coder_tui.core.sanitize import sanitize_line
     from coder_tui.core.server.agent_env import env_lines
     from coder_tui.core.server.process import base_url
 
     if args.url:
-        print("\n".join(env_lines(args.url, None)))
+        print("\n".join(sanitize_line(line) for line in env_lines(args.url, None)))
         return 0
     config = _load(args, check_files=False)
     profile = config.profile(args.profile)
-    print("\n".join(env_lines(base_url(config.server), profile.model.stem)))
+    # The key the server checks is [server] api_key_env's; agents must send that one.
+    key_env = config.server.api_key_env
+    lines = env_lines(base_url(config.server), profile.model.stem, key_env)
+    print("\n".join(sanitize_line(line) for line in lines))
     return 0

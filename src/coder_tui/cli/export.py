@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from coder_tui.core.sanitize import sanitize_line
+
 if TYPE_CHECKING:
     from coder_tui.core.config.loader import Config, Profile
     from coder_tui.core.exporter.http import ProfileLabels, PrometheusExporter
@@ -162,7 +164,8 @@ async def _attached(
         labels = ProfileLabels.from_model_path(model_path)
     else:
         labels = ProfileLabels()
-    print(f"[coder-tui] watching {url} ({labels.model or 'model unknown'})", flush=True)
+    shown = sanitize_line(labels.model) if labels.model else "model unknown"
+    print(f"[coder-tui] watching {sanitize_line(url)} ({shown})", flush=True)
     sampler = _sampler(url, args.interval)
     sampler.watch(pid=None, profile=profile, base_url=url)
     await _feed_until(sampler, exporter, labels, stop, args.duration)

@@ -16,10 +16,12 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from coder_tui.core.sanitize import sanitize_line
 from coder_tui.core.units import format_rate, format_size
 
 if TYPE_CHECKING:
     from coder_tui.core.gguf.layout import GgufLayout
+    from coder_tui.core.gguf.memory import ComputeEstimate
     from coder_tui.core.tune.fit import FitReport, FitRequest
     from coder_tui.core.tune.llama_fit import FitParamsAnswer
     from coder_tui.core.tune.speed import SpeedModel
@@ -162,13 +164,30 @@ def build_request(
     return req, ram_src
 
 
+def gpu_compute_line(req: FitRequest, c: ComputeEstimate) -> str:
+    """The CUDA compute buffer per placement kind, and where the figures come from."""
+    from coder_tui.core.gguf.memory import PLACEMENT_KINDS
+
+    given = dict(req.gpu_compute_source)
+    parts = ", ".join(
+        f"{kind.replace('_', ' ')} {size(req.compute_for(c, kind))}" for kind in PLACEMENT_KINDS
+    )
+    if given and len(given) == len(PLACEMENT_KINDS):
+        src = "llama-fit-params' estimates"
+    elif given:
+        src = f"llama-fit-params' estimates for {', '.join(given)}, the model for the rest"
+    else:
+        src = "the model: CPU graph + GPU terms measured on an H100, docs/gpu-validation.md"
+    return f"CUDA compute buffer by where the RAM experts are: {parts} ({src})"
+
+
 def report_lines(report: FitReport, top: int, card_src: str, ram_src: str) -> list[str]:
     """The human-readable report (header, table, flags)."""
     req = report.request
     c = report.compute
     experts = f", {report.expert_count} experts" if report.expert_count else ""
     lines = [
-        f"model: {report.model_name}, {report.n_layer} layers{experts}",
+        f"model: {sanitize_line(report.model_name)}, {report.n_layer} layers{experts}",
         f"card: {size(req.vram_bytes)} ({card_src}); keep {size(req.margin_bytes)} free; "
         f"CUDA runtime {size(req.overhead_bytes)}",
         f"KV cache {req.cache_type_k}/{req.cache_type_v}: {report.cells.total} cells (ctx "
@@ -185,6 +204,7 @@ def report_lines(report: FitReport, top: int, card_src: str, ram_src: str) -> li
         f"mask {size(c.mask_bytes)} + max(attention {size(c.kq_bytes + c.attn_bytes)}, "
         f"ffn {size(c.ffn_bytes)}, recurrent {size(c.recurrent_bytes)}, "
         f"output {size(c.output_bytes)})",
+        gpu_compute_line(req, c),
         f"roofline: RAM {format_rate(req.ram_bandwidth_bytes_per_s)} ({ram_src}), VRAM "
         f"{format_rate(req.vram_bandwidth_bytes_per_s)}; {report.considered} placements, "
         f"{len(report.options)} fit",
@@ -194,9 +214,15 @@ def report_lines(report: FitReport, top: int, card_src: str, ram_src: str) -> li
     if not report.options:
         s = report.smallest
         lines.append(
-            f"nothing fits: the smallest placement ({s.label()}) needs "
+            f"nothing fits on the card: the smallest placement ({s.label()}) needs "
             f"{size(s.vram_bytes)} + {size(req.margin_bytes)} margin"
         )
+        if req.vram_bytes <= req.overhead_bytes + req.margin_bytes:
+            lines.append(
+                f"  the card's {size(req.vram_bytes)} is less than the CUDA runtime "
+                f"({size(req.overhead_bytes)}) plus the margin kept free "
+                f"({size(req.margin_bytes)}): no layer can go on it"
+            )
         return lines
     calibrated = req.speed is not None
     head = (
@@ -216,6 +242,32 @@ def report_lines(report: FitReport, top: int, card_src: str, ram_src: str) -> li
         lines.append(row)
     lines += ["", "flags: " + " ".join(server_flags(req, report.options[0].flags()))]
     return lines
+
+
+def ram_available_bytes() -> int | None:
+    """This machine's available RAM (``None`` where psutil cannot tell)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # a probe never fails the command
+        return None
+
+
+def cpu_only_lines(report: FitReport, model_bytes: int, ram_available: int | None) -> list[str]:
+    """The plan without a GPU: everything in RAM (``-ngl 0``), and whether this machine has it."""
+    req, c = report.request, report.compute
+    need = model_bytes + report.kv_bytes_total + report.rs_bytes_total + c.total_bytes
+    verdict = ""
+    if ram_available is not None:
+        fits = "fits" if need <= ram_available else "does not fit"
+        verdict = f"; {size(ram_available)} available here: it {fits}"
+    return [
+        f"on the CPU alone (no GPU, or -ngl 0): model {size(model_bytes)} + KV "
+        f"{size(report.kv_bytes_total + report.rs_bytes_total)} + compute {size(c.total_bytes)} "
+        f"= {size(need)} of RAM{verdict}",
+        "flags: " + " ".join(server_flags(req, ["-ngl", "0"])),
+    ]
 
 
 def speed_lines(report: FitReport) -> list[str]:
@@ -311,6 +363,7 @@ def run(args: argparse.Namespace) -> int:
     from coder_tui.core.server.binary import BinaryNotFound, find_tool
     from coder_tui.core.tune.fit import advise
     from coder_tui.core.tune.llama_fit import (
+        compute_by_kind,
         fitted_placement,
         profile_table,
         run_fit_params,
@@ -332,30 +385,49 @@ def run(args: argparse.Namespace) -> int:
     else:
         model = Path(args.model).expanduser()
         layout = read_layout(model)
-    vram, vram_bw, card_src = find_card(args.vram, args.gpu)
+    try:
+        vram, vram_bw, card_src = find_card(args.vram, args.gpu)
+    except UserError as exc:
+        if args.gpu is not None or args.write_profile:
+            raise
+        # No GPU and no --vram: what the model needs on the CPU alone, and how to plan a card.
+        req, _ = build_request(args, 1, None, layout.context_length or 4096)  # a 1-byte card
+        report = advise(layout, req)
+        print(f"model: {sanitize_line(report.model_name)}, {report.n_layer} layers")
+        print(f"{exc}; meanwhile:")
+        for line in cpu_only_lines(report, layout.tensor_bytes, ram_available_bytes()):
+            print(line)
+        return 0
     req, ram_src = build_request(args, vram, vram_bw, layout.context_length or 4096)
     req = dataclasses.replace(req, speed=calibration(args, layout, model, req))
-    report = advise(layout, req)
-    for line in report_lines(report, args.top, card_src, ram_src):
-        print(line)
+    tool: Path | None = None
     if not args.no_fit_params and model is not None:
         try:
             tool = find_tool("llama-fit-params")
         except BinaryNotFound:
             print("llama-fit-params: not installed")
-        else:
-            answer = run_fit_params(tool, model, req, report.best)
-            theirs = fitted_placement(answer)
-            ours = None
-            if theirs:
-                t = traffic_for_args(layout, theirs)
-                ceiling = roofline_tokens_per_s(
-                    t, req.ram_bandwidth_bytes_per_s, req.vram_bandwidth_bytes_per_s
-                )
-                predicted = req.speed.tokens_per_s(t) if req.speed else None
-                ours = (vram_for_args(layout, req, theirs), ceiling, predicted)
-            for line in fit_params_lines(answer, ours):
-                print(line)
+    if tool is not None and model is not None:  # its CUDA compute estimate beats the model's
+        source = compute_by_kind(tool, model, req, layout.n_layer_trunk)
+        req = dataclasses.replace(req, gpu_compute_source=source)
+    report = advise(layout, req)
+    for line in report_lines(report, args.top, card_src, ram_src):
+        print(line)
+    if not report.options:  # the card holds nothing: say what the CPU alone would need
+        for line in cpu_only_lines(report, layout.tensor_bytes, ram_available_bytes()):
+            print(line)
+    if tool is not None and model is not None:
+        answer = run_fit_params(tool, model, req, report.best)
+        theirs = fitted_placement(answer)
+        ours = None
+        if theirs:
+            t = traffic_for_args(layout, theirs)
+            ceiling = roofline_tokens_per_s(
+                t, req.ram_bandwidth_bytes_per_s, req.vram_bandwidth_bytes_per_s
+            )
+            predicted = req.speed.tokens_per_s(t) if req.speed else None
+            ours = (vram_for_args(layout, req, theirs), ceiling, predicted)
+        for line in fit_params_lines(answer, ours):
+            print(line)
     if args.write_profile and model is not None:
         if report.best is None:
             raise UserError("nothing fits, so no profile was written")

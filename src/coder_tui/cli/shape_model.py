@@ -1,6 +1,6 @@
 """``coder-tui shape-model NAME RECIPE -o FILE``: a header-true, zero-weight GGUF of a real model.
 
-Parses the arguments and calls ``core.gguf.shape_model.write_shape_model``: the named architecture
+Parses the arguments and calls ``core.demo.shape_model.write_shape_model``: the named architecture
 and size (``qwen3next`` is Qwen3-Coder-Next, ``qwen3moe`` Qwen3-30B-A3B, ``qwen3`` Qwen3-8B, and
 ``-tiny`` variants that llama-server loads in a second) with a quant recipe (``UD-IQ2_XXS``,
 ``UD-IQ3_XXS``...), written sparse, so fit, tune and the dashboard run on the real layout without
@@ -18,7 +18,7 @@ from coder_tui.core.units import format_size
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``shape-model`` subcommand."""
-    from coder_tui.core.gguf.shape_model import RECIPES, SHAPES
+    from coder_tui.core.demo.shape_model import RECIPES, SHAPES
 
     p = subparsers.add_parser(
         "shape-model",
@@ -35,8 +35,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``coder-tui shape-model``."""
+    from coder_tui.core.demo.shape_model import RECIPES, SHAPES, write_shape_model
     from coder_tui.core.errors import UserError
-    from coder_tui.core.gguf.shape_model import RECIPES, SHAPES, write_shape_model
 
     try:
         paths = write_shape_model(

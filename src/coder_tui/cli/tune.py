@@ -40,9 +40,19 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "tune",
         parents=[common],
         help="measure --n-cpu-moe (and -ub, threads) candidates and pick the fastest that fits",
+        description="Start the profile with candidate placements (how many layers' experts stay "
+        "in RAM, --n-cpu-moe; with the default sweep also -ub, threads and load mode), measure "
+        "prompt and decode speed of each within the time budget, and print the fastest one that "
+        "fits the VRAM. --save keeps it as a profile in the state file.",
     )
     p.add_argument("profile", nargs="?", metavar="PROFILE", help="profile to tune")
-    p.add_argument("--budget-minutes", type=float, default=10.0, metavar="N")
+    p.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=10.0,
+        metavar="N",
+        help="stop trying candidates after about this many minutes (default 10)",
+    )
     p.add_argument("--candidates", metavar="N,N,...", help="--n-cpu-moe values to try")
     p.add_argument("--ngl", type=int, metavar="N", help="-ngl for every candidate")
     p.add_argument("--ubatches", metavar="N,N,...", help="-ub values to try as well")
@@ -52,8 +62,20 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     card.add_argument("--vram", metavar="SIZE", help="VRAM to stay within (default: GPU's free)")
     card.add_argument("--gpu", type=int, default=0, metavar="N", help="GPU to watch (default 0)")
     p.add_argument("--margin", default="0.5GiB", metavar="SIZE", help="VRAM kept free")
-    p.add_argument("--gen-tokens", type=int, default=128, metavar="N")
-    p.add_argument("--prompt-tokens", type=int, default=2048, metavar="N")
+    p.add_argument(
+        "--gen-tokens",
+        type=int,
+        default=128,
+        metavar="N",
+        help="tokens generated per trial, for the decode speed (default 128)",
+    )
+    p.add_argument(
+        "--prompt-tokens",
+        type=int,
+        default=2048,
+        metavar="N",
+        help="prompt length per trial, for the prompt-processing speed (default 2048)",
+    )
     p.add_argument("--save", metavar="NAME", help="save the winner as a profile in the state file")
     p.add_argument(
         "--plain",
@@ -204,7 +226,7 @@ async def by_dimension(
     """The dimension tuner from fit's pick (placements: fit's next best)."""
     from coder_tui.core.gguf.layout import read_layout
     from coder_tui.core.tune.dims import DimensionDone, default_dimensions, tune_dimensions
-    from coder_tui.core.tune.types import Candidate, TrialFinished, TrialStarted
+    from coder_tui.core.tune.types import Candidate, TrialFinished, TrialStarted, TuneFinished
 
     options = list(args.fit_options)
     pick = options[0]

@@ -11,32 +11,38 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.driver import Driver
 from textual.reactive import var
+from textual.screen import Screen
 
 from coder_tui import __version__
 from coder_tui.core.config.app_state import load_state, remember
-from coder_tui.core.config.key_checks import key_exposure_warning
+from coder_tui.core.config.key_checks import key_exposure_warning, override_warnings
 from coder_tui.core.config.loader import ChatSettings, Config
+from coder_tui.core.config.starter import FirstRunOffer
 from coder_tui.core.errors import UserError
 from coder_tui.core.exporter.http import PrometheusExporter
 from coder_tui.core.metrics.gpu import GpuProbe
 from coder_tui.core.paths import app_paths
-from coder_tui.core.server.events import Exited, LogLine, Ready
+from coder_tui.core.sanitize import sanitize_line
+from coder_tui.core.server.events import Exited, LogLine, Ready, ServerState, StateChanged
 from coder_tui.core.server.process import ServerManager
 from coder_tui.core.server.swap import Swapper
-from coder_tui.core.store.history import HistoryStore
+from coder_tui.core.store.history import HistoryStore, open_history
 from coder_tui.ui.control.fleet import FleetWatch
 from coder_tui.ui.control.metrics import MetricsFeed
+from coder_tui.ui.control.palette import app_commands, export_conversation
 from coder_tui.ui.control.profiles import ProfileSwitch, after_swap_event
 from coder_tui.ui.control.server import ServerControl, install_exit_signals, start_exit_backstop
 from coder_tui.ui.driver import driver_class
+from coder_tui.ui.keys import key_name
 from coder_tui.ui.messages import (
     FleetUpdated,
     MetricsUpdated,
@@ -48,8 +54,11 @@ from coder_tui.ui.messages import (
 )
 from coder_tui.ui.screens.connect import ConnectScreen
 from coder_tui.ui.screens.dashboard import DashboardScreen
+from coder_tui.ui.screens.first_run import FirstRunScreen
+from coder_tui.ui.screens.help import HelpScreen
 from coder_tui.ui.screens.main import MainScreen
-from coder_tui.ui.serving import ServingState, after_event
+from coder_tui.ui.screens.serving_view import ServingView
+from coder_tui.ui.serving import ServingState, after_event, run_divider
 from coder_tui.ui.themes import DEFAULT_THEME, builtin_themes_dir, load_themes
 from coder_tui.ui.widgets.fleet import FleetTable
 
@@ -64,19 +73,20 @@ class CoderApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         # Function keys win over the focused widget (TextArea takes F6/F7 for selection), so they
         # work while typing; the letters only when the prompt does not have focus.
-        Binding("f1", "toggle_help", "Keys", priority=True),
-        Binding("f2", "start", "Start", priority=True, show=False),
-        Binding("f3", "stop", "Stop", priority=True, show=False),
-        Binding("f5", "restart", "Restart", priority=True, show=False),
-        Binding("f4", "dashboard", "Dashboard", priority=True),
-        Binding("f6", "profiles", "Profiles", priority=True),
-        Binding("f7", "compare", "Compare", priority=True),
-        Binding("f8", "connect", "Connect", priority=True),
-        Binding("f9", "bench", "Bench", priority=True),
+        Binding("f1", "toggle_help", "Help", priority=True, tooltip="this list of keys"),
+        Binding("f2", "start", "Start", priority=True, tooltip="start the server (this profile)"),
+        Binding("f3", "stop", "Stop", priority=True, tooltip="stop the server"),
+        Binding("f4", "dashboard", "Dash", priority=True, tooltip="dashboard: GPU, CPU, server"),
+        Binding("f5", "restart", "Restart", priority=True, tooltip="stop, then start again"),
+        Binding("f6", "profiles", "Profiles", priority=True, tooltip="profiles: pick one to swap"),
+        Binding("f7", "compare", "Compare", priority=True, tooltip="compare two profiles"),
+        Binding("f8", "connect", "Connect", priority=True, tooltip="connect a coding agent"),
+        Binding("f9", "bench", "Bench", priority=True, tooltip="benchmark profiles"),
+        Binding("question_mark", "toggle_help", "Help", show=False, tooltip="this list of keys"),
         Binding("s", "start", "Start", show=False),
         Binding("x", "stop", "Stop", show=False),
         Binding("r", "restart", "Restart", show=False),
-        Binding("ctrl+q,q", "quit", "Quit", key_display="^q"),
+        Binding("ctrl+q,q", "quit", "Quit", key_display="^q", tooltip="quit (stops the server)"),
         # Ctrl+Z as in a shell (Textual turns off the terminal's own): stop, and resume on `fg`.
         # The prompt keeps it for undo; the server, a process of its own, keeps running.
         Binding("ctrl+z", "suspend_process", "Suspend", show=False),
@@ -98,9 +108,13 @@ class CoderApp(App[int]):
         metrics_interval_s: float = 1.0,
         exporter: object | None = None,
         auto_restart: bool = True,
+        first_run: FirstRunOffer | None = None,
     ) -> None:
         super().__init__()
         self.config = config
+        self.first_run = first_run
+        """No config yet: the app only asks what to do (``first_run_choice``) and closes."""
+        self.first_run_choice: str | None = None
         self.first_profile = profile_name  # asked for on the command line; None: the default
         self.attach_url = attach_url
         self.autostart = autostart
@@ -136,10 +150,13 @@ class CoderApp(App[int]):
         # paused a streaming reply for 50-130 ms (benchmarks/chat_render.py, docs/performance.md).
         self.call_after_refresh(gc.freeze)
         self._load_themes()
+        if self.first_run is not None:
+            self.push_screen(FirstRunScreen(self.first_run), self._first_run_chosen)
+            return
         self.metrics.start_exporter()
         if self.store is None:
             try:
-                self.store = HistoryStore(app_paths().history_db)
+                self.store = open_history(app_paths().history_db)  # degrades, never crashes
                 self._own_store = True
             except UserError as exc:
                 self.exit(return_code=2, message=str(exc))
@@ -168,15 +185,19 @@ class CoderApp(App[int]):
             self, self.config, manager, swapper, self.store, chat_busy=self._chat_busy
         )
         install_exit_signals(self._on_terminate_signal)
-        exposure = key_exposure_warning(self.config)
-        if exposure:
-            self.notify(exposure, severity="warning", timeout=15)
+        for warning in [key_exposure_warning(self.config), *override_warnings(self.config)]:
+            if warning:
+                self.notify(sanitize_line(warning), severity="warning", timeout=15)
         self.serving = ServingState(profile=profile, url=manager.url)
         if self.sample_metrics:
             self.metrics.start(manager.url, api_key, attached=False)
         self.fleet.start()
         if self.autostart:
             self.action_start()
+
+    def _first_run_chosen(self, choice: str | None) -> None:
+        self.first_run_choice = choice
+        self.exit(0)
 
     def _load_themes(self) -> None:
         """Shipped and user themes; a broken file is reported and skipped. The choice persists."""
@@ -202,6 +223,12 @@ class CoderApp(App[int]):
     def watch_serving(self, serving: ServingState) -> None:
         if self.main is not None:
             self.main.serving = serving
+        for screen in self.screen_stack:  # the dashboard's, compare's and bench's headers too
+            if isinstance(screen, ServingView):
+                screen.serving = serving
+
+    def on_serving_view_wanted(self, message: ServingView.Wanted) -> None:
+        message.view.serving = self.serving
 
     # -- actions -------------------------------------------------------------------------------
     def action_start(self) -> None:
@@ -234,14 +261,40 @@ class CoderApp(App[int]):
 
     def action_connect(self) -> None:
         """F8: base URLs and environment lines for coding agents (same as ``coder-tui env``)."""
-        self.push_screen(ConnectScreen.for_serving(self.serving))
+        key_env = self.config.server.api_key_env if self.config else None
+        self.push_screen(ConnectScreen.for_serving(self.serving, key_env))
+
+    def get_key_display(self, binding: Binding) -> str:
+        """Keys as people read them: ``F2``, ``Esc``, ``^b`` (Textual writes ``f2``)."""
+        shown = super().get_key_display(binding)
+        return key_name(binding.key) if shown == binding.key and "+" not in shown else shown
 
     def action_toggle_help(self) -> None:
-        """F1: the key panel (every binding of the focused widget, its screen and the app)."""
-        if self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
+        """F1 or ``?``: the keys of the screen showing, then the global ones (again: close)."""
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss(None)
         else:
-            self.action_show_help_panel()
+            self.push_screen(HelpScreen.over(self, self.screen))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Ctrl+P: the app's commands by name, then Textual's own (theme, quit...)."""
+        store, main = self.store, self.main
+
+        def export() -> None:
+            if main is not None and store is not None:
+                export_conversation(self, store, main.conversation)
+
+        yield from app_commands(
+            self,
+            screen,
+            profile_names=self.config.profiles if self.config else (),
+            swap_to=self.switch.confirm if self.switch is not None else None,
+            chat=main,
+            export=export,
+        )
+        for command in super().get_system_commands(screen):
+            if command.title != "Keys":  # Textual's generic key panel: F1 is ours
+                yield command
 
     def action_dashboard(self) -> None:
         if isinstance(self.screen, DashboardScreen):
@@ -249,7 +302,9 @@ class CoderApp(App[int]):
             return
         fleet = bool(self.config and self.config.remotes)
         self.push_screen(
-            DashboardScreen(fleet=fleet, snapshot=self.metrics.last, rows=self.fleet.rows)
+            DashboardScreen(
+                fleet=fleet, snapshot=self.metrics.last, rows=self.fleet.rows, serving=self.serving
+            )
         )
 
     async def action_quit(self) -> None:
@@ -282,6 +337,10 @@ class CoderApp(App[int]):
         if isinstance(event, LogLine):
             self._server_log((event.text,))
             return
+        if isinstance(event, StateChanged) and event.state is ServerState.STARTING:
+            self._server_log((run_divider(event.profile, event.at),))  # each run its own section
+        if isinstance(event, StateChanged) and event.detail and self.serving.attached:
+            self.notify(f"{self.serving.url}: {event.detail}", severity="warning", timeout=10)
         self.serving = after_event(self.serving, event, self.config.profiles if self.config else {})
         if isinstance(event, Ready):
             self.server.ready()
@@ -319,7 +378,6 @@ class CoderApp(App[int]):
         if saturated is not None:  # no CPU core is idle now, or one is again: no cursor blink
             self.main.cpu_saturated = saturated
             self.main.sync_cursor_blink()
-        self.main.offer_progress(snap)  # a quiet reply's token count
         if isinstance(self.screen, DashboardScreen):
             self.screen.show(snap)
         elif self.screen is self.main:

@@ -40,8 +40,3 @@ def level(value: float | None, warn: float, high: float) -> str:
     if value is None or value < warn:
         return "ok"
     return "warn" if value < high else "high"
-
-
-def series(values: list[float | None]) -> list[float]:
-    """A history tail for a Sparkline: gaps (unknown samples) drawn as zero."""
-    return [v if v is not None else 0.0 for v in values]

@@ -9,6 +9,7 @@ Enter); it changes where replies come from, not what is served. Knows nothing of
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -35,6 +36,10 @@ class ServingState:
     """Said after the rest: the last failure, or the phase of a swap (``""``: nothing to say)."""
     attached: bool = False
     """Watching a server started elsewhere: coder-tui neither starts nor stops it."""
+    starting_since: float | None = None
+    """Wall-clock time the server began starting (``None`` unless starting or loading)."""
+    expected_load_s: float | None = None
+    """How long this profile's last load took, for the ETA while it loads (``None``: unknown)."""
 
     @property
     def label(self) -> str | None:
@@ -70,9 +75,61 @@ def after_event(
     """
     if isinstance(event, StateChanged):
         profile = profiles.get(event.profile, serving.profile) if event.profile else serving.profile
-        return replace(serving, state=event.state, profile=profile)
+        # An attached server's reason (cannot connect...) holds until its state changes again.
+        unreachable = serving.state is ServerState.UNREACHABLE
+        detail = event.detail if event.detail or unreachable else serving.detail
+        since, expected = None, None
+        if event.state in (ServerState.STARTING, ServerState.LOADING):
+            since = serving.starting_since or event.at
+            same = serving.profile is not None and profile is serving.profile
+            expected = serving.expected_load_s or (serving.load_time_s if same else None)
+        return replace(
+            serving,
+            state=event.state,
+            profile=profile,
+            detail=detail,
+            starting_since=since,
+            expected_load_s=expected,
+        )
     if isinstance(event, Ready):
         return replace(serving, load_time_s=event.load_time_s, detail="")
     if isinstance(event, Exited) and not event.expected:
         return replace(serving, detail=event.reason)
     return serving
+
+
+def not_ready_notice(serving: ServingState) -> str:
+    """What to tell someone who sends a prompt while the server cannot answer: what is true
+    and what to do (``stopped — F2 to start``), not just "not ready"."""
+    state = serving.state
+    if serving.attached:
+        if state is ServerState.UNREACHABLE:
+            return serving.detail or "the attached server cannot be reached"
+        return f"the attached server is {state.value}: it is started elsewhere"
+    if state in (ServerState.STOPPED, ServerState.CRASHED):
+        return f"the server is {state.value} — F2 to start"
+    if state in (ServerState.STARTING, ServerState.LOADING):
+        return "the server is still loading the model — the bar says ● ready when it answers"
+    return f"the server is {state.value}"
+
+
+def load_progress(serving: ServingState, now: float) -> str:
+    """While the server starts or loads: ``12 s, about 8 s left`` (the ETA from this profile's
+    last load), else ``""``."""
+    if serving.starting_since is None or serving.state not in (
+        ServerState.STARTING,
+        ServerState.LOADING,
+    ):
+        return ""
+    elapsed = max(0.0, now - serving.starting_since)
+    text = f"{elapsed:.0f} s"
+    if serving.expected_load_s:
+        left = serving.expected_load_s - elapsed
+        text += f", about {left:.0f} s left" if left >= 1 else ", nearly done"
+    return text
+
+
+def run_divider(profile: str | None, at: float) -> str:
+    """The server log's line between two runs of the server: which profile, started when."""
+    when = time.strftime("%H:%M:%S", time.localtime(at))
+    return f"──── llama-server start: {profile or 'server'} at {when} ────"

@@ -1,8 +1,10 @@
 """Compare two profiles on the same prompt: run it on A, swap, run it on B, side by side.
 
-Owns the compare loop (fair settings: temperature 0, a fixed seed, the same ``max_tokens``, no
-prompt cache), its statistics over repeats (mean and spread), a unified diff of the two replies,
-and the Markdown report. Deltas are ``stats.delta_pct``'s: (B - A) / A, as in the bench report.
+Owns the compare loop (the bench's request settings: temperature 0, a fixed seed, the same
+``max_tokens``, no prompt cache, a fixed length by default: ``types.DEFAULT_*``), its statistics
+over repeats (mean and spread), a unified diff of the two replies, and the Markdown report. Deltas
+are ``stats.delta_pct``'s: (B - A) / A, marked ``(n.s.)`` by ``stats.compare`` as in the bench
+report.
 Swapping is ``server/swap.py``'s; streaming is ``chat/client.py``'s. Progress is an async
 generator of typed events the UI iterates.
 """
@@ -14,9 +16,11 @@ import statistics
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
-from coder_tui.core.bench.stats import delta_note, delta_pct
+from coder_tui.core.bench.stats import compare, delta_note
+from coder_tui.core.bench.types import DEFAULT_FIXED_LENGTH, DEFAULT_MAX_TOKENS
 from coder_tui.core.chat.client import ChatClient, StreamEnd
 from coder_tui.core.config.loader import Profile
+from coder_tui.core.sanitize import sanitize
 from coder_tui.core.server.process import ServerManager
 from coder_tui.core.server.swap import Swapper, SwapResult
 
@@ -69,10 +73,27 @@ class CompareResult:
     runs_b: tuple[CompareRun, ...] = ()
     swaps: tuple[SwapResult, ...] = field(default_factory=tuple)
 
+    fixed_length: bool = DEFAULT_FIXED_LENGTH
+    max_tokens: int = DEFAULT_MAX_TOKENS
+
     def stats(self, metric: str) -> tuple[Stat, Stat, float | None]:
-        sa = stat([getattr(r, metric) for r in self.runs_a])
-        sb = stat([getattr(r, metric) for r in self.runs_b])
-        return sa, sb, delta_pct(sa.mean, sb.mean)
+        sa, sb, delta, _ = self.compared(metric)
+        return sa, sb, delta
+
+    def compared(self, metric: str) -> tuple[Stat, Stat, float | None, bool]:
+        """A's and B's statistics, the delta (B - A) / A in percent and whether it is
+        significant (``stats.compare``: Welch, p < 0.05, two runs a side at least)."""
+        va = [float(v) for r in self.runs_a if (v := getattr(r, metric)) is not None]
+        vb = [float(v) for r in self.runs_b if (v := getattr(r, metric)) is not None]
+        c = compare(va, vb)
+        return stat(va), stat(vb), c.delta_pct, c.significant
+
+    def delta_text(self, metric: str) -> str:
+        """The delta cell, as in the bench report: ``+12.3 %``, ``(n.s.)`` when not significant."""
+        _, _, delta, significant = self.compared(metric)
+        if delta is None:
+            return "–"
+        return f"{delta:+.1f} %" + ("" if significant else " (n.s.)")
 
 
 @dataclass(frozen=True)
@@ -110,28 +131,42 @@ def to_markdown(result: CompareResult) -> str:
     out = [
         f"# {result.a} vs {result.b}",
         "",
-        f"Prompt: {result.prompt!r}; {n} run(s) each, temperature 0, seed {SEED}.",
+        f"Prompt: {result.prompt!r}; {n} run(s) each, {_length(result)}, temperature 0, "
+        f"seed {SEED}.",
         "",
         f"| metric | {result.a} | {result.b} | delta |",
         "| --- | --- | --- | --- |",
     ]
     for key, label in METRICS:
-        sa, sb, d = result.stats(key)
+        sa, sb, _ = result.stats(key)
         spread_a = f" ± {_fmt(sa.stdev)}" if sa.n > 1 else ""
         spread_b = f" ± {_fmt(sb.stdev)}" if sb.n > 1 else ""
-        delta = "–" if d is None else f"{d:+.1f} %"
+        delta = result.delta_text(key)
         out.append(f"| {label} | {_fmt(sa.mean)}{spread_a} | {_fmt(sb.mean)}{spread_b} | {delta} |")
-    out += ["", delta_note(result.a, result.b)]
+    out += ["", delta_note(result.a, result.b) + " " + SIGNIFICANCE]
     last_a = result.runs_a[-1].text if result.runs_a else ""
     last_b = result.runs_b[-1].text if result.runs_b else ""
     out += ["", f"## {result.a}", "", last_a, "", f"## {result.b}", "", last_b, ""]
     diff = unified_diff(last_a, last_b, result.a, result.b)
     out += ["## diff", "", "```diff", diff or "(identical)", "```", ""]
-    return "\n".join(out)
+    return sanitize("\n".join(out))  # model text: no escapes or bidi controls in the file
+
+
+def _length(result: CompareResult) -> str:
+    n = result.max_tokens
+    return f"exactly {n} tokens (ignore_eos)" if result.fixed_length else f"up to {n} tokens"
+
+
+SIGNIFICANCE = "(n.s.): not significant (Welch's t-test p >= 0.05, or fewer than two runs a side)."
 
 
 async def _one(
-    url: str, prompt: str, profile: str, max_tokens: int, load_time_s: float | None
+    url: str,
+    prompt: str,
+    profile: str,
+    max_tokens: int,
+    load_time_s: float | None,
+    fixed_length: bool,
 ) -> CompareRun:
     end: StreamEnd | None = None
     async with ChatClient(url) as client:
@@ -140,7 +175,7 @@ async def _one(
             max_tokens=max_tokens,
             temperature=0.0,
             seed=SEED,
-            extra={"cache_prompt": False},
+            extra={"cache_prompt": False, **({"ignore_eos": True} if fixed_length else {})},
         )
         async for event in stream:
             if isinstance(event, StreamEnd):
@@ -167,7 +202,8 @@ async def run_compare(
     prompt: str,
     *,
     repeats: int = 1,
-    max_tokens: int = 256,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    fixed_length: bool = DEFAULT_FIXED_LENGTH,
     return_to: Profile | None = None,
     on_swap: Callable[[SwapResult], None] | None = None,
 ) -> AsyncIterator[CompareEvent]:
@@ -191,14 +227,21 @@ async def run_compare(
         for i in range(repeats):
             step += 1
             yield CompareProgress(step, steps, f"{profile.name}: run {i + 1} of {repeats}")
-            run = await _one(manager.url, prompt, profile.name, max_tokens, load)
+            run = await _one(manager.url, prompt, profile.name, max_tokens, load, fixed_length)
             runs[profile.name].append(run)
             yield run
             if run.status != "done":
                 yield CompareFailed(f"{profile.name}: reply ended {run.status}")
                 return
     yield CompareResult(
-        prompt, a.name, b.name, tuple(runs[a.name]), tuple(runs[b.name]), tuple(swaps)
+        prompt,
+        a.name,
+        b.name,
+        tuple(runs[a.name]),
+        tuple(runs[b.name]),
+        tuple(swaps),
+        fixed_length=fixed_length,
+        max_tokens=max_tokens,
     )
     if return_to is not None and manager.profile_name != return_to.name:
         swap = await swapper.swap(return_to)

@@ -49,7 +49,7 @@ def as_bench_result(
         categories=(CATEGORY,),
         prompt_ids=(CATEGORY,),
         max_tokens=max_tokens,
-        fixed_length=False,
+        fixed_length=result.fixed_length,
         seed=SEED,
         warmup="none (compare mode)",
         order="A then B (compare mode), one swap between",

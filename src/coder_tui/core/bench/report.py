@@ -1,7 +1,8 @@
 """A run (or two runs side by side) as Markdown in the seed's layout.
 
 Owns ``markdown`` (the seed's ``Metric | A | B | Delta`` table, the per-category statistics, the
-machine and how the run was made fair) and ``compare_runs_markdown`` (``bench show RUN --vs RUN``).
+machine and how the run was made fair) and ``compare_runs_markdown`` (``bench show RUN --vs RUN``,
+with a warning when the two runs' settings differ).
 The numbers come from ``table``; JSON and CSV are ``serialize``'s.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from coder_tui.core.bench.sandbox import sandbox_level
 from coder_tui.core.bench.stats import Summary, summarize
 from coder_tui.core.bench.table import Column, columns_of, seed_rows
-from coder_tui.core.bench.types import BenchResult
+from coder_tui.core.bench.types import EARLY_END_FRACTION, BenchResult
 from coder_tui.core.units import format_size
 
 SIGNIFICANCE_NOTE = (
@@ -72,6 +73,55 @@ def detail_table(cols: Sequence[Column], categories: Sequence[str]) -> list[str]
     return _md_table(header, body)
 
 
+def early_lines(cols: Sequence[Column], max_tokens: int) -> list[str]:
+    """The note on replies that hit end-of-text early, if any (``Sample.ended_early``)."""
+    early = [f"{c.label}: {c.ended_early}" for c in cols if c.ended_early]
+    if not early:
+        return []
+    cut = max(1, max_tokens // EARLY_END_FRACTION)
+    return [
+        "",
+        f"Ended early (end-of-text before {cut} tokens; not counted, a short reply's speed is "
+        f"mostly start-up): {', '.join(early)}. Fixed length avoids this.",
+    ]
+
+
+SETTING_NAMES: tuple[tuple[str, str], ...] = (
+    ("runs", "runs"),
+    ("prompt_ids", "prompts"),
+    ("max_tokens", "max tokens"),
+    ("fixed_length", "fixed length"),
+    ("temperature", "temperature"),
+    ("seed", "seed"),
+    ("cache_prompt", "prompt cache"),
+    ("order", "order"),
+    ("warmup", "warm-up"),
+)
+
+
+def settings_differences(a: BenchResult, b: BenchResult) -> list[str]:
+    """Each request setting two runs differ in, as ``max tokens 256 vs 64`` (empty: comparable)."""
+    out = []
+    for key, name in SETTING_NAMES:
+        va, vb = getattr(a.settings, key), getattr(b.settings, key)
+        if va != vb:
+            if isinstance(va, tuple):
+                va, vb = ",".join(va), ",".join(vb)
+            out.append(f"{name} {va} vs {vb}")
+    return out
+
+
+def settings_warning(a: BenchResult, b: BenchResult) -> str | None:
+    """One line saying the runs are not like for like, or ``None`` when their settings match."""
+    diff = settings_differences(a, b)
+    if not diff:
+        return None
+    return (
+        f"Warning: runs #{a.run_id} and #{b.run_id} used different settings ({'; '.join(diff)}): "
+        "their deltas mix those with the profiles' difference."
+    )
+
+
 def _when(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
 
@@ -123,6 +173,7 @@ def markdown(result: BenchResult) -> str:
     failed = [f"{c.label}: {c.failed}" for c in cols if c.failed]
     if failed:
         out += ["", f"Failed requests (not counted): {', '.join(failed)}"]
+    out += early_lines(cols, result.settings.max_tokens)
     out += ["", "### Per category", ""]
     out += detail_table(cols, result.settings.categories)
     if result.quality:
@@ -160,6 +211,9 @@ def compare_runs_markdown(a: BenchResult, b: BenchResult) -> str:
     if not pairs:
         out += ["", "The runs share no profile; nothing to compare."]
         return "\n".join(out) + "\n"
+    warning = settings_warning(a, b)
+    if warning is not None:
+        out += ["", f"**{warning}**"]
     cats = [c for c in a.settings.categories if c in b.settings.categories]
     for left, right in pairs:
         out += ["", *seed_table([left, right], cats)]

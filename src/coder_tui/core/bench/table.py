@@ -7,7 +7,8 @@ GPU Layers, CPU-MoE Layers, Load Time and, with ``--quality``, Quality. Only goo
 (B - A) / A, positive when B is higher, as in compare mode. A measured row's delta is significant
 by ``stats.compare`` (Welch, p < 0.05); fixed facts (size, layers) are not tested. Sizes read in
 IEC units (``core/units.py``). Formatting the rows into Markdown is ``report``'s, into JSON and
-CSV ``serialize``'s.
+CSV ``serialize``'s. A reply that stopped at end-of-text long before ``max_tokens``
+(``Sample.ended_early``) is not counted either: the column says how many there were.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class Column:
     failed: int
     """Requests that did not finish or reported no timings."""
     quality: tuple[QualityOutcome, ...] = ()
+    ended_early: int = 0
+    """Finished requests not counted because the reply hit end-of-text early."""
 
     def values(self, metric: str, category: str | None = None) -> list[float]:
         """``gen_tokens_per_s``, ``prompt_tokens_per_s`` or ``ttft_s`` of the good samples."""
@@ -50,9 +53,19 @@ def columns_of(result: BenchResult, label: Callable[[str], str] = str) -> list[C
     cols = []
     for info in result.profiles:
         mine = [s for s in result.samples if s.profile == info.name]
-        good = tuple(s for s in mine if s.ok)
+        done = [s for s in mine if s.ok]
+        good = tuple(s for s in done if not s.ended_early(result.settings.max_tokens))
         quality = tuple(q for q in result.quality if q.profile == info.name)
-        cols.append(Column(label(info.name), info, good, len(mine) - len(good), quality))
+        cols.append(
+            Column(
+                label(info.name),
+                info,
+                good,
+                len(mine) - len(done),
+                quality,
+                ended_early=len(done) - len(good),
+            )
+        )
     return cols
 
 

@@ -3,7 +3,7 @@
 Owns ``ChatClient``: the connection to one server (``core/chat/connection.py``: base URL, API key,
 timeouts, the ``/slots`` check) with the two ways to ask for a reply: ``stream_chat``
 (``POST /v1/chat/completions`` with ``stream: true``, read by ``core/chat/stream.py``) and
-``quiet_chat`` (the reply asked whole, ``core/chat/quiet_reply.py``). Both yield the same events
+``quiet_chat`` (the reply shown whole, ``core/chat/quiet_reply.py``). Both yield the same events
 (``core/chat/events.py``, re-exported here) ending with one ``StreamEnd``; one whole chat turn
 (choosing between them, pacing, storing the reply) is ``core/chat/session.py``'s.
 
@@ -78,17 +78,7 @@ class ChatClient(ChatConnection):
         (``return_progress``, which also keeps a long prompt from tripping the watchdog), and
         turns off per-token timings. ``extra`` is merged last (e.g. ``{"ignore_eos": True}``).
         """
-        body = request_body(messages, model, max_tokens, temperature, seed)
-        body.update(
-            {
-                "stream": True,
-                "stream_options": {"include_usage": True},
-                "timings_per_token": False,
-                "return_progress": True,
-            }
-        )
-        body.update(extra or {})
-        return ChatStream(self, body)
+        return ChatStream(self, stream_body(messages, model, max_tokens, temperature, seed, extra))
 
     def quiet_chat(
         self,
@@ -100,13 +90,34 @@ class ChatClient(ChatConnection):
         seed: int | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> QuietReply:
-        """The same reply asked for whole (``stream: false``), its progress offered by the caller
-        or read from ``/slots`` every ``read_gap_s`` (2 s): see ``core/chat/quiet_reply.py``. Same
-        events and ``cancel()``."""
-        body = request_body(messages, model, max_tokens, temperature, seed)
-        body["stream"] = False
-        body.update(extra or {})
-        return QuietReply(self, body)
+        """The same reply, streamed but read every ``read_gap_s`` (1 s) and shown whole at its
+        end, its token count meanwhile: see ``core/chat/quiet_reply.py``. Same events and
+        ``cancel()``."""
+        return QuietReply(self, stream_body(messages, model, max_tokens, temperature, seed, extra))
+
+
+def stream_body(
+    messages: Sequence[Mapping[str, Any]],
+    model: str | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    seed: int | None,
+    extra: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """A streamed request: asks for usage (``stream_options.include_usage``) and llama-server's
+    prompt progress (``return_progress``, which also keeps a long prompt from tripping the
+    watchdog), and turns off per-token timings. ``extra`` is merged last."""
+    body = request_body(messages, model, max_tokens, temperature, seed)
+    body.update(
+        {
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "timings_per_token": False,
+            "return_progress": True,
+        }
+    )
+    body.update(extra or {})
+    return body
 
 
 async def check_slots_idle(

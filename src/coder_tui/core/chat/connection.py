@@ -7,8 +7,8 @@ most ``connect_timeout_s``, no total limit, a stall watchdog of ``stall_timeout_
 endings every transport shares: ``end_for_failure`` (an exception of the HTTP request as a
 ``StreamEnd`` status) and ``still_generating`` (the ``/slots`` check after a cancel or a stall).
 
-The two transports build on it, ``core/chat/stream.py`` (``stream: true``) and
-``core/chat/quiet_reply.py`` (the reply asked whole); ``core/chat/client.py`` puts them together
+The two kinds of reply build on it, ``core/chat/stream.py`` (``stream: true``) and
+``core/chat/quiet_reply.py`` (the same stream, shown whole); ``core/chat/client.py`` puts them together
 as ``ChatClient``. So every module here imports this one and none imports the client back.
 """
 

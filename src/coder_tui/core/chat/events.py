@@ -50,8 +50,8 @@ class PromptProgress:
 
 @dataclass(frozen=True)
 class DecodeProgress:
-    """Tokens generated so far, read from llama-server's ``/slots`` while a quiet reply (one asked
-    for whole, ``core/chat/quiet_reply.py``) is generated; ``t_s`` as for ``Delta``."""
+    """Tokens generated so far while a quiet reply (one shown whole at its end,
+    ``core/chat/quiet_reply.py``) is generated; ``t_s`` as for ``Delta``."""
 
     n_decoded: int
     t_s: float
@@ -209,20 +209,6 @@ def parse_chunk(chunk: object, t_s: float) -> list[ChatEvent]:
     return events
 
 
-def answer_chunk(answer: object) -> object:
-    """A whole ``chat.completion`` answer as one ``chat.completion.chunk`` (``message`` becomes
-    ``delta``), so ``parse_chunk`` reads both the same way (and refuses what is not an object)."""
-    if not isinstance(answer, Mapping):
-        return answer
-    chunk = dict(answer)
-    choices = answer.get("choices")
-    if isinstance(choices, list):
-        chunk["choices"] = [
-            {**c, "delta": c.get("message")} if isinstance(c, Mapping) else c for c in choices
-        ]
-    return chunk
-
-
 @dataclass
 class StreamTally:
     """What a stream has yielded and how it ended so far; becomes the ``StreamEnd``."""
@@ -255,12 +241,11 @@ class StreamTally:
         elif isinstance(event, Usage):
             self.usage = event
 
-    def take(self, data: str | bytes, at: float, *, whole: bool = False) -> list[ChatEvent]:
-        """Parse one chunk's JSON (``whole``: a whole ``chat.completion`` answer) arrived at
-        monotonic ``at``, record its events and return them; bad data ends the tally instead."""
+    def take(self, data: str | bytes, at: float) -> list[ChatEvent]:
+        """Parse one chunk's JSON arrived at monotonic ``at``, record its events and return
+        them; bad data ends the tally instead."""
         try:
-            loaded = json.loads(data)
-            parsed = parse_chunk(answer_chunk(loaded) if whole else loaded, at - self.started)
+            parsed = parse_chunk(json.loads(data), at - self.started)
         except ValueError:
             self.end("bad_stream", f"the server sent data that is not JSON: {data[:80]!r}")
             return []

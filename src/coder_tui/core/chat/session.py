@@ -1,8 +1,10 @@
 """One chat turn, end to end and headless: the prompt saved, the reply asked for, paced, saved.
 
-Owns ``ChatTurn``: saving the prompt (a new conversation first when there is none), the request's
-messages (the conversation's system prompt, then its turns up to the last prompt), the choice of a
-quiet reply (asked whole, ``core/chat/quiet_reply.py``) or a streamed one
+Owns ``ChatTurn``: saving the prompt (a new conversation first when there is none; a prompt that
+cannot fit the context is refused before it is stored), the request's messages (the
+conversation's system prompt, then its newest turns up to the last prompt that fit the server's
+context, ``core/chat/context.py``), the choice of a
+quiet reply (shown whole, ``core/chat/quiet_reply.py``) or a streamed one
 (``core/chat/reply_mode.py`` decides, from how the previous reply of the same profile and model
 decoded), pacing a streamed reply while no CPU core is idle (``core/chat/pacing.py``: the reply
 is then read from the socket every ``busy_refresh_s``, and the caller told to draw as seldom),
@@ -10,8 +12,9 @@ saving the reply as it arrives (about once a second), finishing it with its numb
 it decoded for the next turn's choice, and cancelling.
 
 ``ChatTurn.events()`` is an async generator of ``TurnEvent`` values (frozen dataclasses) that a UI
-only renders: ``PromptSaved``, ``ReplyStarted``, then ``PaceChanged``, ``ReplyText`` and
-``DecodeProgress`` (a quiet reply's token count) in any order, and one ``TurnEnded``. The request
+only renders: ``PromptSaved`` (or one ``PromptRefused``, the end), ``ContextFitted``,
+``ReplyStarted``, then ``PaceChanged``, ``ReplyText`` and ``DecodeProgress`` (a quiet reply's
+token count) in any order, and one ``TurnEnded``. The request
 goes out when the caller asks for the event after ``ReplyStarted``, so a UI can draw the reply's
 place first. Coalescing the text into a few screen updates a second is the renderer's
 (``core/chat/coalesce.py``, at ``PaceChanged.interval_s``); the server's lifecycle, the App's.
@@ -22,8 +25,9 @@ importable.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -31,12 +35,12 @@ import httpx
 
 from coder_tui.core.chat.client import ChatClient
 from coder_tui.core.chat.connection import ReplyEvents
+from coder_tui.core.chat.context import ContextCounter, ContextPlan, TooBig
 from coder_tui.core.chat.events import DecodeProgress, Delta, StreamEnd
 from coder_tui.core.chat.pacing import BusyPace
-from coder_tui.core.chat.quiet_reply import QuietReply, slot_progress
 from coder_tui.core.chat.reply_mode import quiet_next
 from coder_tui.core.config.schema import ChatSettings, Profile
-from coder_tui.core.metrics.types import SlotSample
+from coder_tui.core.exporter.families import quant_of
 from coder_tui.core.store.history import HistoryStore, HistoryWriteError
 from coder_tui.core.store.schema import (
     Conversation,
@@ -64,7 +68,7 @@ class PromptSaved:
 class ReplyStarted:
     """The reply's row is stored (status ``streaming``); the request goes out at the next event.
 
-    ``who``: the name to show (the model, else the profile); ``quiet``: the reply is asked whole,
+    ``who``: the name to show (the model, else the profile); ``quiet``: the reply is shown whole,
     so no text comes until the end, only ``DecodeProgress`` counts."""
 
     message_id: int
@@ -94,7 +98,7 @@ class TurnEnded:
     """The reply is finished and stored: ``status`` as stored, ``message`` as read back (``None``
     only if it cannot be read). ``end``: how the server's reply ended (its message, whether the
     server still generates after a cancel). ``paced``: it was read and drawn every
-    ``busy_interval_s`` at least once; ``quiet``: it was asked whole."""
+    ``busy_interval_s`` at least once; ``quiet``: it was shown whole."""
 
     end: StreamEnd
     status: MessageStatus
@@ -102,10 +106,38 @@ class TurnEnded:
     quiet: bool
     paced: bool
     busy_interval_s: float
+    context_tokens: int | None = None
+    """Tokens of the context in use after this reply (prompt and reply)."""
+    n_ctx: int | None = None
+    """The context of the server's slot (``None``: unknown)."""
+
+
+@dataclass(frozen=True)
+class PromptRefused:
+    """The prompt cannot fit the context on its own: nothing was stored or sent. ``prompt``: the
+    text to give back to the user (``None`` when answering a stored prompt again)."""
+
+    refusal: TooBig
+    prompt: str | None
+
+
+@dataclass(frozen=True)
+class ContextFitted:
+    """What of the conversation the request carries (``plan.first_kept_id``: where the model's
+    view starts when older turns are left out) and how full the context is before the reply."""
+
+    plan: ContextPlan
 
 
 TurnEvent: TypeAlias = (
-    PromptSaved | ReplyStarted | PaceChanged | ReplyText | DecodeProgress | TurnEnded
+    PromptSaved
+    | PromptRefused
+    | ContextFitted
+    | ReplyStarted
+    | PaceChanged
+    | ReplyText
+    | DecodeProgress
+    | TurnEnded
 )
 
 
@@ -116,25 +148,40 @@ def system_prompt(profile: Profile | None, chat: ChatSettings) -> str | None:
     return chat.system_prompt
 
 
-def request_messages(store: HistoryStore, conv_id: int) -> list[dict[str, str]]:
-    """Messages for the request: the system prompt, then the stored turns up to the last prompt
-    (a reply with no text, such as one cancelled before its first token, is left out)."""
-    conv = store.conversation(conv_id)
-    out: list[dict[str, str]] = []
-    if conv is not None and conv.system_prompt:
-        out.append({"role": "system", "content": conv.system_prompt})
-    msgs = store.messages(conv_id)
-    last_user = max((i for i, m in enumerate(msgs) if m.role == "user"), default=-1)
-    for msg in msgs[: last_user + 1]:
-        if msg.role == "assistant" and not msg.content:
-            continue
-        out.append({"role": msg.role, "content": msg.content})
-    return out
+@dataclass(frozen=True)
+class Asked:
+    """What a reply is asked with: the conversation's own settings, else the ``[chat]`` ones."""
+
+    max_tokens: int | None
+    temperature: float | None
+    top_p: float | None
+
+    def request_fields(self, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """``extra`` with the conversation's top-p (``extra``'s own wins: tests and benchmarks)."""
+        return {**({"top_p": self.top_p} if self.top_p is not None else {}), **extra}
+
+
+def asked_with(conv: Conversation, chat: ChatSettings) -> Asked:
+    return Asked(
+        conv.max_tokens if conv.max_tokens is not None else chat.max_tokens,
+        conv.temperature if conv.temperature is not None else chat.temperature,
+        conv.top_p,
+    )
+
+
+def context_used(plan: ContextPlan, end: StreamEnd) -> int:
+    """Tokens of the context a finished reply filled: the server's usage (prompt and reply),
+    else the request's count plus the tokens decoded."""
+    usage = end.usage
+    if usage is not None and usage.prompt_tokens:
+        return usage.prompt_tokens + (usage.completion_tokens or 0)
+    decoded = end.timings.predicted_n if end.timings is not None else 0
+    return plan.tokens + decoded
 
 
 class ChatTurn:
     """One prompt and its reply (or, with no ``prompt``, a new reply to the conversation's last
-    prompt). Iterate ``events()`` once; ``cancel()`` and ``offer_slots()`` from the same loop.
+    prompt). Iterate ``events()`` once; ``cancel()`` from the same loop.
 
     ``pace`` is the caller's (it remembers across turns how busy the cores were); ``extra`` is
     merged into the request (tests and benchmarks: ``ignore_eos``, a source's script)."""
@@ -149,9 +196,11 @@ class ChatTurn:
         conversation: Conversation | None,
         prompt: str | None,
         pace: BusyPace,
+        counter: ContextCounter | None = None,
         api_key: str | None = None,
         extra: Mapping[str, Any] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        replacing: int | None = None,
     ) -> None:
         if prompt is None and conversation is None:
             raise ValueError("a turn needs a prompt or a conversation to answer again")
@@ -162,15 +211,17 @@ class ChatTurn:
         self.conversation = conversation
         self.prompt = prompt
         self.pace = pace
+        self.counter = counter or ContextCounter()
+        """Counts the request's tokens (the caller's, to keep its counts across turns)."""
         self.api_key = api_key
         self.extra = dict(extra or {})
+        self.replacing = replacing
+        """A reply this turn answers again (kept as an alternative; the request stops before it)."""
         self._transport = transport
         self._reply: ReplyEvents | None = None
         self._cancelled = False
-        self._offered: DecodeProgress | None = None
-        """The count ``offer_slots`` returned last (its caller showed it: not yielded again)."""
         self.quiet: bool | None = None
-        """Whether the reply is asked whole (``None`` until decided)."""
+        """Whether the reply is shown whole (``None`` until decided)."""
         self.paced = False
         """The reply was read and drawn at the busy pace at least once (its footer says so)."""
         self._pace_applied = False
@@ -191,90 +242,114 @@ class ChatTurn:
         if self._reply is not None:
             self._reply.cancel()
 
-    def offer_slots(self, slots: Sequence[SlotSample]) -> DecodeProgress | None:
-        """``/slots`` read elsewhere (the metrics sampler's), for a quiet reply's token count:
-        the count to show now, or ``None`` (not quiet, or nothing new). A count returned here is
-        not yielded again by ``events()``."""
-        reply = self._reply
-        if not isinstance(reply, QuietReply):
-            return None
-        event = reply.offer(slot_progress(slots))
-        if event is not None:
-            self._offered = event
-        return event
-
     async def events(self) -> AsyncGenerator[TurnEvent, None]:
-        """The turn's events, ending with one ``TurnEnded``. Close the generator (``aclosing``)
-        when leaving early: a reply left unfinished is stored as ``interrupted``."""
+        """The turn's events, ending with one ``TurnEnded`` (or one ``PromptRefused``: the prompt
+        cannot fit the context, nothing stored or sent). Close the generator (``aclosing``) when
+        leaving early: a reply left unfinished is stored as ``interrupted``."""
+        async with (
+            ChatClient(
+                self.server_url,
+                self.api_key,
+                stall_timeout_s=self.chat.stall_timeout_s,
+                transport=self._transport,
+            ) as client,
+            contextlib.aclosing(self._turn(client)) as turn,
+        ):
+            async for event in turn:
+                yield event
+
+    async def _turn(self, client: ChatClient) -> AsyncGenerator[TurnEvent, None]:
         conv = self.conversation
         profile, model = self.profile_name, self.model_name
+        counter, http = self.counter, client.http
         if self.prompt is not None:
+            system = (
+                conv.system_prompt if conv is not None else system_prompt(self.profile, self.chat)
+            )
+            tokens, refused = await counter.check_prompt(
+                http, system, self.prompt, self.chat.max_tokens
+            )
+            if refused is not None:
+                yield PromptRefused(refused, self.prompt)
+                return
             if conv is None:
-                conv = self.store.new_conversation(
-                    system_prompt=system_prompt(self.profile, self.chat)
-                )
+                conv = self.store.new_conversation(system_prompt=system)
                 self.conversation = conv
             stored = self.store.add_user_message(conv.id, self.prompt, profile)
+            counter.remember(stored, tokens)
             yield PromptSaved(conv, stored)
         assert conv is not None  # checked in __init__
-        msg_id = self.store.begin_reply(conv.id, profile, model)
-        messages = request_messages(self.store, conv.id)
+        conv = self.store.conversation(conv.id) or conv  # its own settings, as stored now
+        asked = asked_with(conv, self.chat)
+        history = self._history(conv.id)
+        plan = await counter.plan(http, conv.system_prompt, history, asked.max_tokens)
+        if isinstance(plan, TooBig):  # answering again a prompt that no longer fits
+            yield PromptRefused(plan, None)
+            return
+        yield ContextFitted(plan)
+        msg_id = self.store.begin_reply(
+            conv.id,
+            profile,
+            model,
+            quant=(quant_of(model) or None) if model else None,
+            replacing=self.replacing,
+        )
         decode_as = profile or self.server_url  # an attached server is told apart by its address
         last = self.store.last_decode(decode_as, model)
         quiet = self.quiet = quiet_next(last, self.chat.quiet_above_tps, self.server_url)
         parts: list[str] = []
         end: StreamEnd | None = None
         saturated = False
-        async with ChatClient(
-            self.server_url,
-            self.api_key,
-            stall_timeout_s=self.chat.stall_timeout_s,
-            transport=self._transport,
-        ) as client:
-            ask = client.quiet_chat if quiet else client.stream_chat
-            reply = ask(
-                messages,
-                max_tokens=self.chat.max_tokens,
-                temperature=self.chat.temperature,
-                extra=self.extra or None,
-            )
-            self._reply = reply
-            if self._cancelled:
-                reply.cancel()
-            self.pace.restart_window()
-            try:
-                yield ReplyStarted(msg_id, model or profile or "model", quiet)
-                last_save = time.monotonic()
-                async for event in reply:
-                    if isinstance(event, DecodeProgress):
-                        if event is not self._offered:  # not shown already by its offer
-                            yield event
-                    elif isinstance(event, Delta):
-                        if not quiet and (self.pace.check() or not self._pace_applied):
-                            # From the first token on (time to first token is read unpaced).
-                            yield self._apply_pace(reply)
-                            saturated = saturated or self.pace.saturated
-                        if event.reasoning:
-                            continue
-                        parts.append(event.text)
-                        yield ReplyText(event.text)
-                        if time.monotonic() - last_save >= SAVE_EVERY_S:
-                            self.store.update_reply(msg_id, "".join(parts))
-                            last_save = time.monotonic()
-                    elif isinstance(event, StreamEnd):
-                        end = event
-                if quiet:  # idle cores over the whole reply, measured once at its end
-                    self.pace.check()
-                    saturated = self.pace.saturated
-            except BaseException:
-                # Closed early or cancelled from outside (the app is closing): keep what arrived.
-                self.store.finish_reply(msg_id, "".join(parts), "interrupted")
-                raise
-            finally:
-                self._reply = None
-                await reply.aclose()  # left early: the request is closed now, not when collected
+        ask = client.quiet_chat if quiet else client.stream_chat
+        reply = ask(
+            list(plan.messages),
+            max_tokens=asked.max_tokens,
+            temperature=asked.temperature,
+            extra=asked.request_fields(self.extra) or None,
+        )
+        self._reply = reply
+        if self._cancelled:
+            reply.cancel()
+        self.pace.restart_window()
+        try:
+            yield ReplyStarted(msg_id, model or profile or "model", quiet)
+            last_save = time.monotonic()
+            async for event in reply:
+                if isinstance(event, DecodeProgress):
+                    yield event
+                elif isinstance(event, Delta):
+                    if not quiet and (self.pace.check() or not self._pace_applied):
+                        # From the first token on (time to first token is read unpaced).
+                        yield self._apply_pace(reply)
+                        saturated = saturated or self.pace.saturated
+                    if event.reasoning:
+                        continue
+                    parts.append(event.text)
+                    yield ReplyText(event.text)
+                    if time.monotonic() - last_save >= SAVE_EVERY_S:
+                        self.store.update_reply(msg_id, "".join(parts))
+                        last_save = time.monotonic()
+                elif isinstance(event, StreamEnd):
+                    end = event
+            if quiet:  # idle cores over the whole reply, measured once at its end
+                self.pace.check()
+                saturated = self.pace.saturated
+        except BaseException:
+            # Closed early or cancelled from outside (the app is closing): keep what arrived.
+            self.store.finish_reply(msg_id, "".join(parts), "interrupted")
+            raise
+        finally:
+            self._reply = None
+            await reply.aclose()  # left early: the request is closed now, not when collected
         assert end is not None  # every reply's events end with one StreamEnd
-        yield self._finish(msg_id, end, saturated, decode_as)
+        yield self._finish(msg_id, end, saturated, decode_as, plan)
+
+    def _history(self, conv_id: int) -> list[StoredMessage]:
+        """The conversation, up to the reply answered again when there is one."""
+        msgs = self.store.messages(conv_id)
+        if self.replacing is None:
+            return msgs
+        return list(itertools.takewhile(lambda m: m.id != self.replacing, msgs))
 
     def _apply_pace(self, reply: ReplyEvents) -> PaceChanged:
         """Reads of the server at the pace's interval while no core is idle; the event tells the
@@ -286,7 +361,9 @@ class ChatTurn:
         self.paced = self.paced or busy
         return PaceChanged(interval, reply.read_gap_s, busy)
 
-    def _finish(self, msg_id: int, end: StreamEnd, saturated: bool, decode_as: str) -> TurnEnded:
+    def _finish(
+        self, msg_id: int, end: StreamEnd, saturated: bool, decode_as: str, plan: ContextPlan
+    ) -> TurnEnded:
         """Store the reply's end and numbers, and how it decoded (the next turn's choice)."""
         timings, usage = end.timings, end.usage
         status = status_for_end(end.status)
@@ -302,7 +379,8 @@ class ChatTurn:
             prompt_per_second=timings.prompt_per_second if timings else None,
             predicted_per_second=timings.predicted_per_second if timings else None,
             finish_reason=end.finish_reason,
-            error=end.message or None if status != "complete" else None,
+            # A cancel's message is its status: stored once, not "cancelled · cancelled".
+            error=end.message or None if status not in ("complete", "cancelled") else None,
         )
         quiet = bool(self.quiet)
         if (
@@ -320,4 +398,6 @@ class ChatTurn:
             quiet,
             self.paced,
             self.pace.busy_interval_s,
+            context_used(plan, end),
+            plan.n_ctx,
         )

@@ -33,6 +33,8 @@ from coder_tui.core.chat.events import (
 from coder_tui.core.chat.sse import SSEDecoder, SSEError, SSEEvent
 
 _ERROR_BODY_LIMIT = 64 * 1024
+_TURN_S = 0.01
+"""Longest run of queued events handled without letting the event loop in (keys, frames)."""
 _BUFFERED_S = 0.003
 """A chunk that came sooner than this after the previous one was already buffered."""
 
@@ -135,9 +137,19 @@ class ChatStream(ReplyEvents):
         self._last_byte = state.started
         self._timer = loop.call_later(self._client.stall_timeout_s, self._watch)
         reader = loop.create_task(self._read())
+        busy_from = time.monotonic()
         try:
             while state.status is None:
-                item = await self._queue.get()
+                if self._queue.empty() or time.monotonic() - busy_from < _TURN_S:
+                    item = await self._queue.get()
+                else:
+                    # Tokens read faster than they are handled: a queue that is never empty
+                    # never suspends this loop, and keys wait. Let the event loop in.
+                    await asyncio.sleep(0)
+                    busy_from = time.monotonic()
+                    item = self._queue.get_nowait()
+                if self._queue.empty():
+                    busy_from = time.monotonic()
                 if self._cancel_requested:
                     state.end("cancelled", "cancelled")
                     break

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
 
 from coder_tui.core.config.positions import KeyPath, show_value
+from coder_tui.core.sanitize import sanitize_line, show_path
 
 
 class Reader(Protocol):
@@ -84,13 +86,19 @@ def model_file(r: Reader, key: KeyPath, v: object) -> object:
     p = _path(r, key, v)
     if not isinstance(p, Path) or not r.check_files:
         return p
+    shown = show_path(p)
     try:
         if p.is_dir():
-            return r.bad(key, f"expected a GGUF file, {p} is a directory")
+            return r.bad(key, f"expected a GGUF file, {shown} is a directory")
         if not p.exists():
-            return r.bad(key, f"expected an existing GGUF file, {p} does not exist")
+            return r.bad(key, f"expected an existing GGUF file, {shown} does not exist")
+        mode = p.stat().st_mode  # never opened here: a FIFO would block the reader
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+            return r.bad(key, f"expected a GGUF file, {shown} is {kind}")
     except (OSError, ValueError) as exc:
-        return r.bad(key, f"cannot check {p}: {exc}")
+        reason = sanitize_line(getattr(exc, "strerror", None) or str(exc)).lower()
+        return r.bad(key, f"cannot check {shown}: {reason}")
     return p
 
 
@@ -166,7 +174,7 @@ BENCH_KEYS: dict[str, Conv] = {"prompts": _prompt_sets}
 REMOTE_KEYS: dict[str, Conv] = {
     "name": text_value,
     "url": _url,
-    "api_key_env": text_value,
+    "api_key_env": _env_name,
     "exporter_url": _url,
 }
 CHAT_KEYS: dict[str, Conv] = {
@@ -176,5 +184,5 @@ CHAT_KEYS: dict[str, Conv] = {
     "stall_timeout_s": _seconds,
     "busy_refresh_s": _number("of seconds >= 0", lambda x: x >= 0),
     "quiet_above_tps": _number("of tokens/s >= 0", lambda x: x >= 0),
-    "api_key_env": text_value,
+    "api_key_env": _env_name,
 }

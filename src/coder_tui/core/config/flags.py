@@ -269,6 +269,12 @@ TABLE: tuple[Flag, ...] = (
 )
 
 BY_KEY: Mapping[str, Flag] = {f.key: f for f in TABLE}
+_HF_MODEL = ("-hf", "-hfr", "--hf-repo", "-hff", "--hf-file", "-mu", "--model-url")
+OWN_FLAGS: Mapping[str, str] = {
+    **{s: "[server] port" for s in PORT.spellings},
+    **{s: "the profile's model" for s in (*_HF_MODEL, "-dr", "--docker-repo")},
+}
+"""Flags in ``extra_args`` that replace what coder-tui itself passes (and then watches)."""
 PROFILE_KEYS: dict[str, Conv] = {f.key: f.check for f in TABLE if f.check is not None}
 """What ``loader.py`` validates a ``[profiles.NAME]`` table with."""
 SPELLINGS = frozenset(

@@ -51,6 +51,9 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 # -- loading -------------------------------------------------------------------------------------
 
+MAX_PROBLEMS = 10
+"""Problems listed one per line; the rest are counted ("and 99,990 more")."""
+
 TOP_KEYS = ("default_profile", "server", "chat", "profiles", "remotes", "bench")
 
 __all__ = [
@@ -114,15 +117,38 @@ class _Reader:
         self.check_files = check_files
         self.locator = KeyLocator(text)
         self.problems: list[Problem] = []
+        self._seen: set[int] = set()  # hashes of every problem, kept or only counted
+        self.more = 0
+        """Problems found beyond the ``MAX_PROBLEMS`` kept: counted, not kept."""
+
+    @property
+    def full(self) -> bool:
+        return len(self.problems) >= MAX_PROBLEMS
 
     def bad(self, key: KeyPath, message: str) -> object:
+        # A set, not a scan of the list: 100,000 problems must stay linear (a scan took 25 s
+        # for 16,000); beyond the cap only a hash of each is kept, so memory stays small too.
         problem = Problem(self.path, self.locator.line(key), render_key(key), message)
-        if problem not in self.problems:
-            self.problems.append(problem)
+        digest = hash(problem)
+        if digest not in self._seen:
+            self._seen.add(digest)
+            if self.full:
+                self.more += 1
+            else:
+                self.problems.append(problem)
         return INVALID
+
+    def report(self) -> ConfigError:
+        """Every problem kept, by line, and how many more there were."""
+        self.problems.sort(key=lambda p: p.line or 0)
+        rest = [Problem(self.path, None, None, f"and {self.more:,} more")] if self.more else []
+        return ConfigError([*self.problems, *rest])
 
     def unknown(self, key: KeyPath, value: object, known: tuple[str, ...]) -> None:
         what = "table" if isinstance(value, dict) else "key"
+        if self.full:  # only counted: spare the "did you mean" search
+            self.bad(key, f"unknown {what}")
+            return
         close = difflib.get_close_matches(key[-1], known, n=1)
         hint = f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(known)}"
         self.bad(key, f"unknown {what}; {hint}")
@@ -167,8 +193,7 @@ class _Reader:
             if names and default not in names:
                 self.unknown_profile(("default_profile",), default, names)
         if self.problems:
-            self.problems.sort(key=lambda p: p.line or 0)
-            raise ConfigError(self.problems)
+            raise self.report()
         return Config(
             path=self.path,
             server=ServerSettings(**server),  # type: ignore[arg-type]

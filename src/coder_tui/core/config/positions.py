@@ -14,6 +14,8 @@ import contextlib
 import json
 import re
 
+from coder_tui.core.sanitize import sanitize_line
+
 KeyPath = tuple[str, ...]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -22,7 +24,7 @@ _ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\
 
 def render_key(path: KeyPath) -> str:
     """A key path as the user would write it: ``profiles.iq2.n_cpu_moe``, quoting odd parts."""
-    return ".".join(p if _BARE_KEY.fullmatch(p) else _quote(p) for p in path)
+    return sanitize_line(".".join(p if _BARE_KEY.fullmatch(p) else _quote(p) for p in path))
 
 
 def _quote(part: str) -> str:
@@ -35,7 +37,7 @@ def show_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        shown = json.dumps(value, ensure_ascii=False)
+        shown = sanitize_line(json.dumps(value, ensure_ascii=False))
         return shown if len(shown) <= 60 else shown[:56] + '..."'
     if isinstance(value, dict):
         return "a table"

@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -59,6 +60,8 @@ TOOL_TIMEOUT_S = 1800.0
 _TAIL_LINES = 15
 
 Progress = Callable[[str], None]
+TICK_S = 5.0
+"""While a tool runs, progress is said this often (seconds)."""
 
 
 @dataclass(frozen=True)
@@ -142,12 +145,19 @@ def _tail(text: str) -> str:
     return "\n".join(lines[-_TAIL_LINES:])
 
 
-def _run_tool(argv: Sequence[str], cwd: Path, what: str) -> None:
-    """Run a llama.cpp tool; a failure becomes a ``UserError`` with the end of its output."""
+def _run_tool(
+    argv: Sequence[str],
+    cwd: Path,
+    what: str,
+    tick: Callable[[float], None] | None = None,
+    tick_s: float | None = None,
+) -> None:
+    """Run a llama.cpp tool; a failure becomes a ``UserError`` with the end of its output.
+    ``tick(elapsed_s)`` is called every ``tick_s`` while it runs (progress for a long step)."""
     env = dict(os.environ)
     env["CUDA_VISIBLE_DEVICES"] = ""  # CPU only: same bytes on every machine, no VRAM taken
     try:
-        proc = subprocess.run(  # noqa: S603 (argv list, no shell; llama.cpp tools found by find_tool)
+        proc = subprocess.Popen(  # noqa: S603 (argv list, no shell; llama.cpp tools found by find_tool)
             list(argv),
             cwd=cwd,
             env=env,
@@ -156,16 +166,54 @@ def _run_tool(argv: Sequence[str], cwd: Path, what: str) -> None:
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
-            timeout=TOOL_TIMEOUT_S,
-            check=False,
         )
     except OSError as exc:
         raise UserError(f"{what}: cannot run {argv[0]}: {exc}") from exc
-    except subprocess.TimeoutExpired as exc:
-        out = exc.output if isinstance(exc.output, str) else ""
-        raise UserError(f"{what}: timed out after {TOOL_TIMEOUT_S:.0f} s\n{_tail(out)}") from exc
+    every = TICK_S if tick_s is None else tick_s
+    start = time.monotonic()
+    with proc:
+        while True:
+            elapsed = time.monotonic() - start
+            try:  # communicate may be called again after a timeout: no output is lost
+                out, _ = proc.communicate(timeout=max(0.01, min(every, TOOL_TIMEOUT_S - elapsed)))
+                break
+            except subprocess.TimeoutExpired:
+                elapsed = time.monotonic() - start
+                if elapsed >= TOOL_TIMEOUT_S:
+                    proc.kill()
+                    out, _ = proc.communicate()
+                    raise UserError(
+                        f"{what}: timed out after {TOOL_TIMEOUT_S:.0f} s\n{_tail(out or '')}"
+                    ) from None
+                if tick is not None:
+                    tick(elapsed)
     if proc.returncode != 0:
-        raise UserError(f"{what} failed (exit {proc.returncode}):\n{_tail(proc.stdout or '')}")
+        raise UserError(f"{what} failed (exit {proc.returncode}):\n{_tail(out or '')}")
+
+
+QUANT_COST = {"Q8_0": 1.0, "Q6_K": 6.0, "Q5_K_M": 8.0, "Q4_K_M": 9.0, "Q4_0": 1.0}
+"""How long llama-quantize takes per type, relative to Q8_0 (the demo's small model on 2 cores:
+Q8_0 0.09 s, Q4_K_M 0.84 s, IQ2_XXS 6.8 s). The i-quants search a lattice: ``IQ_COST``."""
+IQ_COST = 70.0
+
+
+def quant_cost(quant: str) -> float:
+    """``QUANT_COST`` of ``quant`` (an unknown K-quant costs as Q4_K_M)."""
+    upper = quant.upper()
+    return IQ_COST if upper.startswith("IQ") else QUANT_COST.get(upper, QUANT_COST["Q4_K_M"])
+
+
+def step_eta(
+    done: Sequence[tuple[float, float]], left: Sequence[float], elapsed_s: float = 0.0
+) -> str:
+    """``about 40 s left`` for the steps of relative costs ``left`` (the current one first,
+    ``elapsed_s`` in), from the (cost, seconds) of those ``done``; ``""`` before the first ends
+    (nothing to go by), ``longer than estimated`` once past the estimate."""
+    if not done or not left:
+        return ""
+    per_cost = sum(secs for _c, secs in done) / sum(cost for cost, _s in done)
+    remaining = per_cost * sum(left) - elapsed_s
+    return f"about {remaining:.0f} s left" if remaining >= 0.5 else "longer than estimated"
 
 
 def _tmp_name(directory: Path, name: str) -> str:
@@ -181,11 +229,17 @@ _OUT = "\0out"
 """Placeholder in a tool's argv for the temporary output file name."""
 
 
-def _make_with_tool(directory: Path, name: str, argv: Sequence[str], what: str) -> None:
+def _make_with_tool(
+    directory: Path,
+    name: str,
+    argv: Sequence[str],
+    what: str,
+    tick: Callable[[float], None] | None = None,
+) -> None:
     """Run a tool writing to a temp name (``_OUT`` in ``argv``), then move it to ``name``."""
     tmp = _tmp_name(directory, name)
     try:
-        _run_tool([tmp if arg == _OUT else arg for arg in argv], directory, what)
+        _run_tool([tmp if arg == _OUT else arg for arg in argv], directory, what, tick)
         os.chmod(directory / tmp, 0o644)  # mkstemp made it 0600; models are not secret
         os.replace(directory / tmp, directory / name)
     finally:
@@ -297,16 +351,33 @@ def prepare_demo(
         imatrix_sha = found
 
     quantize: Path | None = None  # looked up only when something needs quantizing
+    recipes = {
+        q: f"quantize {q} f16={f16_sha} imatrix={imatrix_sha if needs_imatrix(q) else '-'}"
+        for q in wanted
+    }
+    pending = [q for q in wanted if manifest.fresh(model_file_name(size, q), recipes[q]) is None]
+    took: list[tuple[float, float]] = []  # (cost, seconds) of each quantization done: the ETA
     for quant in wanted:
         name = model_file_name(size, quant)
-        uses_imatrix = needs_imatrix(quant)
-        recipe = f"quantize {quant} f16={f16_sha} imatrix={imatrix_sha if uses_imatrix else '-'}"
-        if manifest.fresh(name, recipe) is None:
+        recipe = recipes[quant]
+        if quant in pending:
             quantize = quantize or find_tool("llama-quantize", quantize_bin)
-            say(f"quantizing {name}")
-            prefix = ["--imatrix", IMATRIX] if uses_imatrix else []
+            step = f"{len(took) + 1}/{len(pending)}"
+            left_costs = [quant_cost(q) for q in pending[len(took) :]]
+            eta = step_eta(took, left_costs)
+            say(f"quantizing {name} ({step}" + (f", {eta})" if eta else ")"))
+            prefix = ["--imatrix", IMATRIX] if needs_imatrix(quant) else []
             argv = [str(quantize), *prefix, f16, _OUT, quant, str(os.cpu_count() or 1)]
-            _make_with_tool(directory, name, argv, f"llama-quantize {quant}")
+            began = time.monotonic()
+
+            def tick(
+                elapsed: float, name: str = name, step: str = step, costs: list[float] = left_costs
+            ) -> None:
+                left = step_eta(took, costs, elapsed)
+                say(f"quantizing {name} ({step}): {elapsed:.0f} s" + (f", {left}" if left else ""))
+
+            _make_with_tool(directory, name, argv, f"llama-quantize {quant}", tick)
+            took.append((quant_cost(quant), time.monotonic() - began))
             manifest.record(name, recipe)
         models[quant.lower()] = directory / name
         if size == "bench":

@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from coder_tui.core.config.loader import Profile
 from coder_tui.core.metrics.types import Bound, MetricsSnapshot, ServerPhase
+from coder_tui.core.sanitize import sanitize_line
 
 PREFIX = "coder_tui_"
 
@@ -101,7 +102,7 @@ class _Families:
         if fam is None:
             fam = GaugeMetricFamily(PREFIX + name, doc, labels=list(labels or {}))
             self._by_name[name] = fam
-        fam.add_metric(list((labels or {}).values()), float(value))
+        fam.add_metric(_label_values(labels), float(value))
 
     def counter(
         self, name: str, doc: str, value: float | None, labels: Mapping[str, str] | None = None
@@ -113,7 +114,7 @@ class _Families:
         if fam is None:
             fam = CounterMetricFamily(PREFIX + name, doc, labels=list(labels or {}))
             self._by_name[name] = fam
-        fam.add_metric(list((labels or {}).values()), float(value))
+        fam.add_metric(_label_values(labels), float(value))
 
     def table(
         self,
@@ -130,6 +131,12 @@ class _Families:
 
     def __iter__(self) -> Iterator[Metric]:
         return iter(self._by_name.values())
+
+
+def _label_values(labels: Mapping[str, str] | None) -> list[str]:
+    """Label values from a model, a GGUF or a server, safe to show: controls removed, bidi shown
+    (prometheus_client then escapes backslash, quote and newline per the exposition format)."""
+    return [sanitize_line(v) for v in (labels or {}).values()]
 
 
 def _ratio(percent: float | None) -> float | None:

@@ -10,6 +10,7 @@ walk checks every count against the bytes left, so a corrupted file is ``Corrupt
 from __future__ import annotations
 
 import mmap
+import stat
 import struct
 from pathlib import Path
 
@@ -75,8 +76,23 @@ class _Walker:
             raise Corrupt(f"unknown value type {kind} at byte {self.pos - 4}")
 
 
+def check_regular(path: Path) -> None:
+    """Refuse what is not a regular file (a FIFO, a device) before anything opens it.
+
+    Opening a FIFO blocks until a writer comes, and ``/dev/zero`` reads forever.
+    """
+    mode = path.stat().st_mode  # follows symlinks: what a link points to is what is read
+    if not stat.S_ISREG(mode):
+        kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                 (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+                 (stat.S_ISDIR, "a directory"))  # fmt: skip
+        kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+        raise Corrupt(f"not a GGUF file ({kind})")
+
+
 def check_header(path: Path) -> None:
     """Walk magic, version, key/values and tensor infos with every length checked."""
+    check_regular(path)
     with path.open("rb") as fh:
         head = fh.read(24)
         if len(head) < 24 or head[:4] != b"GGUF":

@@ -43,7 +43,28 @@ on llama-server's CPU log (``-lv 4``) for qwen3next, qwen3moe and qwen3 at their
     (*) without the ``3 * n_embd`` when the layers have a shared expert (qwen3next).
 
 Within 1 % of llama-server's CPU compute buffer for ubatch >= 512 (qwen3next at -c 200000 -ub 1024
-with q4_0 K/V: 571.3 MiB both); the GPU's buffer is the same graph (the GPU run checks it).
+with q4_0 K/V: 571.0 predicted, 571.3 logged).
+
+The CUDA compute buffer is not the CPU's (``gpu_compute_bytes``). On a card the graph is split
+between CUDA0 and the CPU (``ggml-backend.cpp`` ``ggml_backend_sched_split_graph``): inputs built
+on the host (the mask, positions, the token rows) are copied into the CUDA buffer, every split
+input is a node ggml-alloc places there, and with op offload (on unless ``--no-op-offload``) a
+matrix multiply whose weight lives in RAM runs on the GPU for a ubatch of 32 tokens or more
+(``ggml_backend_cuda_device_offload_op``), its weight copied into the CUDA compute buffer at the
+start of its split (a new split per such weight, so the copies are freed and reused, but where
+they land depends on the graph order). Measured on the H100 for Qwen3-Coder-Next at ``-c 200000
+-ub 1024`` q4_0 K/V (llama-server's and llama-fit-params' logged buffers, ``docs/gpu-validation.md``):
+every layer on the GPU, or experts in RAM only for the last 8 to 11 layers (``tail``: a run to
+the end of at most a quarter of the layers; longer runs count as ``head``), 894.3 MiB (CPU graph 571.3 +
+323); experts in RAM for the FIRST layers with every layer on the GPU, 1070.0 (+176 more); some
+layers wholly on the CPU (``-ngl`` < all), 1028.0 (+134 more, at -ngl 0, 42 and 45 alike). So::
+
+    gpu_compute = compute + GPU_GRAPH_EXTRA_PER_TOKEN * n_ubatch
+                  + (OFFLOAD_HEAD_EXTRA    if experts in RAM other than a run of last layers
+                     OFFLOAD_CPU_LAYERS_EXTRA if layers on the CPU)   # op offload only
+
+Where ``llama-fit-params`` runs on the machine, its own CUDA compute estimate for the placement is
+better than these constants (``tune/llama_fit.py``; it matched llama-server's 1070 MiB within 5).
 """
 
 from __future__ import annotations
@@ -67,6 +88,7 @@ CACHE_TYPE_BLOCKS: dict[str, tuple[int, int]] = {
 """Cache type -> (bytes per block, values per block), ggml's ``type_size`` and ``blck_size``."""
 UNQUANTIZED = ("f32", "f16", "bf16")
 
+MIB = 1 << 20
 CTX_PAD = 256
 """llama.cpp pads the context (and each sequence's share) to a multiple of this."""
 SERVER_AUTO_SLOTS = 4
@@ -187,6 +209,9 @@ class ContextPlan:
     n_seq_max: int = SERVER_AUTO_SLOTS
     n_rs_seq: int = 0
     swa_full: bool = False
+    mtp: bool = False
+    """Draft-MTP: the MTP context's own cache holds the MTP block's K and V (its compute buffer,
+    a second graph, is not counted here)."""
 
 
 def context_bytes_by_layer(layout: GgufLayout, plan: ContextPlan) -> tuple[tuple[int, int], ...]:
@@ -197,7 +222,9 @@ def context_bytes_by_layer(layout: GgufLayout, plan: ContextPlan) -> tuple[tuple
     out = []
     for il in range(layout.block_count):
         kv = 0
-        if il in kv_idx:
+        if plan.mtp and il >= layout.n_layer_trunk:
+            kv = plan.cells.total * kv_layer_bytes_per_cell(layout, il, plan.type_k, plan.type_v)
+        elif il in kv_idx:
             n = layer_cells(
                 layout, il, plan.cells, plan.n_ubatch, plan.n_seq_max, swa_full=plan.swa_full
             )
@@ -286,3 +313,38 @@ def compute_buffer(
         rs = 4 * (2 * n_seq_max * ssm.state_values + 4 * n_ub * channels)
     output = 4 * (outputs * (layout.vocab_size or 0) + n_ub * 6 * n_embd)
     return ComputeEstimate(n_ub, outputs, mask, kq, attn, ffn, rs, output)
+
+
+GPU_GRAPH_EXTRA_PER_TOKEN = 323 * MIB // 1024
+"""CUDA compute buffer beyond the CPU graph's, per ubatch token (323 MiB at -ub 1024, measured)."""
+OFFLOAD_HEAD_EXTRA = 176 * MIB
+"""More when experts in RAM sit in the first layers of a full offload (op offload's copies)."""
+OFFLOAD_CPU_LAYERS_EXTRA = 134 * MIB
+"""More when some layers run wholly on the CPU (``-ngl`` below all)."""
+PLACEMENT_KINDS = ("gpu", "tail", "head", "cpu_layers")
+"""Where the RAM-resident weights are: none; experts of a run of last layers only; experts of
+other layers under a full offload; some layers wholly on the CPU."""
+
+
+def placement_kind(
+    n_trunk: int, gpu_layers: set[int] | frozenset[int], cpu_expert_layers: set[int]
+) -> str:
+    """Which of ``PLACEMENT_KINDS`` a placement is (for ``gpu_compute_bytes``)."""
+    if any(il not in gpu_layers for il in range(n_trunk)):
+        return "cpu_layers"
+    if not cpu_expert_layers:
+        return "gpu"
+    first = min(cpu_expert_layers)
+    if first >= n_trunk - n_trunk // 4 and cpu_expert_layers == set(range(first, n_trunk)):
+        return "tail"  # measured with the last 8 to 11 of 48 layers; a longer run counts as head
+    return "head"
+
+
+def gpu_compute_bytes(compute: ComputeEstimate, kind: str, *, op_offload: bool = True) -> int:
+    """The CUDA0 compute buffer of a placement of ``kind`` (the module docstring's model)."""
+    total = compute.total_bytes + GPU_GRAPH_EXTRA_PER_TOKEN * compute.n_ubatch
+    if op_offload and kind == "head":
+        total += OFFLOAD_HEAD_EXTRA
+    elif op_offload and kind == "cpu_layers":
+        total += OFFLOAD_CPU_LAYERS_EXTRA
+    return total

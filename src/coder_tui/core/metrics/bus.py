@@ -34,7 +34,7 @@ from coder_tui.core.gguf.layout import GgufLayout, read_layout
 from coder_tui.core.metrics import moe
 from coder_tui.core.metrics.gpu import GpuProbe, PcieSampler
 from coder_tui.core.metrics.host import HostProbe
-from coder_tui.core.metrics.series import History
+from coder_tui.core.metrics.series import HISTORY_S, History
 from coder_tui.core.metrics.server import ServerProbe
 from coder_tui.core.metrics.types import (
     GpuSnapshot,
@@ -73,7 +73,8 @@ class SamplerConfig:
     direction and costs the driver about 1.07 ms of CPU (measured on the H100 host: the whole
     sampler cost 1.44 % of a core with PCIe at 5 Hz, 1.10 % at 2 Hz while generating), hence
     1 Hz: one 20 ms window per tick."""
-    history_s: float = 300.0
+    history_s: float = HISTORY_S
+    """How far back the dashboard's graphs reach (10 minutes)."""
     ram_bandwidth_bytes_per_s: float | None = None
     """RAM bandwidth for the roofline; unset: measured once with a numpy copy (~0.1 s)."""
     vram_bandwidth_bytes_per_s: float | None = None

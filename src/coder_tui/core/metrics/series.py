@@ -10,11 +10,14 @@ import itertools
 from collections import deque
 from collections.abc import Iterator, Mapping
 
+HISTORY_S = 600.0
+"""How far back the series reach by default: the dashboard's graphs span 10 minutes."""
+
 
 class History:
     """Named series of floats; ``None`` values are kept (a gap), so series stay aligned in time."""
 
-    def __init__(self, seconds: float = 300.0, rate_hz: float = 1.0) -> None:
+    def __init__(self, seconds: float = HISTORY_S, rate_hz: float = 1.0) -> None:
         if seconds <= 0 or rate_hz <= 0:
             raise ValueError("seconds and rate_hz must be positive")
         self.seconds = seconds

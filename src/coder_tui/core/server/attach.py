@@ -20,9 +20,33 @@ import httpx
 
 from coder_tui.core.connections import server_http
 from coder_tui.core.server.events import Ready, ServerEvent, ServerState, StateChanged
-from coder_tui.core.server.health import Health, probe
+from coder_tui.core.server.health import Health
 
 Listener = Callable[[ServerEvent], None]
+
+
+async def _probe(client: httpx.AsyncClient, url: str) -> tuple[Health, str]:
+    """``/health`` once, and what went wrong in words when it did not answer 200 or 503."""
+    try:
+        resp = await client.get(f"{url}/health", timeout=2.0)
+    except httpx.HTTPError as exc:
+        return Health.DOWN, _reason(exc)
+    if resp.status_code == 200:
+        return Health.READY, ""
+    if resp.status_code == 503:
+        return Health.LOADING, ""
+    return Health.ERROR, f"/health answered HTTP {resp.status_code}"
+
+
+def _reason(exc: httpx.HTTPError) -> str:
+    """``connection refused``, ``timed out``... from an httpx error (its text can be empty)."""
+    text = str(exc).strip()
+    if "refused" in text.lower() or "connection attempts failed" in text.lower():
+        return "connection refused (no server listens there)"
+    if isinstance(exc, httpx.TimeoutException):
+        return "no answer within 2 s"
+    return text.splitlines()[0] if text else type(exc).__name__
+
 
 QUIET_S = 10.0
 """While the sampler hears from a ready server, its own probe comes this often (seconds)."""
@@ -41,6 +65,7 @@ class AttachedServer:
         self._listeners: list[Listener] = []
         self._alive_at = -math.inf
         self._poke = asyncio.Event()
+        self._detail = ""
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -50,16 +75,21 @@ class AttachedServer:
         for listener in list(self._listeners):
             listener(event)
 
-    async def check(self, client: httpx.AsyncClient) -> ServerState:
-        """Probe once; emit ``StateChanged`` (and ``Ready``) when the state changes."""
-        health = await probe(client, self.url)
+    async def check(self, client: httpx.AsyncClient, retry_s: float = 2.0) -> ServerState:
+        """Probe once; emit ``StateChanged`` (and ``Ready``) when the state or, for a server that
+        cannot be reached, the reason changes (so the first probe always says where it stands)."""
+        health, reason = await _probe(client, self.url)
         state = {
             Health.READY: ServerState.READY,
             Health.LOADING: ServerState.LOADING,
         }.get(health, ServerState.UNREACHABLE)
-        if state is not self.state:
-            self.state = state
-            self._emit(StateChanged(state, self.profile_name, time.time()))
+        detail = ""
+        if state is ServerState.UNREACHABLE:
+            what = "cannot connect" if health is Health.DOWN else "not healthy"
+            detail = f"{what}: {reason}; retrying every {retry_s:g} s"
+        if state is not self.state or detail != self._detail:  # the first probe too: no
+            self.state, self._detail = state, detail  # detail before it, one after
+            self._emit(StateChanged(state, self.profile_name, time.time(), detail))
             if state is ServerState.READY:
                 self._emit(Ready(self.profile_name, self.url, None, 0.0))
         return state
@@ -85,7 +115,7 @@ class AttachedServer:
             while True:
                 heard = time.monotonic() - self._alive_at < quiet_s  # ticks every 1-4 s
                 if not (heard and self.state is ServerState.READY):
-                    await self.check(client)
+                    await self.check(client, interval_s)
                     heard = False
                 self._poke.clear()
                 with contextlib.suppress(TimeoutError):

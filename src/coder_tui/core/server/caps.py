@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import signal
 import subprocess
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from coder_tui.core.config.flags import BY_KEY, PORT, SPELLINGS
 from coder_tui.core.errors import ServerError
+from coder_tui.core.sanitize import decode_output, sanitize_line, show_path
 
 _FLAG_RE = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
 _FLASH_ATTN = BY_KEY["flash_attn"]
@@ -68,11 +72,57 @@ def parse_help(help_text: str, version_text: str) -> ServerCaps:
 
 
 def _version_line(text: str) -> str:
-    for line in text.splitlines():
+    for line in text.split("\n"):  # not splitlines: U+2028 in a version is shown, not a break
         if line.startswith("version:"):
-            return "version " + line.split(":", 1)[1].strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[0] if lines else "unknown version"
+            return sanitize_line("version " + line.split(":", 1)[1].strip())[:200]
+    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+    return sanitize_line(lines[0])[:200] if lines else "unknown version"
+
+
+_OUTPUT_CAP_BYTES = 1 << 20
+"""More than any real ``--help`` prints (about 40 KiB): the rest of a runaway output is unread."""
+
+
+def _run(binary: Path, flag: str, timeout_s: float) -> str:
+    """What ``binary flag`` printed (stdout and stderr), decoded tolerantly.
+
+    The program runs in its own session so that, when it hangs, the whole process group (any
+    child it started included) is killed, not just the program; its output goes to a temporary
+    file so a runaway writer costs at most ``_OUTPUT_CAP_BYTES`` of memory.
+    """
+    with tempfile.TemporaryFile() as out:
+        try:
+            proc = subprocess.Popen(  # noqa: S603 (argv list, no shell; the configured binary)
+                [str(binary), flag],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            reason = sanitize_line(exc.strerror or str(exc)).lower()
+            raise ServerError(
+                f"{show_path(binary)}: cannot run it to read its options: {reason}"
+            ) from None
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise ServerError(
+                f"{show_path(binary)}: {flag} did not finish within {timeout_s:g} s; "
+                "is it a llama-server?"
+            ) from None
+        finally:
+            _kill_group(proc)  # a child it left behind in its group goes too
+        out.seek(0)
+        return decode_output(out.read(_OUTPUT_CAP_BYTES))
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
 
 
 _memo: dict[tuple[str, int, int], ServerCaps] = {}
@@ -91,24 +141,17 @@ def probe(binary: Path, cache_dir: Path | None = None, timeout_s: float = 30.0) 
     if cached is not None:
         _memo[key] = cached
         return cached
-    try:
-        help_out = subprocess.run(  # noqa: S603 (argv list, no shell; the configured binary)
-            [str(binary), "--help"], capture_output=True, text=True, timeout=timeout_s, check=False
-        )
-        ver_out = subprocess.run(  # noqa: S603 (argv list, no shell; the configured binary)
-            [str(binary), "--version"],
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ServerError(f"{binary}: cannot run it to read its options: {exc}") from None
-    help_text = help_out.stdout + help_out.stderr
+    help_text = _run(binary, "--help", timeout_s)
     if PORT.spellings[0] not in help_text:
-        last = (help_out.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ServerError(f"{binary}: --help did not list llama-server options ({last})")
-    caps = parse_help(help_text, ver_out.stdout + ver_out.stderr)
+        last = (help_text.strip().splitlines() or ["no output"])[-1]
+        if "\ufffd" in help_text:  # not text: quoting it would only show noise
+            last = "its output is not text"
+        raise ServerError(
+            f"{show_path(binary)}: --help did not list llama-server options "
+            f"({sanitize_line(last[:200])})"
+        )
+    version_text = _run(binary, "--version", timeout_s)
+    caps = parse_help(help_text, version_text)
     _memo[key] = caps
     _write_cache(cache_file, key, caps)
     return caps

@@ -23,6 +23,9 @@ class StateChanged:
     state: ServerState
     profile: str | None
     at: float
+    detail: str = ""
+    """Why, where it says more than the state (an attached server that cannot be reached: the
+    connection error and when it is tried again)."""
 
 
 @dataclass(frozen=True)

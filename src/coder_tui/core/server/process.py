@@ -19,7 +19,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 from coder_tui.core.config.loader import Profile, ServerSettings
 from coder_tui.core.connections import server_http
@@ -38,6 +37,7 @@ from coder_tui.core.server.events import (
 )
 from coder_tui.core.server.exitreason import explain_exit
 from coder_tui.core.server.health import NotReady, wait_ready
+from coder_tui.core.server.log_sink import LogSink
 from coder_tui.core.server.ownership import (
     PortLock,
     RunRecord,
@@ -113,7 +113,7 @@ class ServerManager:
         self._proc: asyncio.subprocess.Process | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._drains: list[asyncio.Task[None]] = []
-        self._log_file: IO[str] | None = None
+        self._sink = LogSink(self.log_lines, self._log_line, lambda text: self._redact(text))
         self._stopping = False
         self._lock = asyncio.Lock()
         self._redact = Redactor()
@@ -336,19 +336,19 @@ class ServerManager:
 
     # -- background tasks ----------------------------------------------------------------------
     async def _drain(self, stream: asyncio.StreamReader, name: str) -> None:
+        sink = self._sink
         while True:
             try:
-                raw = await stream.readline()
+                # Wake at least once a second so a count of lines not shown is not held back.
+                raw = await asyncio.wait_for(stream.readline(), timeout=1.0)
+            except asyncio.TimeoutError:
+                sink.flush_dropped()
+                continue
             except ValueError:  # a line longer than the limit: take what is there
                 raw = await stream.read(1 << 20)
             if not raw:
                 return
-            text = self._redact(raw.decode("utf-8", "replace").rstrip("\r\n"))
-            self.log_lines.append(text)
-            if self._log_file is not None:
-                with contextlib.suppress(OSError, ValueError):
-                    self._log_file.write(text + "\n")
-            self._emit(LogLine(text, name, time.time()))
+            sink.line(raw, name)
 
     async def _watch(self, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()
@@ -379,18 +379,12 @@ class ServerManager:
 
     # -- log file ------------------------------------------------------------------------------
     def _open_log(self, profile_name: str) -> None:
-        self._close_log()
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        try:
-            self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.log_path = self.log_dir / f"{stamp}-{profile_name}.log"
-            self._log_file = open(self.log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
-        except OSError:
-            self.log_path = None
-            self._log_file = None
+        self._sink.open(self.log_dir / f"{stamp}-{profile_name}.log")
+        self.log_path = self._sink.path
 
     def _close_log(self) -> None:
-        if self._log_file is not None:
-            with contextlib.suppress(OSError):
-                self._log_file.close()
-            self._log_file = None
+        self._sink.close()
+
+    def _log_line(self, text: str, source: str) -> None:
+        self._emit(LogLine(text, source, time.time()))

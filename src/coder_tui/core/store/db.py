@@ -1,10 +1,18 @@
 """The history database's file and connection: made private, opened, migrated, one lock around it.
 
 Owns creating the file (0600, folders 0700) without ever closing a descriptor of it, the
-connection's settings, forward migration with a backup first, and the two ways in: ``_read``
-and ``_write`` (a ``BEGIN IMMEDIATE`` transaction whose failure is a ``HistoryWriteError``).
-What is read and written is ``store.py``'s (conversations, reading messages) and
-``store_messages.py``'s (saving prompts and streamed replies); the tables are ``store_schema.py``'s.
+connection's settings, forward migration with a backup first, and the ways in: ``_read``,
+``_write`` (a ``BEGIN IMMEDIATE`` transaction whose failure is a ``HistoryWriteError``) and
+``_transact`` (one transaction as a function, so it can run again elsewhere).
+What is read and written is ``history.py``'s (conversations, reading messages), ``messages.py``'s
+(saving prompts and streamed replies) and ``turns.py``'s (edit, delete, alternatives, owners);
+the tables are ``schema.py``'s.
+
+Degrading (``degrade=True``, the app's store): when the file cannot be written (read-only, full,
+locked past the busy timeout) or read (damaged), the store copies what it can read into an
+in-memory database and goes on there: nothing the user typed or the model wrote is dropped, the
+chat goes on unsaved, and ``trouble`` (one line, also handed to ``on_trouble``) says why. A strict
+store (the default, tests and tools) raises ``HistoryWriteError`` instead.
 
 Many writers: WAL mode, a 5 s busy timeout, and every write in ``BEGIN IMMEDIATE`` (a deferred
 transaction that reads and then writes can fail at once with "database is locked" in WAL mode
@@ -22,9 +30,13 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from coder_tui.core.errors import UserError
 from coder_tui.core.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+T = TypeVar("T")
+UNSAVED_HINT = "the chat goes on unsaved, in memory (Ctrl+L, then e, exports it)"
 
 
 class HistoryWriteError(UserError, sqlite3.OperationalError):
@@ -110,16 +122,106 @@ def _why(exc: BaseException, busy_timeout_s: float) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
+def is_damaged(exc: BaseException) -> bool:
+    """The file is not a database, or a damaged one (not a lock, a full disk or a read-only file)."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.DatabaseError) and (
+        "not a database" in text or "malformed" in text or "corrupt" in text
+    )
+
+
 class HistoryDatabase:
     """The connection to the database at ``path``, created and migrated on open."""
 
-    def __init__(self, path: Path, *, busy_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout_s: float = 5.0,
+        degrade: bool = False,
+        memory: bool = False,
+    ) -> None:
         self.path = path
         self.busy_timeout_s = busy_timeout_s
+        self.degrade = degrade
+        self.trouble: str | None = None
+        """Why the history is not being saved (one line), ``None`` while it is."""
+        self.on_trouble: Callable[[str], None] | None = None
+        """Told ``trouble`` when the store starts to work in memory (set by the UI)."""
+        self.notices: list[str] = []
+        """What the user should read about how the file was opened (one line each)."""
         self._lock = threading.RLock()
-        self._db = open_private_db(
-            path, self._adopt, busy_timeout_s=busy_timeout_s, check_same_thread=False
-        )
+        if memory:  # nothing on disk (the file cannot be used at all)
+            self._db = self._memory_copy(None)
+            return
+        try:
+            self._db = open_private_db(
+                path, self._adopt, busy_timeout_s=busy_timeout_s, check_same_thread=False
+            )
+            if degrade:
+                self._probe()
+        except (sqlite3.DatabaseError, OSError) as exc:
+            if not degrade or is_damaged(exc):
+                raise
+            self._db = self._memory_copy(f"file:{path}?mode=ro")
+            self._in_trouble(f"cannot open chat history {path}: {_why(exc, busy_timeout_s)}")
+
+    @property
+    def saving(self) -> bool:
+        """Whether writes reach the file (False: the store works in memory, ``trouble`` says why)."""
+        return self.trouble is None
+
+    def _probe(self) -> None:
+        """A few cheap reads that fail at once on a damaged file (not a whole ``quick_check``,
+        which reads every page of a big history)."""
+        try:
+            self._db.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+            self._db.execute("SELECT max(updated_at) FROM conversations").fetchone()
+            self._db.execute("SELECT id FROM messages WHERE status = 'streaming'").fetchall()
+            self._db.execute("SELECT id FROM messages ORDER BY id DESC LIMIT 1").fetchall()
+        except sqlite3.DatabaseError:
+            self._db.close()
+            raise
+
+    def _memory_copy(self, source: str | sqlite3.Connection | None) -> sqlite3.Connection:
+        """An in-memory database holding what ``source`` (a URI or a connection) still reads; an
+        empty migrated one when nothing can be read (or ``source`` is ``None``)."""
+        mem = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        try:
+            if isinstance(source, str):
+                src = sqlite3.connect(source, uri=True, timeout=0.5)
+                try:
+                    src.backup(mem)
+                finally:
+                    src.close()
+            elif source is not None:
+                source.backup(mem)
+        except sqlite3.Error:
+            mem.close()
+            mem = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        mem.execute("PRAGMA foreign_keys = ON")
+        version = int(mem.execute("PRAGMA user_version").fetchone()[0])
+        if version < SCHEMA_VERSION:
+            mem.execute("BEGIN")
+            for migrate in MIGRATIONS[version:]:
+                migrate(mem)
+            mem.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+            mem.execute("COMMIT")
+        return mem
+
+    def _to_memory(self, why: str) -> None:
+        """Go on in memory from what the file holds now (see the module's docstring)."""
+        with self._lock:
+            mem = self._memory_copy(self._db)
+            old, self._db = self._db, mem
+            with contextlib.suppress(sqlite3.Error):
+                old.close()
+            self._in_trouble(why)
+
+    def _in_trouble(self, why: str) -> None:
+        self.trouble = f"{why}; {UNSAVED_HINT}"
+        if self.on_trouble is not None:
+            self.on_trouble(self.trouble)
 
     def _adopt(self, db: sqlite3.Connection) -> None:
         """The new connection is this store's; migrate it (``open_private_db``'s last step)."""
@@ -171,7 +273,33 @@ class HistoryDatabase:
 
     def _read(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         with self._lock:
-            return list(self._db.execute(sql, args).fetchall())
+            try:
+                return list(self._db.execute(sql, args).fetchall())
+            except sqlite3.DatabaseError as exc:
+                if not self.degrade or self.trouble is not None or not is_damaged(exc):
+                    raise
+                first = str(exc).splitlines()[0]
+                self._to_memory(f"chat history {self.path} is damaged ({first})")
+                return list(self._db.execute(sql, args).fetchall())
+
+    def _transact(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` in one write transaction. A degrading store whose file fails goes on in
+        memory and runs ``fn`` there (see the module's docstring)."""
+        with self._lock:
+            try:
+                with self._write() as db:
+                    return fn(db)
+            except HistoryWriteError as exc:
+                if not self.degrade or self.trouble is not None:
+                    raise
+                self._to_memory(str(exc))
+            except sqlite3.DatabaseError as exc:
+                if not self.degrade or self.trouble is not None or not is_damaged(exc):
+                    raise
+                first = str(exc).splitlines()[0]
+                self._to_memory(f"chat history {self.path} is damaged ({first})")
+            with self._write() as db:
+                return fn(db)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

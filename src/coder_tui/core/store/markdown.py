@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from coder_tui.core.sanitize import sanitize, sanitize_line
 from coder_tui.core.store.schema import Conversation, StoredMessage
 
 
@@ -16,16 +17,19 @@ def conversation_markdown(conv: Conversation, messages: Sequence[StoredMessage])
     """Title, then each message with role, profile, model and numbers; the content as it is
     (it is Markdown already)."""
     created = time.strftime("%Y-%m-%d %H:%M", time.localtime(conv.created_at))
-    parts = [f"# {conv.title or 'Conversation'}", "", f"_Exported from coder-tui; {created}_"]
+    title = sanitize_line(conv.title or "Conversation")
+    parts = [f"# {title}", "", f"_Exported from coder-tui; {created}_"]
     if conv.system_prompt:
         parts += ["", "## System prompt", "", conv.system_prompt]
     for msg in messages:
         head = [msg.role.capitalize()]
-        head += [x for x in (msg.profile, msg.model) if x]
+        head += [sanitize_line(x) for x in (msg.profile, msg.model) if x]
         parts += ["", f"## {' · '.join(head)}", "", msg.content]
         if msg.role == "assistant":
             parts += ["", f"_{stats_line(msg)}_"]
-    return "\n".join(parts) + "\n"
+    # Model text goes out as it is (Markdown) but never with escapes or bidi controls in it:
+    # the file is read with cat and less as often as in an editor.
+    return sanitize("\n".join(parts) + "\n")
 
 
 def stats_line(msg: StoredMessage) -> str:

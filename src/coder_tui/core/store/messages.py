@@ -5,19 +5,23 @@ text so far; the caller decides how often, about once a second), ``finish_reply`
 status and numbers) and ``mark_interrupted`` (at start, a reply left ``streaming`` by a crash or
 kill becomes ``interrupted``, its partial text kept). A reply whose write failed is kept in
 memory (``unsaved``) and written again by ``flush`` or by the next write of the same reply, so
-the caller loses nothing by carrying on. The connection and transactions are ``store_db.py``'s;
-conversations and reading messages back are ``store.py``'s.
+the caller loses nothing by carrying on (a degrading store goes on in memory instead,
+``db.py``). A write into a conversation that another coder-tui has open is refused with
+``ConversationTaken`` (owners are ``turns.py``'s). The connection and transactions are
+``db.py``'s; conversations and reading messages back are ``history.py``'s.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import cast
 
-from coder_tui.core.store.db import HistoryDatabase, HistoryWriteError
+from coder_tui.core.store.db import HistoryWriteError
+from coder_tui.core.store.owners import Owners
 from coder_tui.core.store.schema import INTERRUPTED_NOTE, MessageStatus, Role, StoredMessage
 
 
@@ -35,12 +39,19 @@ def _is_finish(call: functools.partial[None]) -> bool:
     return getattr(call.func, "__name__", "") == "_finish"
 
 
-class MessageWrites(HistoryDatabase):
-    """The message writes of a ``HistoryStore`` (its base: one connection, one lock)."""
+class MessageWrites(Owners):
+    """The message writes of a ``HistoryStore`` (its base: one connection, one lock, owners)."""
 
-    def __init__(self, path: Path, *, busy_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout_s: float = 5.0,
+        degrade: bool = False,
+        memory: bool = False,
+    ) -> None:
         self._unsaved: dict[int, functools.partial[None]] = {}
-        super().__init__(path, busy_timeout_s=busy_timeout_s)
+        super().__init__(path, busy_timeout_s=busy_timeout_s, degrade=degrade, memory=memory)
 
     # -- unsaved replies --------------------------------------------------------------------------
 
@@ -81,14 +92,29 @@ class MessageWrites(HistoryDatabase):
         status: MessageStatus,
         profile: str | None,
         model: str | None,
+        quant: str | None = None,
+        replacing: int | None = None,
     ) -> StoredMessage:
         now = time.time()
-        with self._write() as db:
+
+        def insert(db: sqlite3.Connection) -> int:
+            self._check_owner(db, conv_id)
             cur = db.execute(
                 "INSERT INTO messages (conversation_id, role, content, status, profile, model, "
-                "created_at, updated_at, writer_pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (conv_id, role, content, status, profile, model, now, now, os.getpid()),
+                "created_at, updated_at, writer_pid, quant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (conv_id, role, content, status, profile, model, now, now, os.getpid(), quant),
             )
+            msg_id = cast(int, cur.lastrowid)
+            slot = msg_id
+            if replacing is not None:  # a new answer in the slot of the reply it replaces
+                row = db.execute(
+                    "SELECT slot FROM messages WHERE id = ? AND conversation_id = ?",
+                    (replacing, conv_id),
+                ).fetchone()
+                if row is not None:
+                    slot = int(row[0])
+                    db.execute("UPDATE messages SET active = 0 WHERE slot = ?", (slot,))
+            db.execute("UPDATE messages SET slot = ?, active = 1 WHERE id = ?", (slot, msg_id))
             db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conv_id))
             if role == "user":
                 title = content.strip().splitlines()[0][:60] if content.strip() else ""
@@ -96,8 +122,12 @@ class MessageWrites(HistoryDatabase):
                     "UPDATE conversations SET title = ? WHERE id = ? AND title = ''",
                     (title, conv_id),
                 )
-        msg_id = cast(int, cur.lastrowid)
-        return StoredMessage(msg_id, conv_id, role, content, status, profile, model, now, now)
+            return msg_id
+
+        msg_id = self._transact(insert)
+        return StoredMessage(
+            msg_id, conv_id, role, content, status, profile, model, now, now, quant=quant
+        )
 
     def add_user_message(
         self, conv_id: int, text: str, profile: str | None = None
@@ -105,9 +135,20 @@ class MessageWrites(HistoryDatabase):
         """Save the prompt; call it before sending the request."""
         return self._insert(conv_id, "user", text, "complete", profile, None)
 
-    def begin_reply(self, conv_id: int, profile: str | None, model: str | None) -> int:
-        """An empty assistant reply with status ``streaming``; returns its id."""
-        return self._insert(conv_id, "assistant", "", "streaming", profile, model).id
+    def begin_reply(
+        self,
+        conv_id: int,
+        profile: str | None,
+        model: str | None,
+        *,
+        quant: str | None = None,
+        replacing: int | None = None,
+    ) -> int:
+        """An empty assistant reply with status ``streaming``; returns its id. ``replacing``: the
+        id of a reply this one answers again (that one is kept, as an alternative)."""
+        return self._insert(
+            conv_id, "assistant", "", "streaming", profile, model, quant, replacing
+        ).id
 
     def update_reply(self, msg_id: int, content: str) -> None:
         """Save the reply's text so far (the whole text, not a delta).
@@ -116,11 +157,12 @@ class MessageWrites(HistoryDatabase):
         self._keeping(msg_id, functools.partial(self._update, msg_id, content))
 
     def _update(self, msg_id: int, content: str) -> None:
-        with self._write() as db:
-            db.execute(
+        self._transact(
+            lambda db: db.execute(
                 "UPDATE messages SET content = ?, updated_at = ? WHERE id = ?",
                 (content, time.time(), msg_id),
             )
+        )
 
     def finish_reply(
         self,
@@ -170,7 +212,8 @@ class MessageWrites(HistoryDatabase):
         error: str | None,
     ) -> None:
         now = time.time()
-        with self._write() as db:
+
+        def finish(db: sqlite3.Connection) -> None:
             db.execute(
                 "UPDATE messages SET content = ?, status = ?, updated_at = ?, prompt_tokens = ?, "
                 "completion_tokens = ?, ttft_s = ?, prompt_per_second = ?, "
@@ -195,13 +238,16 @@ class MessageWrites(HistoryDatabase):
                 (now, msg_id),
             )
 
+        self._transact(finish)
+
     def mark_interrupted(self) -> int:
         """At startup: replies still ``streaming`` whose writer is gone become ``interrupted``
         (their partial text kept); returns how many. A reply another running coder-tui is
         streaming right now is left alone; one written under this process's own id is from an
         earlier process that had the same id (containers reuse ids), so it is marked too."""
         me = os.getpid()
-        with self._write() as db:
+
+        def mark(db: sqlite3.Connection) -> int:
             rows = db.execute(
                 "SELECT id, writer_pid FROM messages WHERE status = 'streaming'"
             ).fetchall()
@@ -215,4 +261,6 @@ class MessageWrites(HistoryDatabase):
                 "WHERE id = ? AND status = 'streaming'",
                 [(INTERRUPTED_NOTE, msg_id) for (msg_id,) in stale],
             )
-        return len(stale)
+            return len(stale)
+
+        return self._transact(mark)

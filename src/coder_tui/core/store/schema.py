@@ -2,7 +2,7 @@
 
 Owns what the tables look like and how an older file is brought forward (``MIGRATIONS``: entry i
 takes version i to i + 1; append, never edit). Opening, locking and running them are
-``store_db.py``'s; every query is ``store.py``'s or ``store_messages.py``'s.
+``db.py``'s; every query is ``history.py``'s, ``messages.py``'s, ``turns.py``'s or ``search.py``'s.
 """
 
 from __future__ import annotations
@@ -35,11 +35,38 @@ def status_for_end(end_status: str) -> MessageStatus:
 
 @dataclass(frozen=True)
 class Conversation:
+    """A conversation and its own settings (``None``: the ``[chat]`` config's value is used)."""
+
     id: int
     title: str
     created_at: float
     updated_at: float
     system_prompt: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class ConversationSettings:
+    """What a conversation asks the model with; ``None``: the ``[chat]`` config's value."""
+
+    system_prompt: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+
+
+def settings_of(conv: Conversation) -> ConversationSettings:
+    return ConversationSettings(conv.system_prompt, conv.temperature, conv.top_p, conv.max_tokens)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The coder-tui instance that has a conversation open (``pid``, started at ``started``)."""
+
+    pid: int
+    started: float
 
 
 @dataclass(frozen=True)
@@ -62,6 +89,12 @@ class StoredMessage:
     predicted_per_second: float | None = None
     finish_reason: str | None = None
     error: str | None = None
+    quant: str | None = None
+    """The quant type of the model that wrote a reply (from its file name)."""
+    alternative: int = 1
+    """Which of its answers this reply is (1-based, in the order they were made) ..."""
+    alternatives: int = 1
+    """... of how many (a regenerated reply keeps the earlier ones as alternatives)."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +160,64 @@ def _v2(db: sqlite3.Connection) -> None:
     )
 
 
+def _v3(db: sqlite3.Connection) -> None:
+    """Per-conversation settings and owner, a reply's quant and alternatives, full-text search.
+
+    ``slot``: the position of a message (its own id; a regenerated reply takes the slot of the
+    one it answers again); ``active``: the alternative shown and sent (one per slot). The FTS5
+    tables keep their own copy of each message's first 100,000 characters (a 12 MB reply indexed
+    whole took 1.4 s to store and far longer to search, for words that are mostly code), indexed
+    when a message stops streaming (not every second)."""
+    for column in ("temperature REAL", "top_p REAL", "max_tokens INTEGER"):
+        db.execute(f"ALTER TABLE conversations ADD COLUMN {column}")
+    for column in ("owner_pid INTEGER", "owner_started REAL", "owner_token TEXT"):
+        db.execute(f"ALTER TABLE conversations ADD COLUMN {column}")
+    db.execute("ALTER TABLE messages ADD COLUMN quant TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN slot INTEGER")
+    db.execute("ALTER TABLE messages ADD COLUMN active INTEGER NOT NULL DEFAULT 1")
+    db.execute("UPDATE messages SET slot = id")
+    db.execute("CREATE INDEX messages_by_slot ON messages (slot)")
+    db.execute("CREATE VIRTUAL TABLE messages_fts USING fts5(content)")
+    db.execute("CREATE VIRTUAL TABLE titles_fts USING fts5(title)")
+    db.execute(
+        "INSERT INTO messages_fts (rowid, content) "
+        "SELECT id, substr(content, 1, 100000) FROM messages WHERE status != 'streaming'"
+    )
+    db.execute("INSERT INTO titles_fts (rowid, title) SELECT id, title FROM conversations")
+    db.execute(
+        """CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages
+        WHEN new.status != 'streaming' BEGIN
+            INSERT INTO messages_fts (rowid, content)
+            VALUES (new.id, substr(new.content, 1, 100000)); END"""
+    )
+    db.execute(
+        """CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, status ON messages
+        WHEN new.status != 'streaming' BEGIN
+            DELETE FROM messages_fts WHERE rowid = old.id;
+            INSERT INTO messages_fts (rowid, content)
+            VALUES (new.id, substr(new.content, 1, 100000)); END"""
+    )
+    db.execute(
+        """CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+            DELETE FROM messages_fts WHERE rowid = old.id; END"""
+    )
+    db.execute(
+        """CREATE TRIGGER titles_fts_insert AFTER INSERT ON conversations BEGIN
+            INSERT INTO titles_fts (rowid, title) VALUES (new.id, new.title); END"""
+    )
+    db.execute(
+        """CREATE TRIGGER titles_fts_update AFTER UPDATE OF title ON conversations BEGIN
+            DELETE FROM titles_fts WHERE rowid = old.id;
+            INSERT INTO titles_fts (rowid, title) VALUES (new.id, new.title); END"""
+    )
+    db.execute(
+        """CREATE TRIGGER titles_fts_delete AFTER DELETE ON conversations BEGIN
+            DELETE FROM titles_fts WHERE rowid = old.id;
+            DELETE FROM messages_fts WHERE rowid IN
+                (SELECT id FROM messages WHERE conversation_id = old.id); END"""
+    )
+
+
 # Forward migrations: entry i takes the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3)
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -5,17 +5,21 @@ Owns ``FitRequest`` (the card, context, cache types, batch sizes, slots, margin,
 fit, fastest first) and ``parse_size``/``parse_rate``. Placements are ``-ngl N --n-cpu-moe K``
 pairs and, as fine as llama.cpp's own ``--fit``, the same with part of layer K's experts kept on
 the GPU by ``-ot`` rules (``blk\\.K\\.ffn_down_exps=CPU``: its gate and up on the GPU, its down
-in RAM). The KV cache, recurrent state and compute buffer are ``gguf/memory.py``'s; which settings
-llama.cpp refuses is ``valid.py``'s; the speed model is ``speed.py``'s; llama.cpp's placement
-rules (``-ngl N`` counts the output layer first, ``--n-cpu-moe N`` keeps the experts of layers
-``< N`` in RAM) are ``metrics/moe.py``'s, whose docstring cites the source: this module applies the
-same rules layer by layer (``tests/core/test_fit.py`` checks both agree). Running
-``llama-fit-params`` and writing profiles are ``llama_fit.py``'s.
+in RAM), and the experts of the LAST layers in RAM instead of the first (``-ot`` rules, as
+llama.cpp's fit places them), whose CUDA compute buffer is smaller (``gguf/memory.py``
+``gpu_compute_bytes``). The KV cache, recurrent state and compute buffer are
+``gguf/memory.py``'s; which settings llama.cpp refuses is ``valid.py``'s; the speed model is
+``speed.py``'s; llama.cpp's placement rules (``-ngl N`` counts the output layer first,
+``--n-cpu-moe N`` keeps the experts of layers ``< N`` in RAM) are ``metrics/moe.py``'s, whose
+docstring cites the source: this module applies the same rules layer by layer
+(``tests/core/test_fit.py`` checks both agree). Running ``llama-fit-params`` and writing profiles
+are ``llama_fit.py``'s.
 
 Predicted VRAM of a placement = weights on the GPU (every tensor of the GPU layers but the experts
 kept in RAM, plus ``output.weight`` and ``output_norm`` when ``-ngl >= 1``; the token embedding
 stays in RAM; an MTP block's tensors are not loaded unless ``mtp``) + the KV cache and recurrent
-state of the GPU layers + the compute buffer + what the CUDA runtime holds besides
+state of the GPU layers + the CUDA compute buffer (``gpu_compute_bytes``, or llama-fit-params'
+estimate per placement kind in ``gpu_compute_source``) + what the CUDA runtime holds besides
 (``overhead_bytes``, measured as NVML's peak process VRAM after generating minus llama.cpp's
 buffers). It fits when that plus ``margin_bytes`` is at most the card's VRAM.
 
@@ -37,6 +41,7 @@ from coder_tui.core.gguf.memory import (
     ComputeEstimate,
     KvCells,
     compute_buffer,
+    gpu_compute_bytes,
     kv_bytes_per_cell,
     kv_cells,
     kv_layers,
@@ -110,6 +115,17 @@ class FitRequest:
     """Calibrated on measured runs: ranks the options by its prediction instead of the roofline."""
     partial_layers: bool = True
     """Also offer placements that keep part of one layer's experts on the GPU (``-ot``)."""
+    tail_layers: bool = True
+    """Also offer placements that keep the experts of the last layers in RAM (``-ot``)."""
+    gpu_compute_source: tuple[tuple[str, int], ...] = ()
+    """(placement kind, CUDA compute bytes) from ``llama-fit-params``; empty: the model."""
+
+    def compute_for(self, compute: ComputeEstimate, kind: str, *, op_offload: bool = True) -> int:
+        """The CUDA compute buffer of a placement of ``kind`` (``gguf/memory.py``)."""
+        given = dict(self.gpu_compute_source)
+        if kind in given:
+            return given[kind]
+        return gpu_compute_bytes(compute, kind, op_offload=op_offload)
 
 
 @dataclass(frozen=True)
@@ -140,6 +156,12 @@ class FitOption:
     splits: int = 0
     predicted_tokens_per_s: float | None = None
     """The calibrated prediction (``None`` without a speed model)."""
+    tail_start: int = 0
+    """``> 0``: the experts of layers ``tail_start`` to ``tail_end - 1`` are in RAM (and
+    ``cpu_parts`` are those of layer ``tail_start - 1``) instead of the first layers'."""
+    tail_end: int = 0
+    kind: str = "gpu"
+    """Where its RAM weights are, for the CUDA compute buffer (``gguf/memory.py`` kinds)."""
 
     @property
     def vram_bytes(self) -> int:
@@ -157,16 +179,21 @@ class FitOption:
         return self.predicted_tokens_per_s or self.tokens_per_s or 0.0
 
     def overrides(self) -> tuple[str, ...]:
-        """The ``-ot`` rules of a partial placement."""
-        if not self.cpu_parts:
-            return ()
-        return (rf"blk\.{self.n_cpu_moe}\.ffn_({'|'.join(self.cpu_parts)})_exps=CPU",)
+        """The ``-ot`` rules of a partial or a last-layers placement."""
+        rules = []
+        if self.tail_start < self.tail_end:
+            layers = "|".join(str(i) for i in range(self.tail_start, self.tail_end))
+            rules.append(rf"blk\.({layers})\.ffn_(gate|up|down|gate_up)_exps=CPU")
+        if self.cpu_parts:
+            il = self.tail_start - 1 if self.tail_start else self.n_cpu_moe
+            rules.append(rf"blk\.{il}\.ffn_({'|'.join(self.cpu_parts)})_exps=CPU")
+        return tuple(rules)
 
     def flags(self) -> list[str]:
         """The llama-server flags for this placement (``-ot`` before ``--n-cpu-moe``, as the
         profile-flag table orders them)."""
         cpu_moe = flag_args("n_cpu_moe", self.n_cpu_moe) if self.n_cpu_moe else []
-        ot = flag_args("override_tensor", self.overrides()) if self.cpu_parts else []
+        ot = flag_args("override_tensor", self.overrides()) if self.overrides() else []
         return [*flag_args("n_gpu_layers", self.n_gpu_layers), *ot, *cpu_moe]
 
     def label(self) -> str:
@@ -202,10 +229,17 @@ class FitReport:
     def best(self) -> FitOption | None:
         return self.options[0] if self.options else None
 
-    def find(self, n_gpu_layers: int, n_cpu_moe: int, cpu_parts: tuple[str, ...] = ()) -> FitOption:
+    def find(
+        self,
+        n_gpu_layers: int,
+        n_cpu_moe: int,
+        cpu_parts: tuple[str, ...] = (),
+        tail_start: int = 0,
+    ) -> FitOption:
         """The option for these flags (fitting or not)."""
+        want = (n_gpu_layers, n_cpu_moe, cpu_parts, tail_start)
         for o in self.all_options:
-            if (o.n_gpu_layers, o.n_cpu_moe, o.cpu_parts) == (n_gpu_layers, n_cpu_moe, cpu_parts):
+            if (o.n_gpu_layers, o.n_cpu_moe, o.cpu_parts, o.tail_start) == want:
                 return o
         raise UserError(f"no placement -ngl {n_gpu_layers} --n-cpu-moe {n_cpu_moe} {cpu_parts}")
 
@@ -243,6 +277,16 @@ def advise(layout: GgufLayout, req: FitRequest) -> FitReport:
             for parts in PARTIAL_SETS if partial else ():
                 if all(p in layers[cut].experts for p in parts):
                     options.append(_option(req, layers, ngl, start, cut, parts, compute, outside))
+    trunk = layout.n_layer_trunk
+    for first in range(trunk, 0, -1) if has_experts and req.tail_layers else ():
+        tail = (first, trunk)  # first == trunk: only part of the last layer's experts in RAM
+        if first < trunk:
+            options.append(_option(req, layers, n_layer + 1, 0, 0, (), compute, outside, tail))
+        for parts in PARTIAL_SETS if req.partial_layers else ():
+            if all(p in layers[first - 1].experts for p in parts):
+                options.append(
+                    _option(req, layers, n_layer + 1, 0, 0, parts, compute, outside, tail)
+                )
     fitting = sorted(
         (o for o in options if o.fits),
         key=lambda o: (-o.rank_tokens_per_s, o.vram_bytes, -o.n_gpu_layers),
@@ -290,8 +334,16 @@ def _option(
     cpu_parts: tuple[str, ...],
     compute: ComputeEstimate,
     outside: tuple[int, int, int],
+    tail: tuple[int, int] = (0, 0),
 ) -> FitOption:
     out_bytes, embd_stored, embd_token = outside
+    tail_start, tail_end = tail
+
+    def in_ram(i: int, part: str) -> bool:
+        if tail_start:
+            return tail_start <= i < tail_end or (i == tail_start - 1 and part in cpu_parts)
+        return i < cut or (i == cut and part in cpu_parts)
+
     w_vram = w_ram = kv_vram = kv_ram = rs_vram = rs_ram = gpu_experts = 0
     tok_vram = tok_ram = splits = 0
     prev_gpu = False  # the input layer (embedding) is on the CPU
@@ -304,16 +356,17 @@ def _option(
             rs_vram += layer.rs
             splits += 0 if prev_gpu else 1
             prev_gpu = True
+            ram_here = False
             for part, (stored, token) in layer.experts.items():
-                if i < cut or (i == cut and part in cpu_parts):
+                if in_ram(i, part):
                     w_ram += stored
                     tok_ram += token
+                    ram_here = True
                 else:
                     w_vram += stored
                     gpu_experts += stored
                     tok_vram += token
-            if i < cut or (i == cut and cpu_parts):
-                splits += 2 if layer.experts else 0  # to the CPU's experts and back
+            splits += 2 if ram_here else 0  # to the CPU's experts and back
         else:
             w_ram += layer.non_expert + layer.expert_bytes
             tok_ram += layer.non_expert_token + layer.expert_token + kv_read
@@ -332,7 +385,15 @@ def _option(
     w_ram += embd_stored
     tok_ram += embd_token
     traffic = Traffic(tok_ram, tok_vram, splits)
-    vram = w_vram + kv_vram + rs_vram + compute.total_bytes + req.overhead_bytes
+    if start > 0:
+        kind = "cpu_layers"
+    elif tail_start:
+        first = tail_start - 1 if cpu_parts else tail_start
+        kind = "tail" if first >= tail_end - tail_end // 4 else "head"  # memory.placement_kind
+    else:
+        kind = "head" if cut > 0 or cpu_parts else "gpu"
+    gpu_compute = req.compute_for(compute, kind)
+    vram = w_vram + kv_vram + rs_vram + gpu_compute + req.overhead_bytes
     return FitOption(
         n_gpu_layers=ngl,
         n_cpu_moe=cut if cut > start or cpu_parts else 0,
@@ -340,7 +401,7 @@ def _option(
         output_on_gpu=output_on_gpu,
         weights_vram_bytes=w_vram,
         kv_vram_bytes=kv_vram,
-        compute_bytes=compute.total_bytes,
+        compute_bytes=gpu_compute,
         overhead_bytes=req.overhead_bytes,
         weights_ram_bytes=w_ram,
         kv_ram_bytes=kv_ram,
@@ -356,6 +417,9 @@ def _option(
         cpu_parts=cpu_parts,
         splits=splits,
         predicted_tokens_per_s=req.speed.tokens_per_s(traffic) if req.speed else None,
+        tail_start=tail_start,
+        tail_end=tail_end,
+        kind=kind,
     )
 
 

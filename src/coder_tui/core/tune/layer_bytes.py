@@ -59,6 +59,7 @@ def layer_bytes(layout: GgufLayout, req: FitRequest, kv_cell: int) -> list[Layer
         slots(req.parallel),
         req.draft_max if req.mtp and layout.nextn_layers else 0,
         req.swa_full,
+        req.mtp and bool(layout.nextn_layers),
     )
     context = context_bytes_by_layer(layout, plan)
     kv_idx = set(kv_layers(layout))

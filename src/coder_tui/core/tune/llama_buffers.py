@@ -5,7 +5,7 @@ until it has logged its compute buffer and is listening (or exits, or the timeou
 it, and returns the load log's buffers (``gguf/buffer_log.py``) with the log itself. This is how
 the memory model is checked term by term against the real thing (tests, the GPU scripts) without
 generating a token. A model of tens of GB loads as a sparse memory map in a few seconds when its
-weights are zeros (``gguf/shape_model.py``). ``llama-fit-params``, llama.cpp's other answer, is
+weights are zeros (``demo/shape_model.py``). ``llama-fit-params``, llama.cpp's other answer, is
 ``llama_fit.py``'s.
 """
 

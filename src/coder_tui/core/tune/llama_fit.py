@@ -10,6 +10,7 @@ the flags' spellings are the profile-flag table's (``config/flags.py``).
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -118,6 +119,40 @@ def run_fit_params(
     return FitParamsAnswer(fitted_args=fitted or out.strip() or None, estimate=estimate)
 
 
+def compute_by_kind(
+    binary: Path, model: Path, req: FitRequest, n_layer: int, *, timeout_s: float = 30.0
+) -> tuple[tuple[str, int], ...]:
+    """llama-fit-params' CUDA0 compute estimate for one placement of each kind of
+    ``gguf/memory.py``'s ``PLACEMENT_KINDS`` (``n_layer``: the trunk's layers), as
+    ``FitRequest.gpu_compute_source`` takes it; kinds it could not answer are left out (the model
+    stands in for them)."""
+    full = str(n_layer + 1)
+    last = "|".join(str(il) for il in range(n_layer - 4, n_layer))
+    probes = {
+        "gpu": ["-ngl", full],
+        "head": ["-ngl", full, "--n-cpu-moe", "2"],
+        "tail": ["-ngl", full, "-ot", rf"blk\.({last})\.ffn_(gate|up|down|gate_up)_exps=CPU"],
+        "cpu_layers": ["-ngl", str(max(n_layer - 1, 1))],
+    }
+    out = []
+    for kind, flags in probes.items():
+        found = compute_of(binary, model, req, flags, timeout_s=timeout_s)
+        if found is not None:
+            out.append((kind, found))
+    return tuple(out)
+
+
+def compute_of(
+    binary: Path, model: Path, req: FitRequest, flags: Sequence[str], *, timeout_s: float = 30.0
+) -> int | None:
+    """llama-fit-params' CUDA0 compute buffer estimate (bytes) for the placement ``flags``;
+    ``None`` without a GPU device in its answer."""
+    argv = [str(binary), *_common_args(model, req), *flags, "--fit-print", "on"]
+    printed, _ = _run(argv, timeout_s)
+    gpu = [e for e in parse_estimate(printed or "") if not e.device.lower().startswith("host")]
+    return gpu[0].compute_mib << 20 if gpu else None
+
+
 def fitted_placement(answer: FitParamsAnswer) -> list[str]:
     """The placement flags of llama-fit-params' answer (``-ngl``, ``-ot``, ...; no ``-c``)."""
     if not answer.fitted_args:
@@ -136,6 +171,35 @@ def fitted_placement(answer: FitParamsAnswer) -> list[str]:
         else:
             out.append(w)
     return out
+
+
+_FIT_SET_RE = re.compile(
+    r"set ngl_per_device\[0\]\.\(n_layer, n_part(?:, overflow_type)?\)=\((\d+), (\d+)(?:, (\w+))?\)"
+)
+_FRACTION_PATTERNS = {
+    "ATTN": r"blk\.{il}\.ffn_(gate|up|gate_up|down).*",
+    "UP": r"blk\.{il}\.ffn_(gate|gate_up|down).*",
+    "GATE": r"blk\.{il}\.ffn_down.*",
+    "MOE": r"blk\.{il}\.ffn_(up|down|gate_up|gate)_(ch|)exps",
+}
+"""llama.cpp's ``get_overflow_pattern`` (``common/fit.cpp``) per layer fraction."""
+
+
+def placement_from_fit_log(text: str) -> list[str]:
+    """The placement llama-server's own ``--fit`` chose, from its log (one device): the last
+    ``set ngl_per_device[0].(n_layer, n_part[, overflow_type])=(...)`` line, as ``-ngl``/``-ot``
+    flags: the ``n_part`` last layers keep their experts in RAM, the first of them only the part
+    its overflow type names. A standalone ``llama-fit-params`` can answer differently, as it sees
+    the free memory before the server's CUDA context takes its share. Empty when not found."""
+    found = _FIT_SET_RE.findall(text)
+    if not found:
+        return []
+    n_layer, n_part, kind = int(found[-1][0]), int(found[-1][1]), found[-1][2] or "MOE"
+    rules = []
+    for k, il in enumerate(range(n_layer - n_part, n_layer)):
+        pattern = _FRACTION_PATTERNS.get(kind if k == 0 else "MOE", _FRACTION_PATTERNS["MOE"])
+        rules.append(pattern.format(il=il) + "=CPU")
+    return ["-ngl", str(n_layer), *(["-ot", ",".join(rules)] if rules else [])]
 
 
 def profile_table(

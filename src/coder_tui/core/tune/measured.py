@@ -28,6 +28,7 @@ from coder_tui.core.gguf.memory import (
     compute_buffer,
     context_bytes_by_layer,
     kv_cells,
+    placement_kind,
     slots,
 )
 from coder_tui.core.metrics import moe
@@ -177,4 +178,6 @@ def vram_for_args(layout: GgufLayout, req: FitRequest, args: Sequence[str]) -> i
         flash_attn=req.flash_attn,
         n_seq_max=plan.n_seq_max,
     )
-    return weights + context + compute.total_bytes + req.overhead_bytes
+    kind = placement_kind(layout.n_layer_trunk, gpu, set(p.cpu_expert_layers))
+    gpu_compute = req.compute_for(compute, kind, op_offload=p.op_offload)
+    return weights + context + gpu_compute + req.overhead_bytes

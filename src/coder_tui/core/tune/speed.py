@@ -25,9 +25,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-RAM_BW_PRIOR_SHARE = 0.5
+RAM_BW_PRIOR_SHARE = 0.3
 """Effective read bandwidth of CPU-resident experts as a share of the measured copy bandwidth
-(which counts bytes read and written) before any run says otherwise."""
+(which counts bytes read and written) before any run says otherwise. Decode reads each routed
+expert's rows in small slices (10 of 512 experts, about 0.3 MB a matrix for Qwen3-Coder-Next at
+IQ2_XXS) spread over the threads, far from a streaming copy: on the H100 host the fit over five
+placements gave 25.2 GB/s effective against 81.7 GB/s copy (0.31; docs/gpu-validation.md). It was
+0.5, which put the CPU experts' cost into the fixed term when one run calibrated the model."""
 VRAM_BW_PRIOR_SHARE = 0.7
 
 

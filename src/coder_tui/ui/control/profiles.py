@@ -104,11 +104,15 @@ class ProfileSwitch:
     async def _open_picker(self, current: Profile | None) -> None:
         profiles = self.config.profiles
         infos = {n: await asyncio.to_thread(profile_info, p) for n, p in profiles.items()}
-        speeds = {n: self.store.last_speed(n) if self.store else None for n in profiles}
+        store = self.store
+        speeds = {  # keyed by name and model file: never another config's profile of that name
+            n: store.last_speed(n, p.model.name) if store else None for n, p in profiles.items()
+        }
         screen = ProfilesScreen(profiles, infos, current, speeds, self.load_times)
-        self.app.push_screen(screen, self._confirm)
+        self.app.push_screen(screen, self.confirm)
 
-    def _confirm(self, name: str | None) -> None:
+    def confirm(self, name: str | None) -> None:
+        """Ask whether to swap to profile ``name`` (showing what changes), then swap."""
         if name is None:
             return
         if self.chat_busy():

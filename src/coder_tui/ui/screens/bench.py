@@ -4,29 +4,32 @@ Runs ``core.bench.BenchRun`` through the App's own server manager (it owns the p
 loaded in turn (A B A B ...), then the profile that served before is started again. Esc stops the
 run and keeps what finished. The result is the same Markdown report the CLI prints, and it is
 saved in the history database like a CLI run.
+
+The form starts with the CLI's defaults (``types.DEFAULT_*``) and with Run focused (Enter runs;
+Enter in any field runs too); check boxes show their state with a mark, not only a colour
+(``widgets/marked.py``). Opened again, the screen shows the newest stored bench run until a new
+one finishes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import (
     Button,
-    Checkbox,
-    Footer,
     Input,
     Label,
     Markdown,
     ProgressBar,
-    SelectionList,
     Static,
 )
 
@@ -34,23 +37,48 @@ from coder_tui.core.bench import report
 from coder_tui.core.bench.prompts import parse_categories, select_prompts
 from coder_tui.core.bench.runner import BenchRun, Finished, Loading, Measured, ServerBackend
 from coder_tui.core.bench.store import BenchStore
-from coder_tui.core.bench.types import BenchResult, Settings
+from coder_tui.core.bench.types import (
+    DEFAULT_FIXED_LENGTH,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_PROMPTS_PER_CATEGORY,
+    DEFAULT_RUNS,
+    BenchResult,
+    Settings,
+)
 from coder_tui.core.config.loader import Config, Profile
 from coder_tui.core.errors import UserError
 from coder_tui.core.paths import app_paths
 from coder_tui.core.server.process import ServerManager
+from coder_tui.ui.screens.serving_view import ServingView
+from coder_tui.ui.widgets.key_footer import KeyFooter
+from coder_tui.ui.widgets.marked import MarkedCheckbox, MarkedSelectionList
+
+COMPARE_CATEGORY = "compare"
+"""Compare mode's runs share the store (``compare_store``); the bench screen skips them."""
 
 
-class BenchScreen(Screen[None]):
+def latest_bench(db_path: Path) -> BenchResult | None:
+    """The newest stored bench run that is not a compare, or ``None``."""
+    if not db_path.exists():
+        return None
+    with BenchStore(db_path) as store:
+        for summary in store.runs(20):
+            result = store.load(summary.run_id)
+            if result.settings.categories != (COMPARE_CATEGORY,):
+                return result
+    return None
+
+
+class BenchScreen(ServingView):
     """Choose profiles, runs and length; run; read the seed-style table."""
 
     DEFAULT_CSS = """
     BenchScreen #setup { height: auto; padding: 0 1; }
-    BenchScreen SelectionList { height: auto; max-height: 6; width: 30; }
-    BenchScreen #options { height: auto; width: 1fr; padding: 0 1; }
+    BenchScreen SelectionList { height: auto; max-height: 6; width: 1fr; max-width: 30; }
+    BenchScreen #options { height: auto; width: 2fr; padding: 0 1; }
     BenchScreen #options > Horizontal { height: 1; }
     BenchScreen #options Input { width: 8; }
-    BenchScreen #categories { width: 1fr; }
+    BenchScreen #options #categories { width: 1fr; }
     BenchScreen #status { height: 1; padding: 0 1; color: $text-muted; }
     BenchScreen #progress { display: none; }
     BenchScreen.-running #progress { display: block; }
@@ -78,33 +106,59 @@ class BenchScreen(Screen[None]):
         names = list(self.config.profiles)
         current = self.manager.profile_name
         chosen = {current, next((n for n in names if n != current), None)}
+        yield self.serving_bar()
         with Horizontal(id="setup"):
-            yield SelectionList[str](
+            yield MarkedSelectionList(
                 *[(n, n, n in chosen) for n in names], id="profiles", compact=True
             )
             with Vertical(id="options"):
                 with Horizontal():
                     yield Label("runs ")
-                    yield Input("2", id="runs", type="integer", compact=True)
+                    yield Input(str(DEFAULT_RUNS), id="runs", type="integer", compact=True)
                     yield Label("  max tokens ")
-                    yield Input("64", id="max-tokens", type="integer", compact=True)
+                    yield Input(
+                        str(DEFAULT_MAX_TOKENS), id="max-tokens", type="integer", compact=True
+                    )
                 with Horizontal():
                     yield Label("categories ")
-                    yield Input("coding,writing", id="categories", compact=True)
-                yield Checkbox("fixed length (equal work)", True, id="fixed", compact=True)
+                    yield Input(
+                        ",".join(parse_categories(None, self.config.bench.prompts)),
+                        id="categories",
+                        compact=True,
+                    )
+                yield MarkedCheckbox(
+                    "fixed length (equal work)", DEFAULT_FIXED_LENGTH, id="fixed", compact=True
+                )
                 yield Button("Run", id="run", variant="primary", compact=True)
         yield ProgressBar(id="progress", show_eta=True)
         yield Static("", id="status", markup=False)
         with VerticalScroll(id="report"):
             yield Markdown("", id="report-md")
-        yield Footer(compact=True)
+        yield KeyFooter()
+
+    def on_mount(self) -> None:
+        self.query_one("#run", Button).focus()
+        self._show_last()
+
+    @work(group="bench-last", exit_on_error=False)
+    async def _show_last(self) -> None:
+        last = await asyncio.to_thread(latest_bench, app_paths().history_db)
+        if last is not None and self.result is None and self.bench is None:
+            await self.query_one("#report-md", Markdown).update(report.markdown(last))
+            self.query_one("#status", Static).update(
+                f"last run #{last.run_id}: {len(last.samples)} requests (Enter runs a new one)"
+            )
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "run" and self.bench is None:
             self.start()
 
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if self.bench is None:
+            self.start()
+
     def start(self) -> None:
-        names = list(self.query_one("#profiles", SelectionList).selected)
+        names = list(self.query_one("#profiles", MarkedSelectionList).selected)
         if not names:
             self.notify("select at least one profile", severity="warning")
             return
@@ -114,13 +168,15 @@ class BenchScreen(Screen[None]):
         except UserError as exc:
             self.notify(str(exc), severity="error")
             return
-        prompts = select_prompts(categories, 1, user)
+        prompts = select_prompts(categories, DEFAULT_PROMPTS_PER_CATEGORY, user)
         settings = Settings(
-            runs=max(1, int(self.query_one("#runs", Input).value or "1")),
+            runs=max(1, int(self.query_one("#runs", Input).value or str(DEFAULT_RUNS))),
             categories=categories,
             prompt_ids=tuple(p.id for p in prompts),
-            max_tokens=max(1, int(self.query_one("#max-tokens", Input).value or "64")),
-            fixed_length=self.query_one("#fixed", Checkbox).value,
+            max_tokens=max(
+                1, int(self.query_one("#max-tokens", Input).value or str(DEFAULT_MAX_TOKENS))
+            ),
+            fixed_length=self.query_one("#fixed", MarkedCheckbox).value,
         )
         profiles: Mapping[str, Profile] = self.config.profiles
         paths = app_paths()

@@ -3,6 +3,11 @@
 The screen is handed the swapper and the server manager (services stay the App's); its worker
 iterates ``core.compare.run_compare`` and renders what comes: progress, each run, the result table
 with deltas, and the unified diff of the two replies (``d``). ``e`` exports Markdown.
+
+The setup takes three rows at any width (the prompt; A and B; runs, fixed length and Run), so Run
+is on screen at 80x24, Enter in the prompt runs, and Tab goes from the prompt through A, B and the
+options to Run; below ``NARROW`` columns the replies stack A over B.
+Requests use the bench's settings (``types.DEFAULT_*``: fixed length by default).
 """
 
 from __future__ import annotations
@@ -16,8 +21,16 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Input, Label, Markdown, Select, Static
+from textual.events import Resize
+from textual.widgets import (
+    Button,
+    DataTable,
+    Input,
+    Label,
+    Markdown,
+    Select,
+    Static,
+)
 
 from coder_tui.core.atomic import write_text_atomic
 from coder_tui.core.bench.compare import (
@@ -32,10 +45,15 @@ from coder_tui.core.bench.compare import (
     unified_diff,
 )
 from coder_tui.core.bench.compare_store import as_bench_result, save_compare
+from coder_tui.core.bench.types import DEFAULT_FIXED_LENGTH, DEFAULT_MAX_TOKENS
 from coder_tui.core.config.loader import Profile
 from coder_tui.core.paths import app_paths
+from coder_tui.core.sanitize import sanitize
 from coder_tui.core.server.process import ServerManager
 from coder_tui.core.server.swap import Swapper, SwapResult
+from coder_tui.ui.screens.serving_view import ServingView
+from coder_tui.ui.widgets.key_footer import KeyFooter
+from coder_tui.ui.widgets.marked import MarkedCheckbox
 
 
 def _num(value: float | None) -> str:
@@ -46,19 +64,26 @@ def _with_spread(s: Stat) -> str:
     return _num(s.mean) + (f" ± {s.stdev:.2f}" if s.n > 1 and s.stdev is not None else "")
 
 
-class CompareScreen(Screen[None]):
+NARROW = 100
+"""Below this many columns the two replies stack (A over B) instead of standing side by side."""
+
+
+class CompareScreen(ServingView):
     """Pick A, B, a prompt and a repeat count; run; read the replies and the deltas."""
 
     DEFAULT_CSS = """
     CompareScreen #setup { height: auto; padding: 0 1; }
     CompareScreen #setup > Horizontal { height: 1; }
-    CompareScreen #setup Select { width: 28; }
-    CompareScreen #setup #repeats { width: 10; }
+    CompareScreen #setup Select { width: 1fr; max-width: 40; }
+    CompareScreen #setup #repeats { width: 6; }
+    CompareScreen #setup #fixed { margin: 0 2; }
     CompareScreen #prompt-in { width: 1fr; }
-    CompareScreen #status { height: 1; padding: 0 1; color: $text-muted; }
+    CompareScreen #status { height: auto; padding: 0 1; color: $text-muted; }
     CompareScreen #numbers { height: auto; max-height: 8; }
     CompareScreen #replies { height: 1fr; }
     CompareScreen #replies > VerticalScroll { width: 1fr; border: round $panel-lighten-2; }
+    CompareScreen.-stacked #replies { layout: vertical; }
+    CompareScreen.-stacked #replies > VerticalScroll { width: 1fr; height: 1fr; }
     CompareScreen #diff { display: none; height: 1fr; border: round $accent; }
     CompareScreen.-diff #diff { display: block; }
     CompareScreen.-diff #replies { display: none; }
@@ -77,7 +102,7 @@ class CompareScreen(Screen[None]):
         *,
         prompt: str = "",
         on_swap: Callable[[SwapResult], None] | None = None,
-        max_tokens: int = 256,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> None:
         super().__init__()
         self.profiles = profiles
@@ -94,8 +119,16 @@ class CompareScreen(Screen[None]):
         current = self.manager.profile_name or (names[0] if names else None)
         other = next((n for n in names if n != current), current)
         options = [(n, n) for n in names]
+        yield self.serving_bar()
         with Vertical(id="setup"):
-            with Horizontal():
+            # The prompt first: Enter runs from it, and Tab goes on to A, B, runs and Run.
+            yield Input(
+                self.initial_prompt,
+                placeholder="prompt (Enter runs)",
+                id="prompt-in",
+                compact=True,
+            )
+            with Horizontal(id="pick"):
                 yield Label("A ")
                 yield Select(
                     options, value=current or Select.BLANK, id="a", allow_blank=False, compact=True
@@ -104,10 +137,16 @@ class CompareScreen(Screen[None]):
                 yield Select(
                     options, value=other or Select.BLANK, id="b", allow_blank=False, compact=True
                 )
-                yield Label(" runs ")
+            with Horizontal(id="options"):
+                yield Label("runs ")
                 yield Input("1", id="repeats", type="integer", compact=True)
+                yield MarkedCheckbox(
+                    f"fixed length ({self.max_tokens} tokens)",
+                    DEFAULT_FIXED_LENGTH,
+                    id="fixed",
+                    compact=True,
+                )
                 yield Button("Run", id="run", variant="primary", compact=True)
-            yield Input(self.initial_prompt, placeholder="prompt", id="prompt-in", compact=True)
         yield Static("", id="status", markup=False)
         yield DataTable(id="numbers", cursor_type="none")
         with Horizontal(id="replies"):
@@ -117,11 +156,15 @@ class CompareScreen(Screen[None]):
                 yield Markdown("", id="reply-b")
         with VerticalScroll(id="diff"):
             yield Static("", id="diff-text", markup=False)
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("metric", "A", "B", "delta")
         self.query_one("#prompt-in", Input).focus()
+        self.set_class(self.size.width < NARROW, "-stacked")
+
+    def on_resize(self, event: Resize) -> None:
+        self.set_class(event.size.width < NARROW, "-stacked")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "run":
@@ -139,10 +182,11 @@ class CompareScreen(Screen[None]):
             self.notify("choose two profiles and write a prompt", severity="warning")
             return
         repeats = max(1, min(20, int(repeats_text)))
-        self._run(self.profiles[a], self.profiles[b], prompt, repeats)
+        fixed = self.query_one("#fixed", MarkedCheckbox).value
+        self._run(self.profiles[a], self.profiles[b], prompt, repeats, fixed)
 
     @work(exclusive=True, group="compare", exit_on_error=False)
-    async def _run(self, a: Profile, b: Profile, prompt: str, repeats: int) -> None:
+    async def _run(self, a: Profile, b: Profile, prompt: str, repeats: int, fixed: bool) -> None:
         status = self.query_one("#status", Static)
         for md in (self.query_one("#reply-a", Markdown), self.query_one("#reply-b", Markdown)):
             await md.update("")
@@ -157,17 +201,18 @@ class CompareScreen(Screen[None]):
             prompt,
             repeats=repeats,
             max_tokens=self.max_tokens,
+            fixed_length=fixed,
             return_to=return_to,
             on_swap=self.on_swap,
         ):
             if isinstance(event, CompareProgress):
-                status.update(f"[{event.step}/{event.steps}] {event.message}")
+                status.update(sanitize(f"[{event.step}/{event.steps}] {event.message}"))
             elif isinstance(event, CompareRun):
                 target = "#reply-a" if event.profile == a.name else "#reply-b"
-                await self.query_one(target, Markdown).update(event.text)
+                await self.query_one(target, Markdown).update(sanitize(event.text))
             elif isinstance(event, CompareFailed):
-                status.update(event.message)
-                self.notify(event.message, severity="error")
+                status.update(sanitize(event.message))
+                self.notify(sanitize(event.message), severity="error")
             elif isinstance(event, CompareResult):
                 self.show_result(event)
                 bench = as_bench_result(
@@ -189,17 +234,12 @@ class CompareScreen(Screen[None]):
         table = self.query_one(DataTable)
         table.clear()
         for key, label in METRICS:
-            sa, sb, delta = result.stats(key)
-            table.add_row(
-                label,
-                _with_spread(sa),
-                _with_spread(sb),
-                "–" if delta is None else f"{delta:+.1f} %",
-            )
+            sa, sb, _ = result.stats(key)
+            table.add_row(label, _with_spread(sa), _with_spread(sb), result.delta_text(key))
         last_a = result.runs_a[-1].text if result.runs_a else ""
         last_b = result.runs_b[-1].text if result.runs_b else ""
         diff = unified_diff(last_a, last_b, result.a, result.b)
-        self.query_one("#diff-text", Static).update(diff or "(the replies are identical)")
+        self.query_one("#diff-text", Static).update(sanitize(diff) or "(the replies are identical)")
 
     def action_toggle_diff(self) -> None:
         self.toggle_class("-diff")

@@ -12,10 +12,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static, TextArea
+from textual.widgets import Static, TextArea
 
 from coder_tui.core.server.agent_env import env_lines
 from coder_tui.ui.serving import ServingState
+from coder_tui.ui.widgets.key_footer import KeyFooter
 
 
 class ConnectScreen(ModalScreen[None]):
@@ -40,19 +41,20 @@ class ConnectScreen(ModalScreen[None]):
         self.title_text = title
 
     @classmethod
-    def for_serving(cls, serving: ServingState) -> ConnectScreen:
-        """The lines for the served server (same as ``coder-tui env``)."""
+    def for_serving(cls, serving: ServingState, key_env: str | None = None) -> ConnectScreen:
+        """The lines for the served server (same as ``coder-tui env``); ``key_env`` is
+        ``[server] api_key_env``, the key the server checks."""
         url, profile = serving.url, serving.profile
         model = profile.model.stem if profile else None
         title = f"Connect a coding agent to {url}" + (f" ({profile.name})" if profile else "")
-        return cls(env_lines(url, model), title)
+        return cls(env_lines(url, model, key_env), title)
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(self.title_text, markup=False)
             yield TextArea("\n".join(self.lines), read_only=True, id="lines")
             yield Static("paste these into the shell of your coding agent · c copies")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def action_copy(self) -> None:
         self.app.copy_to_clipboard("\n".join(self.lines) + "\n")

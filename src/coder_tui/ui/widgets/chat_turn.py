@@ -2,9 +2,10 @@
 
 Owns ``TurnRenderer``: the prompt's message, the reply's message, its text (coalesced into about
 ten updates a second, or one every ``busy_refresh_s`` while no CPU core is idle, and drawn by
-``ReplyStream``), a quiet reply's token count (offered from the metrics sampler's ``/slots`` read
-too), the line under the finished reply and a notice when it ended badly, and the prompt's cursor
-held still while the reply leaves no core idle. What the turn does (request, pacing, saving) is
+``ReplyStream``), a quiet reply's token count, the line under the finished reply and a notice
+when it ended badly, what of the conversation the model sees (the mark where its view starts, the
+context gauge, a prompt too big for the context given back with its size), and the prompt's
+cursor held still while the reply leaves no core idle. What the turn does (request, pacing, saving) is
 the session's; the screen runs the renderer in its chat worker and keeps the conversation.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 from textual.css.query import NoMatches
@@ -21,14 +22,15 @@ from coder_tui.core.chat.coalesce import Coalescer
 from coder_tui.core.chat.events import DecodeProgress, reply_end_notice
 from coder_tui.core.chat.session import (
     ChatTurn,
+    ContextFitted,
     PaceChanged,
+    PromptRefused,
     PromptSaved,
     ReplyStarted,
     ReplyText,
     TurnEnded,
     TurnEvent,
 )
-from coder_tui.core.metrics.types import SlotSample
 from coder_tui.ui.widgets.chat_view import ChatView, reply_footer
 from coder_tui.ui.widgets.message import MessageView
 from coder_tui.ui.widgets.reply_stream import ReplyStream
@@ -38,7 +40,7 @@ def quiet_progress(event: DecodeProgress) -> str:
     """The stats line of a quiet reply while it is generated."""
     return (
         f"{event.n_decoded} tokens after {event.t_s:.0f} s · the text comes whole at the end: "
-        "no CPU core is idle, and streaming would cost the model a wake per token"
+        "no CPU core is idle, and drawing each token would take one from the model"
     )
 
 
@@ -48,7 +50,7 @@ def ended_footer(event: TurnEnded) -> str | None:
         return None
     footer = reply_footer(event.message)
     if event.quiet:
-        footer += " · asked whole (no idle CPU core at the last reply's speed)"
+        footer += " · shown whole (no idle CPU core at the last reply's speed)"
     elif event.paced:
         footer += f" · drawn every {event.busy_interval_s:g} s (no idle CPU core)"
     return footer
@@ -89,6 +91,12 @@ class TurnRenderer:
             self.show_progress(event)
         elif isinstance(event, PromptSaved):
             await self.chat.add(event.message)
+        elif isinstance(event, ContextFitted):
+            await self._show_context(event)
+        elif isinstance(event, PromptRefused):
+            self.chat.notify(event.refusal.notice, severity="error", timeout=12)
+            if event.prompt is not None and not self.chat.prompt.text:
+                self.chat.prompt.load_text(event.prompt)  # given back, to shorten or split
         elif isinstance(event, ReplyStarted):
             await self._start(event)
         elif isinstance(event, TurnEnded):
@@ -96,7 +104,18 @@ class TurnRenderer:
             footer = ended_footer(event)
             if footer is not None and self.view is not None:
                 self.view.set_stats(footer, event.status)
+            if event.context_tokens is not None:
+                self.chat.show_context(event.context_tokens, event.n_ctx)
             self._notify_end(event)
+
+    async def _show_context(self, event: ContextFitted) -> None:
+        """The gauge before the reply, the mark where the model's view starts, and one line
+        when older turns were left out of the request."""
+        plan = event.plan
+        self.chat.show_context(plan.tokens, plan.n_ctx)
+        await self.chat.mark_view_start(plan.first_kept_id)
+        if plan.notice:
+            self.chat.notify(plan.notice, timeout=8)
 
     def _notify_end(self, event: TurnEnded) -> None:
         """Say how a reply ended when it did not end well (a cancel the server ignored too)."""
@@ -107,23 +126,15 @@ class TurnRenderer:
         if notice:
             self.chat.notify(notice, severity="error", timeout=12)
 
-    def offer_slots(self, slots: Sequence[SlotSample]) -> None:
-        """The metrics sampler's ``/slots`` read: a quiet reply's new count is shown now, in the
-        same screen update as the tiles (a second update when the turn yields it a moment later
-        cost the chat about half its CPU per tick)."""
-        event = self.turn.offer_slots(slots)
-        if event is not None:
-            self.show_progress(event)
-
     def show_progress(self, event: DecodeProgress) -> None:
         """A quiet reply's token count (its line was laid out at the start: repainted in place)."""
         if self.view is not None:
             self.view.set_stats(quiet_progress(event))
 
     async def _start(self, event: ReplyStarted) -> None:
-        if event.quiet:  # asked whole because the last reply left no core idle: no blink
+        if event.quiet:  # shown whole because the last reply left no core idle: no blink
             self.chat.prompt.hold_blink("reply")
-        self.view = view = await self.chat.start_reply(event.who)
+        self.view = view = await self.chat.start_reply(event.who, event.message_id)
         # Deltas are coalesced (about 10 updates a second, a timer shows late text) and rendered
         # by ReplyStream: finished blocks go to the body once, the open block is drawn apart.
         self.reply = ReplyStream(view)
@@ -150,3 +161,5 @@ class TurnRenderer:
             await coalescer.close()
         if reply is not None:
             await reply.close()
+        if self.view is not None:
+            self.view.remove_class("-streaming")

@@ -1,6 +1,8 @@
 """One chat message: who said it, its Markdown body, and the numbers under a reply.
 
-The body is a ``ReplyMarkdown`` for every message, prompt or reply, from history or streamed.
+The body is a ``ReplyMarkdown`` for every message, prompt or reply, from history or streamed,
+drawn from ``core/chat/fold.py``'s text: huge code blocks and replies folded (Ctrl+T opens one
+whole).
 While a reply streams, ``ReplyStream`` mounts an open code fence right after the body.
 """
 
@@ -11,6 +13,7 @@ from textual.containers import Vertical
 from textual.visual import visualize
 from textual.widgets import Static
 
+from coder_tui.core.chat.fold import fold_reply
 from coder_tui.ui.widgets.reply_markdown import ReplyMarkdown
 from coder_tui.ui.widgets.row_reserve import quiet_virtual_size
 
@@ -26,7 +29,10 @@ class MessageLine(Static):
 
 
 class MessageView(Vertical):
-    """A user prompt or a model reply. The body is Markdown (code blocks highlighted)."""
+    """A user prompt or a model reply. The body is Markdown (code blocks highlighted).
+
+    While a reply streams (class ``-streaming``) it has no left bar: the rows it keeps free under
+    its text (``reply_stream``) are then blank, not a bar of empty lines."""
 
     DEFAULT_CSS = """
     MessageView { height: auto; margin: 0 0 1 0; padding: 0 1; }
@@ -34,6 +40,7 @@ class MessageView(Vertical):
     MessageView.assistant { border-left: thick $accent; }
     MessageView.interrupted, MessageView.error { border-left: thick $error; }
     MessageView.cancelled { border-left: thick $warning; }
+    MessageView.-streaming { border-left: none; padding-left: 2; }
     MessageView > .who { color: $text-muted; text-style: bold; }
     MessageView > .stats { color: $text-muted; }
     MessageView > Markdown { margin: 0; padding: 0; }
@@ -42,12 +49,22 @@ class MessageView(Vertical):
 
     virtual_size = quiet_virtual_size()  # a message never scrolls: a resize needs one layout
 
-    def __init__(self, role: str, text: str = "", *, who: str = "", stats: str = "") -> None:
+    def __init__(
+        self,
+        role: str,
+        text: str = "",
+        *,
+        who: str = "",
+        stats: str = "",
+        message_id: int | None = None,
+    ) -> None:
         super().__init__(classes=role)
         self.role = role
+        self.message_id = message_id
+        """The stored message shown (``None``: not stored, or not known here)."""
         self._who = who or role
         self._stats = stats
-        self._body = ReplyMarkdown(text)
+        self._body = ReplyMarkdown(fold_reply(text).text)  # a huge reply costs what it shows
 
     def compose(self) -> ComposeResult:
         yield MessageLine(self._who, classes="who", markup=False)

@@ -13,6 +13,11 @@ reply. ``ReplyStream`` keeps that one case apart:
 
 So the finished reply is the body's real Markdown render, as a reply loaded from history is.
 
+A reply past ``LONG_LINES`` lines or ``LONG_CHARS`` characters stops growing the body: its newest
+lines go to a ``ReplyTail`` (``reply_tail``), and at the end the body is drawn from
+``core/chat/fold.py``'s folded text, as a reply from history is: the cost of each update is the
+rows on screen, and the finished reply's that of its folded text, whatever the reply's size.
+
 Each update should cost one small repaint, not a layout of the screen (see ``row_reserve``): the
 open block (the body's last paragraph, or the fence's open lines) holds spare rows under its text
 (``hold``), so that most updates repaint it alone; the reply as a whole keeps some empty rows
@@ -26,10 +31,17 @@ from __future__ import annotations
 
 from textual.widget import Widget
 
+from coder_tui.core.chat.fold import REPLY_HEAD, fold_reply
 from coder_tui.ui.widgets.message import MessageView
 from coder_tui.ui.widgets.reply_markdown import ReplyMarkdown
+from coder_tui.ui.widgets.reply_tail import ReplyTail
 from coder_tui.ui.widgets.row_reserve import GrowingStatic
 from coder_tui.ui.widgets.streaming_fence import Fence, StreamingFence, fence_opening
+
+LONG_LINES = REPLY_HEAD
+"""Lines of a reply drawn as they come; past them only its newest lines are (``ReplyTail``)."""
+LONG_CHARS = 64 * 1024
+"""The same in characters (a few huge lines)."""
 
 
 class ReplyStream:
@@ -50,10 +62,26 @@ class ReplyStream:
         self._fence_view: StreamingFence | None = None
         self._held: GrowingStatic | None = None
         """The body's open block while it holds spare rows."""
+        self._parts: list[str] = []
+        """The whole reply so far (drawn folded at the end once it is long)."""
+        self._lines = 0
+        self._long: ReplyTail | None = None
+        """The newest lines of a reply too long to draw whole (``None``: drawn whole)."""
 
     async def write(self, text: str) -> None:
         """Show ``text``, the next part of the reply."""
         if not text:
+            return
+        self._parts.append(text)
+        self._lines += text.count("\n")
+        self.shown += len(text)
+        if self._long is None and (self._lines > LONG_LINES or self.shown > LONG_CHARS):
+            await self._go_long(text)
+            self._wake()
+            return
+        if self._long is not None:
+            self._long.add(text)
+            self._wake()
             return
         self._tail += text
         with self.view.app.batch_update():
@@ -62,15 +90,33 @@ class ReplyStream:
             await self._show_fence()
             self._hold_open_block()
             self._reserve(new_blocks=self._blocks() != before)
-        self.shown += len(text)
         self._wake()
+
+    async def _go_long(self, text: str) -> None:
+        """The reply is too long to draw whole: what is drawn stays, the rest goes to a tail
+        that shows its newest lines (what was held apart, an open fence, included)."""
+        pending = self._tail + text
+        self._tail = ""
+        self._fence = None
+        with self.view.app.batch_update():
+            await self._drop_fence()
+            self._hold_open_block(done=True)
+            before = self._lines - pending.count("\n")
+            self._long = ReplyTail(max(3, self._transcript_height() // 2), before)
+            await self.view.mount(self._long, after=self.body)
+            self._long.add(pending)
+            self.view.styles.min_height = None
 
     async def close(self) -> None:
         """The reply ended: everything joins the body and the fence view goes."""
         with self.view.app.batch_update():
-            if self._tail:
+            if self._long is not None:
+                await self._long.remove()
+                self._long = None
+                await self.body.update(fold_reply("".join(self._parts)).text)
+            elif self._tail:
                 await self.body.append(self._tail)
-                self._tail = ""
+            self._tail = ""
             self._fence = None
             await self._drop_fence()
             self._hold_open_block(done=True)

@@ -1,12 +1,16 @@
-"""A tile's one-row history, drawn cheaply: block characters in a few shades, as one ``Strip``.
+"""A tile's history graph, drawn cheaply: bars of block characters, any number of rows high, as
+``Strip``s, with an axis row saying the time span and the scale (btop-like).
+
+Time runs left to right and ends at now on the right edge: the graph always spans the history's
+whole window (``span`` samples), so a graph that has seen 30 s of a 10-minute window is blank on
+the left; unknown samples (``None``) are blank columns, and a graph with no data is blank, never a
+row of bars. Bars scale from 0 to ``ceiling`` (a percentage's 100, a memory's total) or else to the
+data's maximum, which the axis row names. Each column is its bucket's maximum.
 
 Textual's ``Sparkline`` blends a color for every bar and yields one segment per bar through a Rich
-renderable. Profiled on the GPU host while the F4 dashboard watched a model that had every core,
-18 % of the app's CPU time went to ``Sparkline.__rich_console__`` and 11 % to ``blend_colors``.
-``sparkline_strip`` draws the same bars (each bucket's maximum, scaled between the data's minimum
-and maximum, Textual's ``▁``-``█``) in ``SHADES`` steps between the same two colors, a run of one
-shade as one segment. ``MetricTile`` (``tile.py``) keeps the strip until its data, width or colors
-change.
+renderable (18 % of the app's CPU time on the F4 dashboard, profiled on the GPU host); here a row
+is a few segments in ``SHADES`` steps between two colors. ``MetricTile`` (``tile.py``) keeps the
+strips until its data, size or colors change.
 """
 
 from __future__ import annotations
@@ -18,43 +22,81 @@ from rich.style import Style
 from textual.color import Color
 from textual.strip import Strip
 
-BARS = "▁▂▃▄▅▆▇█"
+BARS = " ▁▂▃▄▅▆▇█"
+"""Eighths of a cell, from empty to full."""
 SHADES = 4
 
 
-def bar_levels(data: Sequence[float], width: int) -> list[int]:
-    """Bar heights 0-7 for ``width`` columns: each column is its bucket's maximum, scaled between
-    the data's minimum and maximum (a flat series sits at the bottom)."""
-    if width <= 0 or not data:
+def columns(data: Sequence[float | None], width: int, span: int) -> list[float | None]:
+    """``width`` values for the last ``span`` samples ending at now (``data``'s end): each the
+    maximum of its bucket, ``None`` where the bucket holds no known sample (before the data
+    started, or a gap)."""
+    if width <= 0:
         return []
-    if len(data) == 1:
-        return [len(BARS) - 1] * width  # one sample: a full bar, as Textual's Sparkline draws it
-    low, high = min(data), max(data)
-    extent = (high - low) or 1.0
-    n = len(data)
-    levels = []
+    span = max(span, len(data), 1)
+    pad: list[float | None] = [None] * (span - len(data))
+    window = pad + list(data[-span:])
+    out: list[float | None] = []
     for col in range(width):
-        start = col * n // width
-        end = max((col + 1) * n // width, start + 1)
-        peak = max(data[start:end]) if start < n else data[-1]
-        levels.append(min(len(BARS) - 1, int((peak - low) / extent * (len(BARS) - 1))))
-    return levels
+        start = col * span // width
+        end = max((col + 1) * span // width, start + 1)
+        known = [v for v in window[start:end] if v is not None]
+        out.append(max(known) if known else None)
+    return out
 
 
-def sparkline_strip(data: Sequence[float], width: int, low: Color, high: Color) -> Strip:
-    """One row of bars for ``data`` in ``width`` cells, shaded from ``low`` to ``high``."""
-    shades = [Style(color=low.blend(high, i / (SHADES - 1)).rich_color) for i in range(SHADES)]
-    levels = bar_levels(data, width) or [0] * width
-    segments: list[Segment] = []
-    run: list[str] = []
-    run_shade = -1
-    for level in levels:
-        shade = level * (SHADES - 1) // (len(BARS) - 1) if data else 0
-        if shade != run_shade and run:
-            segments.append(Segment("".join(run), shades[run_shade]))
-            run = []
-        run_shade = shade
-        run.append(BARS[level])
-    if run:
-        segments.append(Segment("".join(run), shades[run_shade]))
-    return Strip(segments, width)
+def scale_top(data: Sequence[float | None], ceiling: float | None) -> float:
+    """The value a full column stands for: ``ceiling`` (or the data's maximum if higher, as a
+    process using more than one core), else the data's maximum."""
+    known = [v for v in data if v is not None]
+    peak = max(known) if known else 0.0
+    if ceiling:
+        return max(ceiling, peak)
+    return peak if peak > 0 else 1.0
+
+
+def bar_rows(values: Sequence[float | None], rows: int, top: float) -> list[list[int]]:
+    """Per row (top first), per column, how many eighths of the cell are filled (0-8)."""
+    if rows <= 0:
+        return []
+    grid = [[0] * len(values) for _ in range(rows)]
+    for col, v in enumerate(values):
+        if v is None or v <= 0:
+            continue
+        eighths = max(1, round(min(v, top) / top * rows * 8))
+        for r in range(rows):
+            filled = eighths - (rows - 1 - r) * 8
+            grid[r][col] = max(0, min(8, filled))
+    return grid
+
+
+def graph_strips(
+    values: Sequence[float | None], width: int, rows: int, low: Color, high: Color, top: float
+) -> list[Strip]:
+    """``rows`` strips of bars for ``values`` (already one per column), shaded from ``low`` (the
+    bottom row) to ``high`` (the top)."""
+    styles = [Style(color=low.blend(high, i / (SHADES - 1)).rich_color) for i in range(SHADES)]
+    out = []
+    for r, levels in enumerate(bar_rows(values, rows, top)):
+        shade = (
+            styles[(rows - 1 - r) * (SHADES - 1) // max(1, rows - 1)] if rows > 1 else styles[-1]
+        )
+        out.append(
+            Strip([Segment("".join(BARS[e] for e in levels), shade)], width).extend_cell_length(
+                width
+            )
+        )
+    return out
+
+
+def axis_text(span_s: float, scale: str, width: int) -> str:
+    """The row under a graph: how far back it reaches on the left, the scale, ``now`` on the
+    right (``-10m ─── 0–21.8 t/s ─── now``), cut to fit ``width``."""
+    back = f"-{span_s / 60:.0f}m" if span_s >= 60 else f"-{span_s:.0f}s"
+    middle = f" {scale} " if scale else "─"
+    fill = width - len(back) - len(middle) - len("now")
+    if fill < 2:
+        short = f"{back} {scale}".strip()
+        return short[:width].ljust(width)
+    left = fill // 2
+    return back + "─" * left + middle + "─" * (fill - left) + "now"
