@@ -138,7 +138,9 @@ def test_draft_mtp_adds_the_mtp_cache_and_rollback_snapshots(tmp_path: Path) -> 
     mtp = read_layout(write_shape_model(tmp_path / "m.gguf", shape, RECIPES["Q8_0"], mtp=True)[0])
     req = FitRequest(vram_bytes=64 << 30, ctx=8192, ram_bandwidth_bytes_per_s=5e10)
     plain, draft = advise(mtp, req), advise(mtp, replace(req, mtp=True))
-    full = next(o for o in plain.options if (o.n_gpu_layers, o.n_cpu_moe, o.cpu_parts) == (6, 0, ()))
+    full = next(
+        o for o in plain.options if (o.n_gpu_layers, o.n_cpu_moe, o.cpu_parts) == (6, 0, ())
+    )
     with_mtp = draft.find(6, 0)
     block = sum(t.n_bytes for t in mtp.tensors if mtp.is_mtp_tensor(t.name))
     assert with_mtp.weights_vram_bytes == full.weights_vram_bytes + block
