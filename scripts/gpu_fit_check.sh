@@ -113,7 +113,7 @@ else
   ARGS=(--vram 4GiB --threads 2 --ctx 16384 --batch 512 --ubatch 512 --tokens 16 --repeats 2)
 fi
 
-left=$(( START + 585 - $(date +%s) ))
+left=$(( START + ${BUDGET_S:-585} - $(date +%s) ))  # BUDGET_S: the device call's limit, less a margin
 echo "== checks with $left s left"
 PYTHONUNBUFFERED=1 timeout $(( left > 60 ? left - 20 : 40 )) python3 scripts/gpu_fit_check.py \
   --server "$SERVER" --fit-params "$FITP" --out "$OUT" --budget-s $(( left > 90 ? left - 60 : 30 )) \
