@@ -34,10 +34,10 @@ from pathlib import Path
 
 from chat_render import ChatPane, source_process
 from harness import table
+from harness.stand_in import stand_in_driver
 from harness.stats import percentile
 from textual import events
 from textual.driver import Driver
-from textual.drivers.headless_driver import HeadlessDriver
 
 from coder_tui.core.chat.pacing import BusyPace
 from coder_tui.core.chat.session import ChatTurn, TurnEnded
@@ -79,18 +79,7 @@ class Frames:
         return len(self.times)
 
     def driver(self) -> type[Driver]:
-        frames = self
-
-        class StandInTerminal(HeadlessDriver):
-            @property
-            def is_headless(self) -> bool:
-                return False
-
-            def write(self, data: str) -> None:
-                if data:
-                    frames.times.append(time.monotonic())
-
-        return StandInTerminal
+        return stand_in_driver(lambda data: self.times.append(time.monotonic()))
 
 
 def _rss_peak_mib() -> float:

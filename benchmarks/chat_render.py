@@ -51,12 +51,12 @@ from pathlib import Path
 from typing import Any
 
 from harness import table
+from harness.stand_in import stand_in_driver
 from harness.stats import percentile
 from sse_source import tokens_for  # the source's own token texts
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal
 from textual.driver import Driver
-from textual.drivers.headless_driver import HeadlessDriver
 from textual.widgets import Static
 
 from coder_tui.core.chat.pacing import BusyPace
@@ -129,18 +129,9 @@ class Frames:
     def driver(self) -> type[Driver]:
         """A driver that takes frames as a terminal's driver would (so Textual renders them to
         terminal bytes) and keeps them instead of writing them anywhere."""
-        frames = self
-
-        class StandInTerminal(HeadlessDriver):
-            @property
-            def is_headless(self) -> bool:
-                return False
-
-            def write(self, data: str) -> None:
-                if data:
-                    frames.writes.append((time.time(), time.process_time(), data))
-
-        return StandInTerminal
+        return stand_in_driver(
+            lambda data: self.writes.append((time.time(), time.process_time(), data))
+        )
 
     def shown(self) -> list[tuple[float, float, int]]:
         """(time, CPU time, highest token marker on screen) at each frame that showed new text."""

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.fakes.sse_frames import delta, sse
 
 import coder_tui.core.chat.session as session
 from coder_tui.core.chat.context import ContextCounter
@@ -45,19 +46,6 @@ TIMINGS = {
     "predicted_ms": 100.0,
     "predicted_per_second": 200.0,
 }
-
-
-def sse(obj: object) -> bytes:
-    return b"data: " + json.dumps(obj).encode() + b"\n\n"
-
-
-def delta(content: str | None = None, reasoning: str | None = None) -> bytes:
-    d: dict[str, Any] = {}
-    if content is not None:
-        d["content"] = content
-    if reasoning is not None:
-        d["reasoning_content"] = reasoning
-    return sse({"choices": [{"index": 0, "delta": d, "finish_reason": None}]})
 
 
 def tail() -> list[bytes]:

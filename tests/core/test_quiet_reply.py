@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.fakes.sse_frames import delta, sse
 
 from coder_tui.core.chat.client import ChatClient
 from coder_tui.core.chat.events import (
@@ -33,19 +34,6 @@ TIMINGS = {
     "predicted_ms": 400.0,
     "predicted_per_second": 10.0,
 }
-
-
-def sse(obj: object) -> bytes:
-    return b"data: " + json.dumps(obj).encode() + b"\n\n"
-
-
-def delta(content: str | None = None, reasoning: str | None = None) -> bytes:
-    d: dict[str, Any] = {}
-    if content is not None:
-        d["content"] = content
-    if reasoning is not None:
-        d["reasoning_content"] = reasoning
-    return sse({"choices": [{"index": 0, "delta": d, "finish_reason": None}]})
 
 
 TAIL = [
