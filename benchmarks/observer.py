@@ -9,7 +9,10 @@ interleaved round by round, the arms' order rotated each round, 1 s apart:
       coder-tui itself. Its home is kept across rounds and starts with one reply, so each
       measured reply follows a fast one (quiet when no core was idle, as by default);
   (d) nvitop in the same kind of terminal, if installed (said so otherwise);
-  (g) with ``--also-streamed``: (c) with every reply streamed (``[chat] quiet_above_tps = 0``).
+  (g) with ``--also-streamed``: (c) with every reply streamed (``[chat] quiet_above_tps = 0``);
+  (s) with ``--also-stream-alone``: nothing watching, the request streamed and read a second
+      apart as coder-tui reads a quiet reply: the server's own cost of streaming, apart from
+      coder-tui's.
 The watchers are started once and stopped between their turns as Ctrl+Z stops them
 (``harness/watchers.py``). Target: (b) and (c) at least 0.98 of (a), and not below nvitop (d).
 
@@ -57,6 +60,7 @@ ARMS = {
     "c": "c: chatting in a terminal (defaults)",
     "d": "d: nvitop",
     "g": "g: chatting in a terminal, every reply streamed",
+    "s": "s: nothing watching, the request streamed",
 }
 TARGET = 0.98
 
@@ -84,6 +88,7 @@ class Run:
         self.starters: dict[str, Starter] = {}
         self.homes: dict[str, AppHome] = {}
         self.seats = Seats(url, self.starters)
+        self.stream_alone = False
 
     def add_coder_tui(self, kind: str, home: AppHome, *, dashboard: bool) -> None:
         """coder-tui attached in a terminal, on its dashboard or its chat screen."""
@@ -115,6 +120,8 @@ class Run:
     def arms(self) -> dict[str, Callable[[], Awaitable[Timed]]]:
         """Arm letter -> one timed request."""
         arms: dict[str, Callable[[], Awaitable[Timed]]] = {"a": self.nothing}
+        if self.stream_alone:
+            arms["s"] = self.streamed
         for kind in self.starters:
             arms[kind] = (
                 (lambda k=kind: self.chat(k))
@@ -130,6 +137,11 @@ class Run:
         window = Window(os.getpid(), self.server_pid).start()
         speed = await generate(self.url, self.tokens)
         return self._timed(speed, window.stop(), "the request itself")
+
+    async def streamed(self) -> Timed:
+        window = Window(os.getpid(), self.server_pid).start()
+        speed = await generate(self.url, self.tokens, streamed=True)
+        return self._timed(speed, window.stop(), "the request itself, streamed")
 
     async def watched(self, kind: str) -> Timed:
         """The request while the watcher of ``kind`` runs."""
@@ -158,7 +170,7 @@ class Run:
                     raise RuntimeError(f"no reply from coder-tui: {home.last_reply()}")
                 await asyncio.sleep(0.5)
             window.stop()
-            how = "quiet (asked whole)" if home.last_run_quiet() else "streamed"
+            how = "quiet (shown whole)" if home.last_run_quiet() else "streamed"
         finally:
             await self.seats.leave(kind)
         if reply[2] is None:
@@ -173,6 +185,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> list[Round]:
     config, profile = bench_config(tmp, threads=args.threads)
     mgr = await start_server(config, profile, tmp)
     run = Run(mgr.url, mgr.pid, args.tokens)
+    run.stream_alone = args.also_stream_alone
     chat = {"max_tokens": args.tokens, "temperature": 0}
     home = AppHome(tmp / "home", config, chat=chat)
     run.add_coder_tui("b", home, dashboard=True)
@@ -285,6 +298,11 @@ def main() -> int:
         "--also-streamed",
         action="store_true",
         help="add arm (g): chatting with every reply streamed ([chat] quiet_above_tps = 0)",
+    )
+    parser.add_argument(
+        "--also-stream-alone",
+        action="store_true",
+        help="add arm (s): nothing watching, the request streamed (the server's cost of it)",
     )
     parser.add_argument(
         "--pool",

@@ -9,8 +9,11 @@ fixed-length request the observer and the dashboard guard time.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -63,8 +66,9 @@ async def start_server(config_path: Path, profile: str, tmp: Path) -> ServerMana
     return mgr
 
 
-async def generate(url: str, tokens: int) -> float:
-    """One request of exactly ``tokens`` tokens (temperature 0, no prompt cache), asked whole;
+async def generate(url: str, tokens: int, *, streamed: bool = False) -> float:
+    """One request of exactly ``tokens`` tokens (temperature 0, no prompt cache), asked whole
+    (``streamed``: streamed, its bytes read once a second as coder-tui reads a quiet reply);
     the server's own decode speed, ``timings.predicted_per_second``."""
     body = {
         "messages": [{"role": "user", "content": PROMPT}],
@@ -74,6 +78,26 @@ async def generate(url: str, tokens: int) -> float:
         "cache_prompt": False,
     }
     async with httpx.AsyncClient(timeout=300, trust_env=False) as client:
+        if streamed:
+            return await _streamed(client, f"{url}/v1/chat/completions", body)
         resp = await client.post(f"{url}/v1/chat/completions", json=body)
         resp.raise_for_status()
         return float(resp.json()["timings"]["predicted_per_second"])
+
+
+async def _streamed(client: httpx.AsyncClient, url: str, body: dict[str, object]) -> float:
+    """The request streamed, read a second apart once the buffered bytes are taken; the speed
+    from the stream's last event that has ``timings``."""
+    tail = b""
+    async with client.stream("POST", url, json={**body, "stream": True}) as resp:
+        resp.raise_for_status()
+        waited_from = time.monotonic()
+        async for data in resp.aiter_raw():
+            tail = (tail + data)[-16384:]
+            if time.monotonic() - waited_from > 0.003:  # had to wait: the buffer is drained
+                await asyncio.sleep(1.0)
+            waited_from = time.monotonic()
+    for line in reversed(tail.decode("utf-8", errors="replace").splitlines()):
+        if line.startswith("data: {") and '"timings"' in line:
+            return float(json.loads(line[6:])["timings"]["predicted_per_second"])
+    raise RuntimeError(f"no timings in the stream's end: {tail[-300:]!r}")

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from tests.fakes.sse_frames import delta, sse
 
+from coder_tui.core.chat import quiet_reply
 from coder_tui.core.chat.client import ChatClient
 from coder_tui.core.chat.events import (
     ChatEvent,
@@ -21,7 +22,9 @@ from coder_tui.core.chat.events import (
     StreamEnd,
     Timings,
 )
+from coder_tui.core.chat.quiet_reply import count_tokens
 from coder_tui.core.chat.reply_mode import quiet_next
+from coder_tui.core.chat.sse import SSEDecoder
 from coder_tui.core.store.schema import DecodeRun
 
 MSGS = [{"role": "user", "content": "hi"}]
@@ -118,6 +121,53 @@ async def test_a_count_a_read_however_many_tokens_came() -> None:
     progress = [e.n_decoded for e in events if isinstance(e, DecodeProgress)]
     assert 1 <= len(progress) <= 4 and progress[-1] <= 100  # not one a token
     assert [e.text for e in events if isinstance(e, Delta)] == ["x" * 50 + "y" * 50]
+
+
+def test_count_tokens_finds_text_events_only() -> None:
+    compact = b'data: {"choices":[{"delta":{"content":"x"}}]}\n\n'
+    role = b'data: {"choices":[{"delta":{"role":"assistant","content":null}}]}\n\n'
+    quoted = delta('say content":"x')  # the text's quotes are escaped: one token, not two
+    assert count_tokens(compact + role + delta("a") + delta(reasoning="b") + quoted) == 4
+    assert count_tokens(b"".join(TAIL)) == 0
+
+
+async def test_bytes_after_the_first_token_are_decoded_once_at_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While the model decodes, no event is decoded here (it would take a core from the model):
+    the first token for its time, then one decode of everything at the end."""
+    feeds: list[int] = []
+    real_feed = SSEDecoder.feed
+
+    def counted(self: SSEDecoder, data: bytes) -> list[Any]:
+        feeds.append(len(data))
+        return real_feed(self, data)
+
+    monkeypatch.setattr(SSEDecoder, "feed", counted)
+    steps: list[bytes | float] = [delta("a"), 0.05]
+    for _ in range(6):  # six reads of ten tokens, one key split across two chunks each time
+        frame = delta("b")
+        steps += [delta("x")] * 9 + [frame[:30], frame[30:], 0.05]
+    events = await run(Server([*steps, *TAIL]), read_gap_s=0.02)
+    progress = [e.n_decoded for e in events if isinstance(e, DecodeProgress)]
+    assert progress[-1] == 61 and progress == sorted(progress) and len(progress) >= 3
+    assert [e.text for e in events if isinstance(e, Delta)] == ["a" + ("x" * 9 + "b") * 6]
+    assert len(feeds) <= 3, feeds  # the first token, everything held, the stream's end
+    end = events[-1]
+    assert isinstance(end, StreamEnd) and end.status == "done" and end.ttft_s is not None
+    assert end.ttft_s < 0.05  # the first token's arrival, not the decode at the end
+
+
+async def test_a_long_reply_is_decoded_in_steps_of_the_hold_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(quiet_reply, "HOLD_BYTES", 2000)
+    server = Server([delta("a"), 0.02] + [delta(f"{i} ") for i in range(300)] + TAIL)
+    events = await run(server, read_gap_s=0.01)
+    text = "a" + "".join(f"{i} " for i in range(300))
+    assert [e.text for e in events if isinstance(e, Delta)] == [text]
+    end = events[-1]
+    assert isinstance(end, StreamEnd) and end.status == "done" and end.text == text
 
 
 async def test_a_reply_that_never_starts_times_out() -> None:

@@ -64,7 +64,8 @@ class _Failed:
     exc: Exception
 
 
-_Item = tuple[bytes, float] | _Marker | _Opened | _HttpError | _Failed
+ReadItem = tuple[bytes, float] | _Marker | _Opened | _HttpError | _Failed
+"""What the reader task puts on the queue: bytes read (with their time), or how reading went."""
 
 
 class ChatStream(ReplyEvents):
@@ -151,11 +152,15 @@ class ChatStream(ReplyEvents):
                 if self._queue.empty():
                     busy_from = time.monotonic()
                 if self._cancel_requested:
+                    for event in self._flush(state):
+                        yield event
                     state.end("cancelled", "cancelled")
                     break
                 for event in self._handle(item, state):
                     yield event
                     if self._cancel_requested:
+                        for held in self._flush(state):
+                            yield held
                         state.end("cancelled", "cancelled")
                         break
         except Exception as exc:
@@ -168,7 +173,12 @@ class ChatStream(ReplyEvents):
         still = await still_generating(self._client, state)
         yield state.end_event(time.monotonic(), still)
 
-    def _handle(self, item: _Item, state: StreamTally) -> list[ChatEvent]:
+    def _flush(self, state: StreamTally) -> list[ChatEvent]:
+        """The events of bytes read but not yet decoded, before a cancel ends the reply (none
+        here: every read is decoded at once; ``QuietReply`` holds bytes back)."""
+        return []
+
+    def _handle(self, item: ReadItem, state: StreamTally) -> list[ChatEvent]:
         if isinstance(item, tuple):
             data, at = item
             try:
