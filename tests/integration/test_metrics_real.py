@@ -73,9 +73,11 @@ async def test_sampler_speed_matches_server_timings_and_kv_moves(
         sampler.watch(pid=ready.pid, profile=profile)
         task: asyncio.Task[dict[str, Any]] | None = None
         after_done = 0
+        graph_points: list[float | None] = []  # the generation graph's newest point, each tick
         async with contextlib.aclosing(sampler.run()) as it:
             async for snap in it:
                 snaps.append(snap)
+                graph_points.append(snap.history.last("generation_tokens_per_s"))
                 if task is None:
                     task = asyncio.create_task(_generate(mgr.url))
                 elif task.done():
@@ -115,17 +117,17 @@ async def test_sampler_speed_matches_server_timings_and_kv_moves(
     gen = next(s for s in snaps if s.server is not None and s.server is generating[-1])
     assert gen.moe is not None and gen.moe.ram_read_bytes_per_s is not None
 
-    # What the generation tile shows: the live rate while generating (whole intervals inside the
-    # generation), then the last request's speed per busy second, both against the server's own.
-    from coder_tui.ui import metrics_view
-
-    # Live: the running request's speed so far, once it has run a while (half its samples).
+    # What the generation tile shows (core/metrics/speeds.py): "now", the rate over the last
+    # interval, which is the graph's newest point on every tick; while generating, the running
+    # request's speed so far; after it, the last request's speed per busy second. Both of those
+    # against the server's own timings.
+    now = [s.speeds.generation.now_tokens_per_s for s in snaps]
+    assert now == graph_points and any(v for v in now)
     late = [
         s for s in snaps if s.server is not None and s.server in generating[len(generating) // 2 :]
     ]
-    live = [metrics_view.speed(s, "generation") for s in late]
-    assert live and all(note == "live" for _, note in live)
-    assert live[-1][0] == pytest.approx(timings["predicted_per_second"], rel=0.05)
-    shown, note = metrics_view.speed(snaps[-1], "generation")
-    assert note == "last request"
-    assert shown == pytest.approx(timings["predicted_per_second"], rel=0.05)
+    running = [s.speeds.generation.request_tokens_per_s for s in late]
+    assert running and all(v is not None for v in running)
+    assert running[-1] == pytest.approx(timings["predicted_per_second"], rel=0.05)
+    last_request = snaps[-1].speeds.generation.last_request_tokens_per_s
+    assert last_request == pytest.approx(timings["predicted_per_second"], rel=0.05)

@@ -88,9 +88,9 @@ async def test_compare_two_profiles_repeat_and_export(demo_config: Config, tmp_p
                 saved = bench_store.load(screen.saved_run_id)  # type: ignore[arg-type]
             assert {s.profile for s in saved.samples} == {"q4_k_m", "iq2_xxs"}
             assert len(saved.samples) == 6
-            await pilot.press("ctrl+d")
+            await pilot.press("ctrl+t")
             assert screen.has_class("-diff")
-            await pilot.press("ctrl+e")
+            await pilot.press("ctrl+s")
             await pilot.pause()
             exports = list(Path(app_data_dir()).glob("exports/compare-q4_k_m-vs-iq2_xxs.md"))
             assert exports and "| generation tok/s |" in exports[0].read_text()

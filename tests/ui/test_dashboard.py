@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from tests.fakes.metrics_payloads import Replay
 from textual.app import App, ComposeResult
 
-from coder_tui.core.config.loader import Config
+from coder_tui.core.config.loader import Config, Profile
+from coder_tui.core.metrics.bus import MetricsSampler, SamplerConfig
 from coder_tui.core.metrics.series import History
+from coder_tui.core.metrics.speeds import RunSpeeds
 from coder_tui.core.metrics.types import (
     GpuDeviceSample,
     GpuSnapshot,
@@ -17,10 +20,13 @@ from coder_tui.core.metrics.types import (
     ServerPhase,
     ServerSample,
 )
+from coder_tui.core.server.events import ServerState, StateChanged
 from coder_tui.core.store.history import HistoryStore
+from coder_tui.ui import format as fmt
 from coder_tui.ui import metrics_view
 from coder_tui.ui.app import CoderApp
-from coder_tui.ui.messages import MetricsUpdated
+from coder_tui.ui.messages import MetricsUpdated, ServerEventMessage
+from coder_tui.ui.screens.dashboard import DashboardScreen
 from coder_tui.ui.screens.main import MainScreen
 from coder_tui.ui.widgets.prompt import PromptInput
 from coder_tui.ui.widgets.tile import MetricTile
@@ -32,9 +38,6 @@ GIB = 2**30
 def _snap(
     gpu: GpuSnapshot, phase: ServerPhase = ServerPhase.GENERATING, busy: float | None = None
 ) -> MetricsSnapshot:
-    history = History(300, 1)
-    for v in (10.0, 20.0, 21.8):
-        history.append("generation_tokens_per_s", v)
     host = HostSnapshot(
         cpu_percent=50.0,
         cpu_percent_per_core=(50.0, 50.0),
@@ -56,7 +59,14 @@ def _snap(
         kv_fill_ratio=0.25,
         kv_used_tokens=50_000,
     )
-    return MetricsSnapshot(time_s=0.0, gpu=gpu, host=host, server=server, moe=None, history=history)
+    speeds = RunSpeeds().update(server)  # as the bus makes them, and appends ``now`` after
+    history = History(300, 1)
+    for v in (10.0, 20.0, speeds.generation.now_tokens_per_s):
+        history.append("generation_tokens_per_s", v)
+    history.append("prompt_tokens_per_s", speeds.prompt.now_tokens_per_s)
+    return MetricsSnapshot(
+        time_s=0.0, gpu=gpu, host=host, server=server, moe=None, history=history, speeds=speeds
+    )
 
 
 NO_GPU = GpuSnapshot(available=False, reason="no NVIDIA GPU")
@@ -85,7 +95,7 @@ ONE_GPU = GpuSnapshot(
 def test_tiles_without_gpu_say_so() -> None:
     t = metrics_view.tiles(_snap(NO_GPU))
     assert t["vram"].text == "no NVIDIA GPU" and t["pcie"].text == "no NVIDIA GPU"
-    assert t["gen"].text == "21.8 t/s\nlive"
+    assert t["gen"].text == "21.8 t/s now"
     assert t["ram"].text.startswith("40.0 GiB / 64.0 GiB")
     assert "CPU 1450 %" in t["proc"].text
     assert "no NVIDIA GPU" in metrics_view.strip(_snap(NO_GPU))
@@ -100,10 +110,11 @@ def test_tiles_with_a_gpu() -> None:
     assert t["kv"].text == "25 % · 50,000 tokens"
 
 
-def test_idle_shows_last_request_speed() -> None:
-    value, note = metrics_view.speed(_snap(NO_GPU, ServerPhase.IDLE, busy=2547.0), "generation")
-    assert (value, note) == (2547.0, "last request")
-    assert metrics_view.tiles(_snap(NO_GPU, ServerPhase.IDLE))["gen"].text == "–"
+def test_idle_shows_now_and_the_last_request_each_for_what_it_is() -> None:
+    idle = metrics_view.tiles(_snap(NO_GPU, ServerPhase.IDLE, busy=2547.0))["gen"]
+    assert idle.text == "0.0 t/s now\nlast request 2547 t/s"
+    assert idle.history is not None and idle.history[-1] == 0.0  # the graph ends on "now"
+    assert metrics_view.tiles(_snap(NO_GPU, ServerPhase.IDLE))["gen"].text == "0.0 t/s now"
 
 
 def test_lost_gpu() -> None:
@@ -227,9 +238,12 @@ def test_graph_columns_end_at_now_and_keep_gaps_blank() -> None:
     from coder_tui.ui.widgets.tile_sparkline import columns
 
     assert columns([], 5, 10) == [None] * 5  # no data: every column empty
-    assert columns([1.0, 2.0], 4, 8) == [None, None, None, 2.0]  # 2 s of an 8 s window: right
-    assert columns([0.0, 10.0, 5.0, 0.0], 2, 4) == [10.0, 5.0]  # each bucket's maximum
+    assert columns([1.0, 2.0], 4, 8) == [None, None, 1.0, 2.0]  # 2 s of an 8 s window: right
+    assert columns([0.0, 10.0, 5.0, 7.0, 0.0], 3, 5) == [10.0, 7.0, 0.0]  # buckets' maxima
     assert columns([1.0, None, None, 3.0], 4, 4) == [1.0, None, None, 3.0]  # gaps stay gaps
+    # The right edge is the newest sample, the tile's number: a request that has just ended is a
+    # bar one column back, not a full bar at "now" under "0.0 t/s now".
+    assert columns([150.0, 0.0], 2, 4) == [150.0, 0.0]
 
 
 def test_graph_rows_fill_from_the_bottom_against_the_scale() -> None:
@@ -362,10 +376,12 @@ def _moe_snap() -> MetricsSnapshot:
         efficiency=0.45,
         bound=Bound.RAM_BANDWIDTH,
     )
+    snap = _snap(ONE_GPU)
     history = History(600, 1)  # the sampler's window: 10 minutes
-    for v in (10.0, 20.0, 21.8):
+    for v in (10.0, 20.0, snap.speeds.generation.now_tokens_per_s):
         history.append("generation_tokens_per_s", v)
-    return replace(_snap(ONE_GPU), moe=moe, history=history)
+    history.append("prompt_tokens_per_s", snap.speeds.prompt.now_tokens_per_s)
+    return replace(snap, moe=moe, history=history)
 
 
 def _tile_text(tile: MetricTile) -> str:
@@ -478,12 +494,86 @@ def test_strip_fits_its_width_by_dropping_the_least_important() -> None:
     full = metrics_view.strip(snap)
     assert len(full) > 78 and full.endswith("KV 25 %")
     fitted = metrics_view.strip(snap, 78)
-    assert len(fitted) <= 78 and "KV 25 %" in fitted and fitted.startswith("gen 21.8 t/s")
+    assert len(fitted) <= 78 and "KV 25 %" in fitted and fitted.startswith("gen 21.8 t/s now")
     assert "RAM-MoE" not in fitted  # the last in priority went first
-    assert metrics_view.strip(snap, 10) == "gen 21.8 t/s"  # never less than the speed
+    assert metrics_view.strip(snap, 16) == "gen 21.8 t/s now"  # never less than the speed
 
 
 def test_history_reaches_back_ten_minutes() -> None:
     from coder_tui.core.metrics.bus import SamplerConfig
 
     assert History().seconds >= 600 and SamplerConfig().history_s >= 600
+
+
+# -- issue 25: the tile's number is its graph's newest point; a new run forgets the last one ------
+
+REQUEST = ["idle", "prompt", "generating_a", "generating_b", "after"]
+"""``/metrics`` and ``/slots`` captured from the real llama-server over one request."""
+
+
+def _number(tile: metrics_view.TileData) -> str:
+    """The number a speed tile shows first, without what it says about it."""
+    return tile.text.split("\n")[0].removesuffix(" now")
+
+
+async def test_the_generation_number_is_the_graphs_newest_point_on_every_tick() -> None:
+    """The graph plotted tokens per wall second over each interval, the number the running
+    request's speed or the last request's: after a short request the tile said ``333 t/s`` over
+    a graph whose scale ended at ``33.8 t/s``."""
+    config = SamplerConfig(interval_s=0.01, server_interval_s=0)
+    replay = Replay(list(REQUEST))
+    sampler = MetricsSampler("http://x", config=config, client=replay.client())
+    seen: list[tuple[str, str, str]] = []
+    for _ in REQUEST:
+        snap = await sampler.tick()
+        for key in ("gen", "prompt"):
+            tile = metrics_view.tiles(snap)[key]
+            assert tile.history is not None
+            newest = tile.history[-1] if tile.history else None
+            seen.append((key, _number(tile), fmt.tokens(newest)))
+    await sampler.aclose()
+    assert all(number == graph for _, number, graph in seen), seen
+
+
+async def test_a_new_server_run_never_shows_the_last_runs_speeds(
+    offline_config: Config, store: HistoryStore
+) -> None:
+    """After a swap the dashboard still showed the old profile's ``515 t/s last request``."""
+    other = Profile(name="q8_0", model=offline_config.profiles["q4_k_m"].model)
+    config = replace(offline_config, profiles={**offline_config.profiles, "q8_0": other})
+    app = CoderApp(config, autostart=False, store=store, sample_metrics=False)
+    replay = Replay(list(REQUEST))
+    sampler = MetricsSampler(
+        "http://x",
+        config=SamplerConfig(interval_s=0.01, server_interval_s=0),
+        client=replay.client(),
+    )
+    async with app.run_test(size=(160, 50)) as pilot:
+        app.metrics.sampler = sampler  # the worker's sampler, polling the captured payloads
+        await pilot.press("f4")
+        assert isinstance(app.screen, DashboardScreen)
+        gen = app.screen.query_one("#tile-gen", MetricTile)
+        for _ in REQUEST:
+            app.post_message(MetricsUpdated(await sampler.tick()))
+            await pilot.pause()
+        # the request's 200 tokens in 7.55537 s
+        assert "26.5 t/s" in gen.text and "last request" in gen.text
+
+        app.post_message(ServerEventMessage(StateChanged(ServerState.STARTING, "q8_0", 0.0)))
+        await pilot.pause()
+        await pilot.pause()
+        assert app.serving.label == "q8_0"
+        assert gen.text == "–" and not any(v is not None for v in gen.history), gen.text
+        replay.steps.append("idle")  # the new server answers: nothing of the old one
+        app.post_message(MetricsUpdated(await sampler.tick()))
+        await pilot.pause()
+        assert "last request" not in gen.text and "26.5" not in gen.text, gen.text
+        prompt = app.screen.query_one("#tile-prompt", MetricTile)
+        assert "last request" not in prompt.text, prompt.text
+    await sampler.aclose()
+
+
+def test_the_strip_names_the_last_request_while_none_runs() -> None:
+    idle = metrics_view.strip(_snap(NO_GPU, ServerPhase.IDLE, busy=2547.0))
+    assert idle.startswith("gen 0.0 t/s now · last request 2547 t/s · prompt")
+    assert "last request" not in metrics_view.strip(_snap(NO_GPU, ServerPhase.IDLE))

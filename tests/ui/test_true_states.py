@@ -92,7 +92,9 @@ async def test_the_picker_shows_no_speed_from_another_configs_profile_of_that_na
     offline_config: Config, store: HistoryStore
 ) -> None:
     """F6 showed ``q8_0 … 955 t/s`` for a profile never run with this config: the speed was
-    another config's ``q8_0`` (another model file). Speeds are keyed by name and model file."""
+    another config's ``q8_0`` (another model file). Speeds are keyed by the profile's identity
+    (model file and flags: ``tests/integration/test_profile_speeds_ui.py``)."""
+    from coder_tui.core.config.identity import profile_identity
     from coder_tui.ui.screens.profiles import ProfilesScreen
 
     conv = store.new_conversation("elsewhere")
@@ -108,9 +110,10 @@ async def test_the_picker_shows_no_speed_from_another_configs_profile_of_that_na
                 break
         assert isinstance(app.screen, ProfilesScreen)
         assert app.screen.last_speed == {"q4_k_m": None}
-        mine = store.begin_reply(conv.id, "q4_k_m", "Demo-Q4_K_M.gguf")
+        identity = profile_identity(offline_config.profiles["q4_k_m"])
+        mine = store.begin_reply(conv.id, "q4_k_m", "Demo-Q4_K_M.gguf", identity=identity)
         store.finish_reply(mine, "hi", "complete", predicted_per_second=21.5)
-        assert store.last_speed("q4_k_m", "Demo-Q4_K_M.gguf") == 21.5
+        assert store.last_speed(identity) == 21.5
 
 
 def test_a_load_shows_its_time_and_an_eta_from_the_last_load(tmp_path: Path) -> None:

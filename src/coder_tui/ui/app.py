@@ -16,11 +16,13 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from textual import on
-from textual.app import App, SystemCommand
+from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.driver import Driver
 from textual.reactive import var
 from textual.screen import Screen
+from textual.widgets._toast import ToastRack
 
 from coder_tui import __version__
 from coder_tui.core.config.app_state import load_state, remember
@@ -36,6 +38,7 @@ from coder_tui.core.server.events import Exited, LogLine, Ready, ServerState, St
 from coder_tui.core.server.process import ServerManager
 from coder_tui.core.server.swap import Swapper
 from coder_tui.core.store.history import HistoryStore, open_history
+from coder_tui.ui import toasts
 from coder_tui.ui.control.fleet import FleetWatch
 from coder_tui.ui.control.metrics import MetricsFeed
 from coder_tui.ui.control.palette import app_commands, export_conversation
@@ -246,11 +249,13 @@ class CoderApp(App[int]):
             return
         self.switch.pick(self.serving.profile)
 
-    def action_compare(self) -> None:
+    def action_compare(self, a: str = "", b: str = "") -> None:
+        """F7 (or the palette's "Compare A vs B"): compare mode, with ``a`` and ``b`` selected."""
         if self.switch is None:
             self.notify("compare needs profiles that coder-tui manages")
             return
-        self.switch.compare(self.main.last_prompt() if self.main is not None else "")
+        prompt = self.main.last_prompt() if self.main is not None else ""
+        self.switch.compare(prompt, a or None, b or None)
 
     def action_bench(self) -> None:
         """F9: the benchmark, run through this app's server; the profile is restarted after."""
@@ -268,6 +273,14 @@ class CoderApp(App[int]):
         """Keys as people read them: ``F2``, ``Esc``, ``^b`` (Textual writes ``f2``)."""
         shown = super().get_key_display(binding)
         return key_name(binding.key) if shown == binding.key and "+" not in shown else shown
+
+    def _refresh_notifications(self) -> None:
+        """Textual's, but the rack gets only the newest toasts that fit (``ui/toasts.py``)."""
+        try:
+            rack = self.screen.get_child_by_type(ToastRack)
+        except (ScreenStackError, NoMatches):
+            return
+        self.call_later(rack.show, toasts.fitting(self._notifications, self.screen.size))
 
     def action_toggle_help(self) -> None:
         """F1 or ``?``: the keys of the screen showing, then the global ones (again: close)."""
@@ -342,6 +355,8 @@ class CoderApp(App[int]):
         if isinstance(event, StateChanged) and event.detail and self.serving.attached:
             self.notify(f"{self.serving.url}: {event.detail}", severity="warning", timeout=10)
         self.serving = after_event(self.serving, event, self.config.profiles if self.config else {})
+        if isinstance(event, StateChanged) and event.state is ServerState.STARTING:
+            self.metrics.new_run(self.serving.profile)  # no figure of the last run under this one
         if isinstance(event, Ready):
             self.server.ready()
             if event.profile and self.switch is not None:

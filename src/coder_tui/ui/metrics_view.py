@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from coder_tui.core.metrics.types import Bound, MetricsSnapshot, ServerPhase
+from coder_tui.core.metrics.types import Bound, MetricsSnapshot, ServerPhase, Speed
 from coder_tui.ui import format as fmt
 
 PER_CORE_BARS = "▁▂▃▄▅▆▇█"
@@ -73,35 +73,23 @@ def phase_text(snap: MetricsSnapshot) -> str:
 _ACTIVE = (ServerPhase.PROMPT, ServerPhase.GENERATING)
 
 
-def speed(snap: MetricsSnapshot, kind: str) -> tuple[float | None, str]:
-    """Tokens/s for ``kind`` (``generation`` or ``prompt``) and whether it is live.
-
-    While the phase runs, the running request's speed so far (for generation; else the rate over
-    the last interval): live. Otherwise the speed of the last
-    finished request, per busy second: the same number as the server's own ``timings`` (a rate
-    per wall second would be diluted by idle time and mean little after a short reply).
-    """
-    server = snap.server
-    if server is None:
-        return None, ""
-    phase = ServerPhase.GENERATING if kind == "generation" else ServerPhase.PROMPT
-    live = getattr(server, f"{kind}_tokens_per_s")
-    if kind == "generation" and server.generation_tokens_per_request_s:
-        live = server.generation_tokens_per_request_s
-    if server.phase is phase and live:
-        return live, "live"
-    busy = getattr(server, f"{kind}_tokens_per_busy_s")
-    if busy is None:
-        busy = next(
-            (v for v in reversed(snap.history.tail(f"{kind}_tokens_per_busy_s")) if v), None
-        )
-    return busy, "last request" if busy is not None else ""
+def speed_text(speed: Speed) -> str:
+    """A speed tile's value. First ``now``: tokens per wall second over the last interval, the
+    very value its graph ends on (``core/metrics/speeds.py``). Then, said for what it is, the
+    running request's speed so far, or else the last finished request's (per busy second, as the
+    server's own timings; of this server run only: a swap or restart starts it at ``–``)."""
+    now = speed.now_tokens_per_s
+    text = fmt.tokens(now) + (" now" if now is not None else "")
+    if speed.request_tokens_per_s is not None:
+        text += f"\nthis request {fmt.tokens(speed.request_tokens_per_s)}"
+    elif speed.last_request_tokens_per_s is not None:
+        text += f"\nlast request {fmt.tokens(speed.last_request_tokens_per_s)}"
+    return text
 
 
 def _speed_tile(snap: MetricsSnapshot, kind: str) -> TileData:
-    value, note = speed(snap, kind)
-    text = fmt.tokens(value) + (f"\n{note}" if note else "")
-    return TileData(text, _tail(snap, f"{kind}_tokens_per_s"), unit=fmt.tokens)
+    speed: Speed = getattr(snap.speeds, kind)
+    return TileData(speed_text(speed), _tail(snap, f"{kind}_tokens_per_s"), unit=fmt.tokens)
 
 
 def cpu_text(snap: MetricsSnapshot, per_core: bool = False) -> str:
@@ -230,8 +218,16 @@ def tiles(snap: MetricsSnapshot, *, per_core: bool = False) -> dict[str, TileDat
     return out
 
 
-STRIP_PRIORITY = ("gen", "phase", "kv", "vram", "prompt", "moe")
+STRIP_PRIORITY = ("gen", "phase", "kv", "last", "vram", "prompt", "moe")
 """What the one-line strip keeps first when its line is too short for all of it."""
+
+
+def _last_request(speed: Speed) -> str:
+    """The strip's word on the last finished request, while none runs (``""``: nothing)."""
+    last = speed.last_request_tokens_per_s
+    if last is None or speed.request_tokens_per_s is not None:
+        return ""
+    return f"last request {fmt.tokens(last)}"
 
 
 def strip(snap: MetricsSnapshot, width: int | None = None) -> str:
@@ -242,6 +238,7 @@ def strip(snap: MetricsSnapshot, width: int | None = None) -> str:
     vram = t["vram"].text.split("\n")[0]
     parts = {
         "gen": f"gen {gen}",
+        "last": _last_request(snap.speeds.generation),
         "prompt": f"prompt {prompt}",
         "phase": t["phase"].text.split("\n")[0],
         "vram": vram if vram.startswith("no ") else f"VRAM {vram}",
@@ -251,7 +248,7 @@ def strip(snap: MetricsSnapshot, width: int | None = None) -> str:
     kv = snap.server.kv_fill_ratio if snap.server else None
     if kv is not None:
         parts["kv"] = f"KV {fmt.percent(kv)}"
-    kept = list(parts)
+    kept = [k for k in parts if parts[k]]
     line = " · ".join(parts[k] for k in kept)
     for name in reversed(STRIP_PRIORITY):
         if width is None or len(line) <= width or len(kept) == 1:

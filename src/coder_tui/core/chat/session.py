@@ -39,6 +39,7 @@ from coder_tui.core.chat.context import ContextCounter, ContextPlan, TooBig
 from coder_tui.core.chat.events import DecodeProgress, Delta, StreamEnd
 from coder_tui.core.chat.pacing import BusyPace
 from coder_tui.core.chat.reply_mode import quiet_next
+from coder_tui.core.config.identity import profile_identity
 from coder_tui.core.config.schema import ChatSettings, Profile
 from coder_tui.core.exporter.families import quant_of
 from coder_tui.core.store.history import HistoryStore, HistoryWriteError
@@ -293,6 +294,7 @@ class ChatTurn:
             model,
             quant=(quant_of(model) or None) if model else None,
             replacing=self.replacing,
+            identity=profile_identity(self.profile) if self.profile is not None else None,
         )
         decode_as = profile or self.server_url  # an attached server is told apart by its address
         last = self.store.last_decode(decode_as, model)

@@ -20,6 +20,8 @@ from coder_tui.core.metrics.types import (
     ServerPhase,
     ServerSample,
     SlotSample,
+    Speed,
+    Speeds,
     TokenTraffic,
 )
 
@@ -39,5 +41,7 @@ __all__ = [
     "ServerPhase",
     "ServerSample",
     "SlotSample",
+    "Speed",
+    "Speeds",
     "TokenTraffic",
 ]

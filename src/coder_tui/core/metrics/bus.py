@@ -7,13 +7,15 @@ traffic model for the watched profile (its GGUF layout read once per model file)
 ``async for snap in sampler.run()`` yields frozen ``MetricsSnapshot``s; cancelling or closing the
 iterator closes NVML, stops the thread and the server connection. Rendering is the UI's.
 
-History series: ``generation_tokens_per_s``, ``generation_tokens_per_busy_s``,
-``prompt_tokens_per_s``, ``prompt_tokens_per_busy_s``, ``kv_fill_ratio``, ``cpu_percent``, ``ram_used_bytes``,
-``swap_used_bytes``, ``swap_in_bytes_per_s``, ``server_cpu_percent``, ``server_rss_bytes``,
-``ram_read_bytes_per_s``, ``efficiency``, and per GPU ``gpu{i}.vram_used_bytes``,
-``gpu{i}.server_vram_bytes``, ``gpu{i}.gpu_util_percent``, ``gpu{i}.mem_util_percent``,
-``gpu{i}.power_w``, ``gpu{i}.temperature_c``, ``gpu{i}.pcie_rx_bytes_per_s``,
-``gpu{i}.pcie_tx_bytes_per_s``.
+A new server run (``new_run``: a start, restart or swap; or counters that went back) empties the
+series of the last run (``RUN_SERIES``) and forgets its last request's speed (``speeds.RunSpeeds``).
+
+History series: ``generation_tokens_per_s`` and ``prompt_tokens_per_s`` (each tick's
+``Speeds``' ``now``), ``kv_fill_ratio``, ``cpu_percent``, ``ram_used_bytes``, ``swap_used_bytes``,
+``swap_in_bytes_per_s``, ``server_cpu_percent``, ``server_rss_bytes``, ``ram_read_bytes_per_s``,
+``efficiency``, and per GPU ``gpu{i}.vram_used_bytes``, ``gpu{i}.server_vram_bytes``,
+``gpu{i}.gpu_util_percent``, ``gpu{i}.mem_util_percent``, ``gpu{i}.power_w``,
+``gpu{i}.temperature_c``, ``gpu{i}.pcie_rx_bytes_per_s``, ``gpu{i}.pcie_tx_bytes_per_s``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ from coder_tui.core.metrics.gpu import GpuProbe, PcieSampler
 from coder_tui.core.metrics.host import HostProbe
 from coder_tui.core.metrics.series import HISTORY_S, History
 from coder_tui.core.metrics.server import ServerProbe
+from coder_tui.core.metrics.speeds import RunSpeeds
 from coder_tui.core.metrics.types import (
     GpuSnapshot,
     HostSnapshot,
@@ -57,6 +60,18 @@ _GPU_SERIES = (
     "pcie_rx_bytes_per_s",
     "pcie_tx_bytes_per_s",
 )
+
+RUN_SERIES = (
+    "generation_tokens_per_s",
+    "prompt_tokens_per_s",
+    "kv_fill_ratio",
+    "ram_read_bytes_per_s",
+    "efficiency",
+    "server_cpu_percent",
+    "server_rss_bytes",
+)
+"""Series that belong to one server run (its endpoints, its process, its profile's traffic
+model): a new run starts them empty, never under the previous run's values."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +129,8 @@ class MetricsSampler:
         self._traffic: dict[tuple[Any, ...], tuple[Placement, TokenTraffic]] = {}
         self._ram_bw: float | None = self.config.ram_bandwidth_bytes_per_s
         self._closed = False
+        self._run_speeds = RunSpeeds()
+        """The current server run and its speeds (``new_run``)."""
         self.slow_factor = 1
         """Ticks are this many intervals apart (see ``set_slow``)."""
         self._covered = 1
@@ -143,6 +160,34 @@ class MetricsSampler:
                 self.server = self._probe(base_url)
             else:
                 self.server.reset(base_url)
+
+    def new_run(self, profile: Profile | None = None) -> None:
+        """A new server run begins (a start, a restart, a swap; ``profile``: the one starting):
+        the series of the last run start empty, its last request's speed is forgotten, the
+        probe forgets its counters, and a tick sampling meanwhile drops its server part. The
+        traffic model follows ``profile`` from now on; ``watch`` adopts the new process."""
+        self._forget_run()
+        if profile is not None:
+            self._profile = profile
+        if self.server is not None:
+            self.server.reset()
+
+    def _forget_run(self) -> None:
+        self._run_speeds.new_run()
+        self.history.clear(RUN_SERIES)
+
+    def cleared(self, snap: MetricsSnapshot) -> MetricsSnapshot:
+        """``snap`` without what belonged to an ended run (its server, its process, the traffic
+        model and the speeds): shown at once when a new run begins, until its first tick."""
+        host = replace(snap.host, server=None) if snap.host is not None else None
+        return replace(
+            snap,
+            server=None,
+            moe=None,
+            moe_error=None,
+            host=host,
+            speeds=self._run_speeds.current(),
+        )
 
     def _probe(self, base_url: str) -> ServerProbe:
         return ServerProbe(
@@ -192,7 +237,7 @@ class MetricsSampler:
 
     async def tick(self) -> MetricsSnapshot:
         """Sample every source once and append to the history (``run`` calls this)."""
-        profile, probe = self._profile, self.server
+        profile, probe, run = self._profile, self.server, self._run_speeds.run
         # A blocking server probe runs on the hardware thread: one thread hop a tick, not two.
         inline = probe if probe is not None and probe.blocking else None
         hw = asyncio.to_thread(self._sample_hw, profile, inline)
@@ -201,6 +246,10 @@ class MetricsSampler:
             (gpu, host, layout, _), server = await asyncio.gather(hw, probe.sample())
         else:
             gpu, host, layout, server = await hw
+        if self._run_speeds.run != run:  # a new run began meanwhile: this answer was the last run's
+            server, profile = None, None
+        elif server is not None and server.counters_restarted:  # restarted elsewhere
+            self._forget_run()  # the probe's baseline is the new process's already
         # PCIe readings only while the server works; the next tick averages what they read.
         busy = server is not None and server.phase in (ServerPhase.PROMPT, ServerPhase.GENERATING)
         self.pcie.set_active(busy or server is None)
@@ -213,6 +262,7 @@ class MetricsSampler:
             moe=moe_sample,
             history=self.history,
             moe_error=moe_error,
+            speeds=self._run_speeds.update(server),
         )
         self._record(snap)
         return snap
@@ -287,13 +337,12 @@ class MetricsSampler:
         )
 
     def _record(self, snap: MetricsSnapshot) -> None:
-        s, host, m = snap.server, snap.host, snap.moe
+        s, host, m, speeds = snap.server, snap.host, snap.moe, snap.speeds
         proc = host.server if host else None
         values: dict[str, float | None] = {
-            "generation_tokens_per_s": s.generation_tokens_per_s if s else None,
-            "generation_tokens_per_busy_s": s.generation_tokens_per_busy_s if s else None,
-            "prompt_tokens_per_s": s.prompt_tokens_per_s if s else None,
-            "prompt_tokens_per_busy_s": s.prompt_tokens_per_busy_s if s else None,
+            # The speeds' ``now``, the numbers the tiles show: never computed a second way here.
+            "generation_tokens_per_s": speeds.generation.now_tokens_per_s,
+            "prompt_tokens_per_s": speeds.prompt.now_tokens_per_s,
             "kv_fill_ratio": s.kv_fill_ratio if s else None,
             "cpu_percent": host.cpu_percent if host else None,
             "ram_used_bytes": host.ram_used_bytes if host else None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 HISTORY_S = 600.0
 """How far back the series reach by default: the dashboard's graphs span 10 minutes."""
@@ -36,6 +36,14 @@ class History:
         """Append one sample to each series in ``values``."""
         for name, value in values.items():
             self.append(name, value)
+
+    def clear(self, names: Iterable[str]) -> None:
+        """Empty the series ``names`` (a new server run: what they held was the last run's); a
+        graph of one then starts blank, its new samples ending at now as the others' do."""
+        for name in names:
+            series = self._series.get(name)
+            if series is not None:
+                series.clear()
 
     def tail(self, name: str, n: int | None = None) -> list[float | None]:
         """The last ``n`` samples of ``name`` (all if ``n`` is None), oldest first; [] if unknown."""

@@ -102,6 +102,7 @@ class ServerProbe:
         self._last = self._last_t = self._prev_counters = self._prev_t = None
         self._prev_counters_t = None
         self._prev_slots = {}
+        self._first_seen = {}  # a new server's task ids start again: no old request's start
         self._forget_answers()
 
     def _forget_answers(self) -> None:
@@ -293,6 +294,7 @@ class ServerProbe:
             decode_calls_per_s=rate("n_decode_total"),
             requests_processing=as_int(metrics.get("requests_processing")),
             requests_deferred=as_int(metrics.get("requests_deferred")),
+            counters_restarted=restarted,
             **_slot_totals(slots),
         )
 
@@ -314,6 +316,7 @@ class ServerProbe:
             generation_tokens_per_s=self._live_generation(slots, None, dt),
             generation_tokens_per_request_s=self._request_rate(slots, now),
             generation_tokens_per_busy_s=None,
+            counters_restarted=False,
             **_slot_totals(slots),
         )
 

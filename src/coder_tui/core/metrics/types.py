@@ -163,6 +163,9 @@ class ServerSample:
     kv_used_tokens: int | None = None
     kv_fill_ratio: float | None = None
     """Fill of the fullest slot: the one that runs out of context first."""
+    counters_restarted: bool = False
+    """``/metrics``'s counters went back since the last poll: another server process answers at
+    this address (restarted elsewhere), so nothing measured before belongs to it."""
 
 
 # -- MoE traffic ---------------------------------------------------------------------------------
@@ -233,6 +236,32 @@ class MoeSample:
     bound: Bound
 
 
+# -- speeds, one definition -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Speed:
+    """Tokens/s of one kind (generation or prompt), as the dashboard shows them."""
+
+    now_tokens_per_s: float | None = None
+    """Tokens per wall second over the last sample interval (``None``: not known). This value,
+    and no other, is the newest point of the kind's history series (``<kind>_tokens_per_s``):
+    a tile's number and its graph agree by construction."""
+    request_tokens_per_s: float | None = None
+    """The running request's speed so far (generation only; ``None`` when none runs)."""
+    last_request_tokens_per_s: float | None = None
+    """The last request of this server run that ended: tokens per busy second, as the server's
+    own ``timings`` (``None`` until one ends; a new run forgets the previous run's)."""
+
+
+@dataclass(frozen=True)
+class Speeds:
+    """Generation and prompt speeds of one tick, for one server run (``speeds.RunSpeeds``)."""
+
+    generation: Speed = Speed()
+    prompt: Speed = Speed()
+    run: int = 0
+    """Which server run of this sampler they belong to (a start, restart or swap is a new one)."""
+
+
 # -- all of it -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MetricsSnapshot:
@@ -248,3 +277,5 @@ class MetricsSnapshot:
     """Shared, live ring buffers (not frozen): read them on the event loop's thread."""
     moe_error: str | None = None
     """Why ``moe`` is ``None`` although a profile is watched (unreadable model file...)."""
+    speeds: Speeds = Speeds()
+    """Generation and prompt speeds: the one source of the speed tiles' numbers and graphs."""

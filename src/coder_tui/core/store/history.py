@@ -63,7 +63,7 @@ _MSG_COLUMNS = (
     "m.updated_at, m.prompt_tokens, m.completion_tokens, m.ttft_s, m.prompt_per_second, "
     "m.predicted_per_second, m.finish_reason, m.error, m.quant, "
     "(SELECT count(*) FROM messages a WHERE a.slot = m.slot AND a.id <= m.id), "
-    "(SELECT count(*) FROM messages a WHERE a.slot = m.slot)"
+    "(SELECT count(*) FROM messages a WHERE a.slot = m.slot), m.profile_identity"
 )
 _CONV_COLUMNS = "id, title, created_at, updated_at, system_prompt, temperature, top_p, max_tokens"
 
@@ -226,15 +226,17 @@ class HistoryStore(TurnEdits):
         )
         return [StoredMessage(*row) for row in rows]  # type: ignore[arg-type]
 
-    def last_speed(self, profile: str, model: str | None = None) -> float | None:
-        """Generation tokens/s of the newest finished reply from ``profile`` (picker, compare);
-        with ``model`` (the GGUF file's name), only from that model: a profile of the same name in
-        another config (the demo's small and bench ``q8_0``) is not this one."""
+    def last_speed(self, identity: str) -> float | None:
+        """Generation tokens/s of the newest reply served by the profile whose identity
+        (``core/config/identity.py``: its model file and flags) is ``identity`` (the picker).
+
+        Never another profile's: not one of the same name in another config, nor this one's
+        before its flags or model changed, nor a reply stored without an identity."""
         rows = self._read(
-            "SELECT predicted_per_second FROM messages WHERE profile = ? AND role = 'assistant' "
-            "AND (? IS NULL OR model = ?) "
-            "AND predicted_per_second IS NOT NULL ORDER BY id DESC LIMIT 1",
-            (profile, model, model),
+            "SELECT predicted_per_second FROM messages WHERE profile_identity = ? "
+            "AND role = 'assistant' AND predicted_per_second IS NOT NULL "
+            "ORDER BY id DESC LIMIT 1",
+            (identity,),
         )
         return float(rows[0][0]) if rows else None  # type: ignore[arg-type]
 

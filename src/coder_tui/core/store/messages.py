@@ -94,6 +94,7 @@ class MessageWrites(Owners):
         model: str | None,
         quant: str | None = None,
         replacing: int | None = None,
+        identity: str | None = None,
     ) -> StoredMessage:
         now = time.time()
 
@@ -101,8 +102,21 @@ class MessageWrites(Owners):
             self._check_owner(db, conv_id)
             cur = db.execute(
                 "INSERT INTO messages (conversation_id, role, content, status, profile, model, "
-                "created_at, updated_at, writer_pid, quant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (conv_id, role, content, status, profile, model, now, now, os.getpid(), quant),
+                "created_at, updated_at, writer_pid, quant, profile_identity) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conv_id,
+                    role,
+                    content,
+                    status,
+                    profile,
+                    model,
+                    now,
+                    now,
+                    os.getpid(),
+                    quant,
+                    identity,
+                ),
             )
             msg_id = cast(int, cur.lastrowid)
             slot = msg_id
@@ -126,7 +140,17 @@ class MessageWrites(Owners):
 
         msg_id = self._transact(insert)
         return StoredMessage(
-            msg_id, conv_id, role, content, status, profile, model, now, now, quant=quant
+            msg_id,
+            conv_id,
+            role,
+            content,
+            status,
+            profile,
+            model,
+            now,
+            now,
+            quant=quant,
+            profile_identity=identity,
         )
 
     def add_user_message(
@@ -143,11 +167,13 @@ class MessageWrites(Owners):
         *,
         quant: str | None = None,
         replacing: int | None = None,
+        identity: str | None = None,
     ) -> int:
         """An empty assistant reply with status ``streaming``; returns its id. ``replacing``: the
-        id of a reply this one answers again (that one is kept, as an alternative)."""
+        id of a reply this one answers again (that one is kept, as an alternative); ``identity``:
+        the serving profile's (``core/config/identity.py``), which its speed is kept under."""
         return self._insert(
-            conv_id, "assistant", "", "streaming", profile, model, quant, replacing
+            conv_id, "assistant", "", "streaming", profile, model, quant, replacing, identity
         ).id
 
     def update_reply(self, msg_id: int, content: str) -> None:

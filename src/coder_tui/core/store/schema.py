@@ -95,6 +95,9 @@ class StoredMessage:
     """Which of its answers this reply is (1-based, in the order they were made) ..."""
     alternatives: int = 1
     """... of how many (a regenerated reply keeps the earlier ones as alternatives)."""
+    profile_identity: str | None = None
+    """The digest of the model file and flags that served a reply (``core/config/identity.py``);
+    ``None`` for prompts, an attached server's replies and replies stored before it was kept."""
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,15 @@ def _v3(db: sqlite3.Connection) -> None:
     )
 
 
+def _v4(db: sqlite3.Connection) -> None:
+    """Each reply's profile identity (``core/config/identity.py``): the digest of its model file
+    and flags, which per-profile figures (the picker's last speed) are looked up by. Replies
+    stored before have none (``NULL``): they never count as any profile's figures, since which
+    flags served them is unknown."""
+    db.execute("ALTER TABLE messages ADD COLUMN profile_identity TEXT")
+    db.execute("CREATE INDEX messages_by_identity ON messages (profile_identity, id)")
+
+
 # Forward migrations: entry i takes the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3, _v4)
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -7,7 +7,8 @@ host samples are watched for a CPU with no idle core. While none is idle, every 
 app stalls the model's threads, so the samplers slow to every ``BUSY_SLOWDOWN`` ticks and ``take``
 tells the App, which slows the tiles and stops the prompt's cursor blinking
 (``core/chat/pacing.py``). A request that starts after one that took every core slows them at the
-tick that sees it start. Where each snapshot is shown is the App's.
+tick that sees it start. ``new_run`` forgets the last server run's figures when the App starts
+another run (a start, restart or swap). Where each snapshot is shown is the App's.
 """
 
 from __future__ import annotations
@@ -88,6 +89,16 @@ class MetricsFeed:
         async with aclosing(self.sampler.run()) as snapshots:
             async for snap in snapshots:
                 self.app.post_message(MetricsUpdated(snap))
+
+    def new_run(self, profile: Profile | None) -> None:
+        """A server run begins (a start, a restart, a swap to ``profile``): the figures of the
+        last one are forgotten (``MetricsSampler.new_run``), and every view shows at once the last
+        snapshot without them, not the old profile's speeds under the new profile's name."""
+        if self.sampler is None:
+            return
+        self.sampler.new_run(profile)
+        if self.last is not None:
+            self.app.post_message(MetricsUpdated(self.sampler.cleared(self.last)))
 
     def watch(self, pid: int | None, profile: Profile | None, url: str) -> None:
         """A managed server became ready: sample its process and its model's layout."""

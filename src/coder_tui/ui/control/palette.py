@@ -1,15 +1,17 @@
 """The command palette's app commands (Ctrl+P): every key's action by name, and one per profile.
 
 ``app_commands`` yields Textual ``SystemCommand``s for the App's ``get_system_commands``: server
-start/stop/restart, a swap to each profile (asked to confirm, as from F6), compare, bench,
-dashboard, connect, help, and the chat's copy code block, new conversation, conversations and
-export. Each calls an action the App or the chat screen already has, so a command does exactly
-what its key does.
+start/stop/restart, a swap to each profile (asked to confirm, as from F6), compare, a "Compare A
+vs B" for each ordered pair of profiles (compare mode opens with both selected; Enter in its
+prompt runs; found by typing, not listed in the unfiltered palette), bench, dashboard, connect,
+help, and the chat's copy code block, new conversation, conversations and export. Each calls an
+action the App or the chat screen already has, so a command does exactly what its key does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from itertools import permutations
 from typing import Any, Protocol
 
 from textual.app import App, SystemCommand
@@ -28,7 +30,7 @@ class PaletteApp(Protocol):
     def action_stop(self) -> None: ...
     def action_restart(self) -> None: ...
     def action_profiles(self) -> None: ...
-    def action_compare(self) -> None: ...
+    def action_compare(self, a: str = "", b: str = "") -> None: ...
     def action_bench(self) -> None: ...
     def action_dashboard(self) -> None: ...
     def action_connect(self) -> None: ...
@@ -47,6 +49,7 @@ def app_commands(
     """The app's commands, for the palette opened over ``screen``; ``swap_to(name)`` asks to swap
     (``None``: the server is not coder-tui's); ``chat`` is the chat screen (its actions) and
     ``export`` writes its open conversation."""
+    names = list(profile_names)
     yield SystemCommand(
         "Start server", "Start llama-server with the current profile (F2)", app.action_start
     )
@@ -55,15 +58,25 @@ def app_commands(
         "Restart server", "Stop and start llama-server again (F5)", app.action_restart
     )
     if swap_to is not None:
-        for name in profile_names:
+        for name in names:
             yield SystemCommand(
                 f"Swap to profile {name}",
                 f"Restart the server with profile {name} (asks first; F6 lists them)",
                 _bind(swap_to, name),
             )
     yield SystemCommand(
-        "Compare profiles", "Run one prompt on profile A and B (F7)", app.action_compare
+        "Compare profiles",
+        "Run one prompt on profile A and B (F7); type 'compare A vs B' to pick both",
+        app.action_compare,
     )
+    if swap_to is not None:
+        for a, b in permutations(names, 2):
+            yield SystemCommand(
+                f"Compare {a} vs {b}",
+                f"Open compare with A = {a} and B = {b}; Enter in its prompt runs",
+                _bind2(app.action_compare, a, b),
+                discover=False,  # n×(n-1) of them: found by typing, not listed
+            )
     yield SystemCommand(
         "Bench", "Benchmark profiles through this app's server (F9)", app.action_bench
     )
@@ -103,3 +116,7 @@ def export_conversation(
 
 def _bind(call: Callable[[str], None], name: str) -> Callable[[], None]:
     return lambda: call(name)
+
+
+def _bind2(call: Callable[[str, str], None], a: str, b: str) -> Callable[[], None]:
+    return lambda: call(a, b)

@@ -4,7 +4,8 @@ Owns ``ProfileSwitch``, handed the config, the server manager, the swapper and t
 Swapping itself is ``core/server/swap.py``'s; every swap event (progress, end) goes to the App as
 a ``SwapReport``, and ``after_swap_event`` says what it does to the serving state and what the
 App shows for an ended swap. Also keeps the load time of each profile started in this session
-(the picker shows them).
+(the picker shows them, with each profile's last speed looked up by its identity,
+``core/config/identity.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from textual.app import App
 from textual.notifications import SeverityLevel
 from textual.worker import Worker
 
+from coder_tui.core.config.identity import profile_identity
 from coder_tui.core.config.loader import Config, Profile
 from coder_tui.core.gguf.profile_info import profile_info
 from coder_tui.core.server.process import ServerManager
@@ -90,7 +92,9 @@ class ProfileSwitch:
         self.chat_busy = chat_busy
         """A reply is streaming (it is cancelled with Esc before a swap, compare or bench)."""
         self.load_times: dict[str, float] = {}
-        """Seconds from spawn to ready of each profile started in this session."""
+        """Seconds from spawn to ready of each profile started in this session, by name: one
+        app runs one config, so a name is one model file and set of flags here (speeds, kept
+        across sessions and configs, go by identity instead: ``last_speeds``)."""
 
     def pick(self, current: Profile | None) -> Worker[None]:
         """Open the picker (its infos read the GGUF files in a thread); Enter asks to swap."""
@@ -104,12 +108,18 @@ class ProfileSwitch:
     async def _open_picker(self, current: Profile | None) -> None:
         profiles = self.config.profiles
         infos = {n: await asyncio.to_thread(profile_info, p) for n, p in profiles.items()}
-        store = self.store
-        speeds = {  # keyed by name and model file: never another config's profile of that name
-            n: store.last_speed(n, p.model.name) if store else None for n, p in profiles.items()
-        }
+        speeds = await asyncio.to_thread(self.last_speeds)
         screen = ProfilesScreen(profiles, infos, current, speeds, self.load_times)
         self.app.push_screen(screen, self.confirm)
+
+    def last_speeds(self) -> dict[str, float | None]:
+        """Each profile's last generation speed, by its identity (model file and flags): never
+        that of another config's profile of the same name, nor of this one with other flags."""
+        store = self.store
+        return {
+            name: store.last_speed(profile_identity(p)) if store else None
+            for name, p in self.config.profiles.items()
+        }
 
     def confirm(self, name: str | None) -> None:
         """Ask whether to swap to profile ``name`` (showing what changes), then swap."""
@@ -137,12 +147,17 @@ class ProfileSwitch:
     def _report(self, event: SwapEvent) -> None:
         self.app.post_message(SwapReport(event))
 
-    def compare(self, prompt: str) -> None:
+    def compare(self, prompt: str, a: str | None = None, b: str | None = None) -> None:
+        """Open compare mode with ``a`` and ``b`` selected (``None``: its defaults); on compare
+        mode already, select them there instead of opening a second one."""
+        from coder_tui.ui.screens.compare import CompareScreen  # on first use: a faster start
+
+        if isinstance(self.app.screen, CompareScreen):
+            self.app.screen.choose(a, b)
+            return
         if self.chat_busy():
             self.app.notify("a reply is streaming: Esc cancels it first", severity="warning")
             return
-        from coder_tui.ui.screens.compare import CompareScreen  # on first use: a faster start
-
         self.app.push_screen(
             CompareScreen(
                 self.config.profiles,
@@ -150,6 +165,8 @@ class ProfileSwitch:
                 self.manager,
                 prompt=prompt,
                 on_swap=self._report,
+                a=a,
+                b=b,
             )
         )
 

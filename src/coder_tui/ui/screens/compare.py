@@ -2,11 +2,13 @@
 
 The screen is handed the swapper and the server manager (services stay the App's); its worker
 iterates ``core.compare.run_compare`` and renders what comes: progress, each run, the result table
-with deltas, and the unified diff of the two replies (``d``). ``e`` exports Markdown.
+with deltas, and the unified diff of the two replies (Ctrl+T). Ctrl+S exports Markdown.
 
 The setup takes three rows at any width (the prompt; A and B; runs, fixed length and Run), so Run
 is on screen at 80x24, Enter in the prompt runs, and Tab goes from the prompt through A, B and the
-options to Run; below ``NARROW`` columns the replies stack A over B.
+options to Run; below ``NARROW`` columns the replies stack A over B. The screen's keys work with
+the focus anywhere, the prompt included (see ``BINDINGS``); A and B can come preselected (the
+palette's "Compare A vs B"), and ``choose`` sets them on a screen already open.
 Requests use the bench's settings (``types.DEFAULT_*``: fixed length by default).
 """
 
@@ -51,6 +53,7 @@ from coder_tui.core.paths import app_paths
 from coder_tui.core.sanitize import sanitize
 from coder_tui.core.server.process import ServerManager
 from coder_tui.core.server.swap import Swapper, SwapResult
+from coder_tui.ui.keys import SCREEN, KeyLine
 from coder_tui.ui.screens.serving_view import ServingView
 from coder_tui.ui.widgets.key_footer import KeyFooter
 from coder_tui.ui.widgets.marked import MarkedCheckbox
@@ -89,10 +92,30 @@ class CompareScreen(ServingView):
     CompareScreen.-diff #replies { display: none; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("ctrl+d", "toggle_diff", "Diff"),
-        Binding("ctrl+e", "export", "Export"),
+        # Esc never cancels a compare mid-swap (that left no server): it stops between steps.
+        Binding(
+            "escape",
+            "stop_or_back",
+            "Stop / back",
+            tooltip="stop the compare after the step in flight, else leave compare mode",
+        ),
+        # Keys no widget here takes, and priority so none ever does: Ctrl+D and Ctrl+E were
+        # swallowed by the prompt (delete right, end of line), which keeps them for editing.
+        Binding(
+            "ctrl+t",
+            "toggle_diff",
+            "Diff",
+            priority=True,
+            tooltip="the diff of the two replies (again: the replies)",
+        ),
+        Binding(
+            "ctrl+s", "export", "Export", priority=True, tooltip="export the result as Markdown"
+        ),
     ]
+    TYPED_KEYS: ClassVar[tuple[KeyLine, ...]] = (
+        KeyLine(SCREEN, ("Enter",), "run", "in the prompt: run the compare (Tab reaches Run)"),
+    )
+    """Keys read by a widget, not bindings, that the help lists (``ui/screens/help.py``)."""
 
     def __init__(
         self,
@@ -103,21 +126,31 @@ class CompareScreen(ServingView):
         prompt: str = "",
         on_swap: Callable[[SwapResult], None] | None = None,
         max_tokens: int = DEFAULT_MAX_TOKENS,
+        a: str | None = None,
+        b: str | None = None,
     ) -> None:
+        """``a`` and ``b`` preselect the profiles (default: the one serving, then another)."""
         super().__init__()
         self.profiles = profiles
+        self.chosen = (a, b)
         self.swapper = swapper
         self.manager = manager
         self.initial_prompt = prompt
         self.on_swap = on_swap
         self.max_tokens = max_tokens
         self.result: CompareResult | None = None
+        self.running = False
+        """A compare is on its way (Enter and Run wait for it; Esc stops it)."""
+        self.stopping = False
+        """Esc asked it to stop after the step in flight."""
         self.saved_run_id: int | None = None
 
     def compose(self) -> ComposeResult:
         names = list(self.profiles)
         current = self.manager.profile_name or (names[0] if names else None)
-        other = next((n for n in names if n != current), current)
+        a, b = self.chosen
+        current = a if a in self.profiles else current
+        other = b if b in self.profiles else next((n for n in names if n != current), current)
         options = [(n, n) for n in names]
         yield self.serving_bar()
         with Vertical(id="setup"):
@@ -166,6 +199,14 @@ class CompareScreen(ServingView):
     def on_resize(self, event: Resize) -> None:
         self.set_class(event.size.width < NARROW, "-stacked")
 
+    def choose(self, a: str | None, b: str | None) -> None:
+        """Select ``a`` and ``b`` (the names of profiles; ``None`` keeps that side) and put the
+        focus in the prompt, from which Enter runs."""
+        for side, name in (("#a", a), ("#b", b)):
+            if name in self.profiles:
+                self.query_one(side, Select).value = name
+        self.query_one("#prompt-in", Input).focus()
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "run":
             self.start()
@@ -178,6 +219,9 @@ class CompareScreen(ServingView):
         b = self.query_one("#b", Select).value
         prompt = self.query_one("#prompt-in", Input).value.strip()
         repeats_text = self.query_one("#repeats", Input).value or "1"
+        if self.running:
+            self.notify("a compare is running: Esc stops it", severity="warning")
+            return
         if not isinstance(a, str) or not isinstance(b, str) or not prompt:
             self.notify("choose two profiles and write a prompt", severity="warning")
             return
@@ -187,13 +231,24 @@ class CompareScreen(ServingView):
 
     @work(exclusive=True, group="compare", exit_on_error=False)
     async def _run(self, a: Profile, b: Profile, prompt: str, repeats: int, fixed: bool) -> None:
+        self.running, self.stopping = True, False
+        try:
+            await self._compare(a, b, prompt, repeats, fixed)
+        finally:
+            self.running = self.stopping = False
+
+    async def _compare(
+        self, a: Profile, b: Profile, prompt: str, repeats: int, fixed: bool
+    ) -> None:
         status = self.query_one("#status", Static)
         for md in (self.query_one("#reply-a", Markdown), self.query_one("#reply-b", Markdown)):
             await md.update("")
         self.query_one(DataTable).clear()
         return_to = self.profiles.get(self.manager.profile_name or "")
         started = time.time()
-        async for event in run_compare(
+        finished = False
+        ended = "stopped"  # what the status says if no result comes
+        events = run_compare(
             self.swapper,
             self.manager,
             a,
@@ -204,16 +259,19 @@ class CompareScreen(ServingView):
             fixed_length=fixed,
             return_to=return_to,
             on_swap=self.on_swap,
-        ):
+        )
+        async for event in events:
             if isinstance(event, CompareProgress):
                 status.update(sanitize(f"[{event.step}/{event.steps}] {event.message}"))
             elif isinstance(event, CompareRun):
                 target = "#reply-a" if event.profile == a.name else "#reply-b"
                 await self.query_one(target, Markdown).update(sanitize(event.text))
             elif isinstance(event, CompareFailed):
+                ended = event.message
                 status.update(sanitize(event.message))
                 self.notify(sanitize(event.message), severity="error")
             elif isinstance(event, CompareResult):
+                finished = True
                 self.show_result(event)
                 bench = as_bench_result(
                     event,
@@ -228,6 +286,21 @@ class CompareScreen(ServingView):
                     f"done: {a.name} vs {b.name}, {repeats} run(s) each; saved as bench run "
                     f"#{run_id} (coder-tui bench show {run_id})"
                 )
+            if self.stopping and not finished:
+                break  # at a step's end: no swap or request is cut off (none holds resources)
+        if finished:
+            return
+        if return_to is not None and self.manager.profile_name != return_to.name:
+            # Stopped or failed on the way: serve again what served before (a finished compare
+            # has done it already).
+            status.update(sanitize(f"{ended}; switching back to {return_to.name}"))
+            swap = await self.swapper.swap(return_to)
+            if self.on_swap is not None:
+                self.on_swap(swap)
+            if not swap.ok:
+                ended += f"; could not switch back to {return_to.name}: {swap.error}"
+        now = f"serving {self.manager.profile_name}" if self.manager.running else "no server"
+        status.update(sanitize(f"{ended} ({a.name} vs {b.name} not finished); {now}"))
 
     def show_result(self, result: CompareResult) -> None:
         self.result = result
@@ -240,6 +313,13 @@ class CompareScreen(ServingView):
         last_b = result.runs_b[-1].text if result.runs_b else ""
         diff = unified_diff(last_a, last_b, result.a, result.b)
         self.query_one("#diff-text", Static).update(sanitize(diff) or "(the replies are identical)")
+
+    def action_stop_or_back(self) -> None:
+        if not self.running:
+            self.app.pop_screen()
+            return
+        self.stopping = True
+        self.notify("stopping after the step in flight, then back to the profile that served")
 
     def action_toggle_diff(self) -> None:
         self.toggle_class("-diff")

@@ -50,8 +50,9 @@ def key_lines(app: App[Any], screen: Screen[Any]) -> list[KeyLine]:
         KeyLine(group, tuple(keys), action, described[(group, action)])
         for (group, action), keys in merged.items()
     ]
-    if not on_modal:
-        lines.extend(_TYPED_KEYS)
+    # Keys a widget reads itself: the chat prompt's, or those a screen declares (compare's
+    # Enter runs); no other screen has the chat's prompt.
+    lines.extend(_TYPED_KEYS if on_chat else getattr(screen, "TYPED_KEYS", ()))
     order = {name: i for i, name in enumerate(GROUP_ORDER)}
     return sorted(lines, key=lambda line: (order[line.group], _fkey_first(line.keys)))
 

@@ -173,7 +173,8 @@ class MainScreen(Screen[None]):
                 self.chat_settings,
                 server_url=self.server_url,
                 api_key=self.api_key,
-                profile=self.profile,
+                # A remote's reply is no local profile's: not stored under its name or speed.
+                profile=self.profile if self.remote is None else None,
                 conversation=self.conversation,
                 prompt=prompt,
                 pace=self.pace,

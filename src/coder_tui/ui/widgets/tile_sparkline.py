@@ -4,8 +4,9 @@
 Time runs left to right and ends at now on the right edge: the graph always spans the history's
 whole window (``span`` samples), so a graph that has seen 30 s of a 10-minute window is blank on
 the left; unknown samples (``None``) are blank columns, and a graph with no data is blank, never a
-row of bars. Bars scale from 0 to ``ceiling`` (a percentage's 100, a memory's total) or else to the
-data's maximum, which the axis row names. Each column is its bucket's maximum.
+row of bars. The rightmost column is the newest sample, the tile's number; the others share the
+rest of the window, each its bucket's maximum. Bars scale from 0 to ``ceiling`` (a percentage's
+100, a memory's total) or else to the data's maximum, which the axis row names.
 
 Textual's ``Sparkline`` blends a color for every bar and yields one segment per bar through a Rich
 renderable (18 % of the app's CPU time on the F4 dashboard, profiled on the GPU host); here a row
@@ -28,20 +29,24 @@ SHADES = 4
 
 
 def columns(data: Sequence[float | None], width: int, span: int) -> list[float | None]:
-    """``width`` values for the last ``span`` samples ending at now (``data``'s end): each the
-    maximum of its bucket, ``None`` where the bucket holds no known sample (before the data
+    """``width`` values for the last ``span`` samples ending at now (``data``'s end). The last
+    column is the newest sample alone: the value the tile's number gives (``now``), so the graph
+    never ends on a bar its number has left behind. Each other column is the maximum of its
+    share of the samples before it, ``None`` where that holds no known sample (before the data
     started, or a gap)."""
     if width <= 0:
         return []
     span = max(span, len(data), 1)
     pad: list[float | None] = [None] * (span - len(data))
     window = pad + list(data[-span:])
+    before, cols = window[:-1], width - 1
     out: list[float | None] = []
-    for col in range(width):
-        start = col * span // width
-        end = max((col + 1) * span // width, start + 1)
-        known = [v for v in window[start:end] if v is not None]
+    for col in range(cols):
+        start = col * len(before) // cols
+        end = max((col + 1) * len(before) // cols, start + 1)
+        known = [v for v in before[start:end] if v is not None]
         out.append(max(known) if known else None)
+    out.append(window[-1])
     return out
 
 
