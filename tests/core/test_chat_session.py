@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,10 @@ from coder_tui.core.chat.session import (
     TurnEnded,
     TurnEvent,
 )
+from coder_tui.core.config.identity import profile_identity
 from coder_tui.core.config.schema import ChatSettings, Profile
-from coder_tui.core.store.history import HistoryStore
-from coder_tui.core.store.schema import DecodeRun
+from coder_tui.core.store.history import SCHEMA_VERSION, HistoryStore
+from coder_tui.core.store.schema import MIGRATIONS, DecodeOwner, DecodeRun
 
 URL = "http://127.0.0.1:8080"
 TIMINGS = {
@@ -112,8 +114,17 @@ class Cores:
         return self.idle
 
 
-def profile(tmp_path: Path, system_prompt: str | None = None) -> Profile:
-    return Profile(name="q4", model=tmp_path / "Demo-Q4.gguf", system_prompt=system_prompt)
+def profile(
+    tmp_path: Path, system_prompt: str | None = None, n_cpu_moe: int | None = None
+) -> Profile:
+    return Profile(
+        name="q4", model=tmp_path / "Demo-Q4.gguf", system_prompt=system_prompt, n_cpu_moe=n_cpu_moe
+    )
+
+
+def q4(tmp_path: Path) -> DecodeOwner:
+    """Whose decode runs ``turn``'s replies are: its profile's identity."""
+    return DecodeOwner(profile_identity(profile(tmp_path)), URL)
 
 
 def turn(
@@ -125,13 +136,14 @@ def turn(
     chat: ChatSettings | None = None,
     idle_cores: float = 4.0,
     system_prompt: str | None = None,
+    n_cpu_moe: int | None = None,
 ) -> ChatTurn:
     conv = store.last_conversation() if prompt is None else None
     return ChatTurn(
         store,
         chat or ChatSettings(system_prompt="be brief"),
         server_url=URL,
-        profile=profile(tmp_path, system_prompt),
+        profile=profile(tmp_path, system_prompt, n_cpu_moe),
         conversation=conv,
         prompt=prompt,
         pace=BusyPace(0.5, idle=Cores(idle_cores)),  # type: ignore[arg-type]
@@ -187,7 +199,7 @@ async def test_a_streamed_turn_saves_the_prompt_and_the_reply(
     assert (reply.profile, reply.model) == ("q4", "Demo-Q4.gguf")
     assert reply.completion_tokens == 20 and reply.predicted_per_second == 200.0
     assert reply.finish_reason == "stop" and reply.ttft_s is not None
-    assert store.last_decode("q4", "Demo-Q4.gguf") == DecodeRun(200.0, False, False)
+    assert store.last_decode(q4(tmp_path)) == DecodeRun(200.0, False, False)
 
 
 async def test_the_profiles_system_prompt_wins(store: HistoryStore, tmp_path: Path) -> None:
@@ -251,7 +263,7 @@ async def test_cancel_keeps_the_text_so_far(store: HistoryStore, tmp_path: Path)
     assert isinstance(ended, TurnEnded) and ended.status == "cancelled"
     assert ended.end.server_still_generating is False  # /slots said idle
     assert ended.message is not None and ended.message.content == "first"
-    assert store.last_decode("q4", "Demo-Q4.gguf") is None  # a cancelled reply steers nothing
+    assert store.last_decode(q4(tmp_path)) is None  # a cancelled reply steers nothing
 
 
 async def test_a_turn_closed_early_is_stored_interrupted(
@@ -289,13 +301,13 @@ async def test_no_idle_core_paces_the_reply_and_is_recorded(
     assert paces == [PaceChanged(0.5, 0.5, True)]  # read and drawn every busy_refresh_s
     ended = events[-1]
     assert isinstance(ended, TurnEnded) and ended.paced and ended.busy_interval_s == 0.5
-    assert store.last_decode("q4", "Demo-Q4.gguf") == DecodeRun(200.0, True, False)
+    assert store.last_decode(q4(tmp_path)) == DecodeRun(200.0, True, False)
 
 
 async def test_a_fast_busy_last_reply_makes_this_one_quiet(
     store: HistoryStore, tmp_path: Path
 ) -> None:
-    store.record_decode("q4", "Demo-Q4.gguf", DecodeRun(330.0, True))
+    store.record_decode(q4(tmp_path), DecodeRun(330.0, True))
     chat = ChatSettings(quiet_above_tps=100.0)
     server = Server([delta("whole "), 0.05, delta("reply"), *tail()])
     events = await events_of(turn(store, server, tmp_path, chat=chat, idle_cores=0.0))
@@ -311,7 +323,77 @@ async def test_a_fast_busy_last_reply_makes_this_one_quiet(
     assert [e.text for e in events if isinstance(e, ReplyText)] == ["whole reply"]
     ended = events[-1]
     assert isinstance(ended, TurnEnded) and ended.quiet and ended.status == "complete"
-    assert store.last_decode("q4", "Demo-Q4.gguf") == DecodeRun(200.0, True, True)
+    assert store.last_decode(q4(tmp_path)) == DecodeRun(200.0, True, True)
+
+
+async def test_another_configs_profile_of_the_same_name_never_makes_a_reply_quiet(
+    store: HistoryStore, tmp_path: Path
+) -> None:
+    """Two configs, each with a ``q4`` profile on the same model file, the first with every
+    expert on the GPU, the second with 30 layers' experts in RAM: the first's fast run on a busy
+    CPU says nothing about the second's, whose reply streams (and is recorded as its own)."""
+    chat = ChatSettings(quiet_above_tps=100.0)
+    first = await events_of(turn(store, Server(), tmp_path, chat=chat, idle_cores=0.0))
+    assert isinstance(first[-1], TurnEnded) and not first[-1].quiet
+    assert store.last_decode(q4(tmp_path)) == DecodeRun(200.0, True, False)  # fast, saturated
+    again = await events_of(turn(store, Server(), tmp_path, chat=chat, idle_cores=0.0))
+    assert isinstance(again[-1], TurnEnded) and again[-1].quiet  # the same profile: quiet
+    other = turn(store, Server(), tmp_path, chat=chat, idle_cores=4.0, n_cpu_moe=30)
+    events = await events_of(other)
+    started = next(e for e in events if isinstance(e, ReplyStarted))
+    assert not started.quiet and started.who == "Demo-Q4.gguf"
+    assert isinstance(events[-1], TurnEnded) and not events[-1].quiet
+    theirs = DecodeOwner(profile_identity(profile(tmp_path, n_cpu_moe=30)), URL)
+    assert theirs != q4(tmp_path)
+    assert store.last_decode(theirs) == DecodeRun(200.0, False, False)
+    assert store.last_decode(q4(tmp_path)) == DecodeRun(200.0, True, True)  # the first's, kept
+
+
+async def test_runs_stored_before_identities_are_ignored(tmp_path: Path) -> None:
+    """A history written before runs were kept by identity (version 4) opens; its run of ``q4``,
+    fast on a busy CPU, was keyed by name, so which flags decoded it is unknown: it steers
+    nothing, and the first reply records the profile's own."""
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    for migrate in MIGRATIONS[:4]:
+        migrate(db)
+    db.execute("PRAGMA user_version = 4")
+    db.execute(
+        "INSERT INTO decode_runs (key, at, tokens_per_second, cpu_saturated, quiet) "
+        "VALUES ('q4\nDemo-Q4.gguf', 1, 330.0, 1, 0)"
+    )
+    db.close()
+    chat = ChatSettings(quiet_above_tps=100.0)
+    with HistoryStore(path) as store:
+        assert store.last_decode(q4(tmp_path)) is None
+        events = await events_of(turn(store, Server(), tmp_path, chat=chat, idle_cores=0.0))
+        assert isinstance(events[-1], TurnEnded) and not events[-1].quiet
+        assert store.last_decode(q4(tmp_path)) == DecodeRun(200.0, True, False)
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db.close()
+
+
+async def test_an_attached_servers_runs_are_kept_by_its_address(
+    store: HistoryStore, tmp_path: Path
+) -> None:
+    """With no profile (a server coder-tui did not start), the run belongs to its address."""
+    store.record_decode(DecodeOwner(None, "http://127.0.0.1:9999"), DecodeRun(330.0, True))
+    chat = ChatSettings(quiet_above_tps=100.0)
+    attached = ChatTurn(
+        store,
+        chat,
+        server_url=URL,
+        profile=None,
+        conversation=None,
+        prompt="hi",
+        pace=BusyPace(0.5, idle=Cores(0.0)),  # type: ignore[arg-type]
+        transport=httpx.MockTransport(Server()),
+    )
+    events = await events_of(attached)
+    assert isinstance(events[-1], TurnEnded) and not events[-1].quiet  # another address's run
+    assert store.last_decode(DecodeOwner(None, URL)) == DecodeRun(200.0, True, False)
+    assert store.last_decode(q4(tmp_path)) is None  # no profile's
 
 
 async def test_a_cancel_is_stored_once_not_as_its_own_error(

@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from coder_tui.core.config.identity import profile_identity
 from coder_tui.core.config.loader import Config
 from coder_tui.core.demo.build import DemoResult
 from coder_tui.core.server.process import ServerManager
 from coder_tui.core.store.history import HistoryStore
+from coder_tui.core.store.schema import DecodeOwner
 
 SCRIPT = Path(__file__).with_name("headless_turn.py")
 _BLOCK = (
@@ -45,6 +47,7 @@ async def test_a_whole_turn_runs_headless_and_is_stored(
     mgr = ServerManager(demo_config.server, log_dir=tmp_path)
     try:
         await mgr.start(demo_config.profile("q4_k_m"))
+        url = mgr.url
         out = subprocess.run(
             [sys.executable, "-c", _BLOCK, str(SCRIPT), str(demo.config_path), mgr.url, str(db)],
             capture_output=True,
@@ -82,5 +85,5 @@ async def test_a_whole_turn_runs_headless_and_is_stored(
         assert reply.completion_tokens == 48 and reply.predicted_per_second
         assert reply.ttft_s is not None and reply.finish_reason == "length"
         assert msgs[3].content == cancelled["content"]
-        run = store.last_decode("q4_k_m", reply.model)
+        run = store.last_decode(DecodeOwner(profile_identity(demo_config.profile("q4_k_m")), url))
         assert run is not None and not run.quiet and run.tokens_per_second > 0

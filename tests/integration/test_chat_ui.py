@@ -11,9 +11,11 @@ import pytest
 import coder_tui.core.chat.quiet_reply as quiet_reply
 import coder_tui.core.chat.session as session
 import coder_tui.ui.widgets.chat_turn as chat_turn
+from coder_tui.core.config.identity import profile_identity
 from coder_tui.core.config.loader import Config
 from coder_tui.core.server.events import ServerState
 from coder_tui.core.store.history import HistoryStore
+from coder_tui.core.store.schema import DecodeOwner
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.screens.main import MainScreen
 from coder_tui.ui.widgets.message import MessageView
@@ -202,8 +204,8 @@ async def test_a_fast_reply_with_no_idle_core_makes_the_next_one_quiet(
             await pilot.press(*"first", "enter")
             await until(lambda: main.conversation is not None, 10)
             await replies(2)
-            model = store.messages(main.conversation.id)[-1].model  # type: ignore[union-attr]
-            first = store.last_decode("q4_k_m", model)
+            mine = DecodeOwner(profile_identity(config.profile("q4_k_m")), main.server_url)
+            first = store.last_decode(mine)
             assert first is not None and first.cpu_saturated and not first.quiet
             assert first.tokens_per_second > 1.0
 
@@ -235,23 +237,23 @@ async def test_a_fast_reply_with_no_idle_core_makes_the_next_one_quiet(
             view = main.query(MessageView).last()
             assert view.body.source == reply.content and reply.content
             assert "shown whole" in str(view.query_one(".stats").render())
-            second = store.last_decode("q4_k_m", model)
+            second = store.last_decode(mine)
             assert second is not None and second.quiet and second.cpu_saturated
 
             # A quiet reply done before its first poll still says how busy the cores were.
             main.request_extra = {"ignore_eos": True, "max_tokens": 20}
             await pilot.press(*"short", "enter")
             await replies(6)
-            short = store.last_decode("q4_k_m", model)
+            short = store.last_decode(mine)
             assert short is not None and short.quiet and short.cpu_saturated
 
             main.pace = BusyPace(0.05, enter_idle=-1.0, leave_idle=-1.0)  # a core always idle
             main.request_extra = {"ignore_eos": True, "max_tokens": 100}
             await pilot.press(*"third", "enter")
             await replies(8)
-            third = store.last_decode("q4_k_m", model)
+            third = store.last_decode(mine)
             assert third is not None and third.quiet and not third.cpu_saturated
             await pilot.press(*"fourth", "enter")
             await replies(10)
-            fourth = store.last_decode("q4_k_m", model)
+            fourth = store.last_decode(mine)
             assert fourth is not None and not fourth.quiet

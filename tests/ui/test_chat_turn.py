@@ -16,9 +16,10 @@ from textual.app import App, ComposeResult
 
 from coder_tui.core.chat.pacing import BusyPace
 from coder_tui.core.chat.session import ChatTurn, PaceChanged, ReplyText
+from coder_tui.core.config.identity import profile_identity
 from coder_tui.core.config.schema import ChatSettings, Profile
 from coder_tui.core.store.history import HistoryStore
-from coder_tui.core.store.schema import DecodeRun
+from coder_tui.core.store.schema import DecodeOwner, DecodeRun
 from coder_tui.ui.widgets.chat_turn import TurnRenderer
 from coder_tui.ui.widgets.chat_view import ChatView, ContextMark
 from coder_tui.ui.widgets.message import MessageView
@@ -72,13 +73,15 @@ def _turn(
     quiet: bool = False,
     prompt: str = "write x",
 ) -> ChatTurn:
+    profile = Profile(name="q4", model=tmp_path / "Demo.gguf")
     if quiet:
-        store.record_decode("q4", "Demo.gguf", DecodeRun(330.0, True))
+        owner = DecodeOwner(profile_identity(profile), "http://127.0.0.1:9")
+        store.record_decode(owner, DecodeRun(330.0, True))
     return ChatTurn(
         store,
         ChatSettings(quiet_above_tps=100.0 if quiet else 0.0),
         server_url="http://127.0.0.1:9",
-        profile=Profile(name="q4", model=tmp_path / "Demo.gguf"),
+        profile=profile,
         conversation=store.last_conversation(),
         prompt=prompt,
         pace=BusyPace(0.5, idle=Cores(idle)),  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.app import CoderApp
 from coder_tui.ui.keys import key_name
 from coder_tui.ui.screens.dashboard import DashboardScreen
-from coder_tui.ui.screens.help import HelpScreen
+from coder_tui.ui.screens.help import HelpScreen, key_lines
 from coder_tui.ui.widgets.key_footer import FooterItem, KeyFooter, fit_items
 
 
@@ -101,29 +101,55 @@ async def test_footer_shows_more_when_wide(offline_config: Config, store: Histor
         assert "Copy code" in shown and "Quit" in shown and "palette" in shown
 
 
+async def test_the_footer_writes_each_key_as_the_help_does(
+    offline_config: Config, store: HistoryStore
+) -> None:
+    """The footer wrote ``esc``, ``^b``, ``^q``, ``^p`` where the help (F1) writes ``Esc``,
+    ``Ctrl+B``, ``Ctrl+Q``, ``Ctrl+P``: one spelling everywhere, the help's."""
+    app = _app(offline_config, store)
+    async with app.run_test(size=(160, 50)) as pilot:
+        for opened_by in (None, "f4"):
+            if opened_by is not None:
+                await pilot.press(opened_by)
+            await pilot.pause()
+            listed = {(k, line.action) for line in key_lines(app, app.screen) for k in line.keys}
+            footer = app.screen.query_one(Footer)
+            for item in footer.children:
+                display = str(getattr(item, "key_display", ""))
+                action = str(getattr(item, "action", ""))
+                assert display == key_name(str(getattr(item, "key", ""))), display
+                if action != "command_palette":  # the help lists it, under the app's name
+                    assert (display, action.split(".")[-1]) in listed or (
+                        display,
+                        action,
+                    ) in listed, (display, action)
+            shown = _footer_text(app)
+            assert "Ctrl+P palette" in shown and "Ctrl+Q Quit" in shown, shown
+            assert not re.search(r"\^|\besc\b", shown), shown
+        await pilot.press("f4")  # back to the chat
+        await pilot.pause()
+        shown = _footer_text(app)
+        assert "Esc Cancel" in shown and "Ctrl+B Copy code" in shown, shown
+
+
 def test_fit_items_keeps_rank_order_and_each_key_once() -> None:
     items = [
         FooterItem("F4", "Back to chat", "app.pop_screen"),
         FooterItem("F4", "Dash", "dashboard"),
-        FooterItem("^q", "Quit", "quit"),
+        FooterItem("Ctrl+Q", "Quit", "quit"),
         FooterItem("F1", "Help", "toggle_help"),
         FooterItem("F2", "Start", "start"),
     ]
     shown, _ = fit_items(items, 80)
-    assert [items[i].key for i in shown] == ["F1", "F4", "F2", "^q"]
+    assert [items[i].key for i in shown] == ["F1", "F4", "F2", "Ctrl+Q"]
     assert items[shown[1]].description == "Back to chat"
     shown, fits_palette = fit_items(items, 8)
     assert [items[i].key for i in shown] == ["F1"] and not fits_palette
 
 
 def test_key_names_read_as_people_write_them() -> None:
-    assert [key_name(k) for k in ("f2", "ctrl+b", "escape", "question_mark", "q")] == [
-        "F2",
-        "Ctrl+B",
-        "Esc",
-        "?",
-        "q",
-    ]
+    keys = ("f2", "ctrl+b", "escape", "question_mark", "q", "slash", "left")
+    assert [key_name(k) for k in keys] == ["F2", "Ctrl+B", "Esc", "?", "q", "/", "Left"]
 
 
 async def test_command_palette_offers_the_app_commands(

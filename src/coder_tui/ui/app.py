@@ -45,7 +45,7 @@ from coder_tui.ui.control.palette import app_commands, export_conversation
 from coder_tui.ui.control.profiles import ProfileSwitch, after_swap_event
 from coder_tui.ui.control.server import ServerControl, install_exit_signals, start_exit_backstop
 from coder_tui.ui.driver import driver_class
-from coder_tui.ui.keys import key_name
+from coder_tui.ui.keys import APP_BINDINGS, key_name
 from coder_tui.ui.messages import (
     FleetUpdated,
     MetricsUpdated,
@@ -73,27 +73,7 @@ class CoderApp(App[int]):
     TITLE = "coder-tui"
     SUB_TITLE = __version__
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012 (Textual's own)
-    BINDINGS: ClassVar[list[BindingType]] = [
-        # Function keys win over the focused widget (TextArea takes F6/F7 for selection), so they
-        # work while typing; the letters only when the prompt does not have focus.
-        Binding("f1", "toggle_help", "Help", priority=True, tooltip="this list of keys"),
-        Binding("f2", "start", "Start", priority=True, tooltip="start the server (this profile)"),
-        Binding("f3", "stop", "Stop", priority=True, tooltip="stop the server"),
-        Binding("f4", "dashboard", "Dash", priority=True, tooltip="dashboard: GPU, CPU, server"),
-        Binding("f5", "restart", "Restart", priority=True, tooltip="stop, then start again"),
-        Binding("f6", "profiles", "Profiles", priority=True, tooltip="profiles: pick one to swap"),
-        Binding("f7", "compare", "Compare", priority=True, tooltip="compare two profiles"),
-        Binding("f8", "connect", "Connect", priority=True, tooltip="connect a coding agent"),
-        Binding("f9", "bench", "Bench", priority=True, tooltip="benchmark profiles"),
-        Binding("question_mark", "toggle_help", "Help", show=False, tooltip="this list of keys"),
-        Binding("s", "start", "Start", show=False),
-        Binding("x", "stop", "Stop", show=False),
-        Binding("r", "restart", "Restart", show=False),
-        Binding("ctrl+q,q", "quit", "Quit", key_display="^q", tooltip="quit (stops the server)"),
-        # Ctrl+Z as in a shell (Textual turns off the terminal's own): stop, and resume on `fg`.
-        # The prompt keeps it for undo; the server, a process of its own, keeps running.
-        Binding("ctrl+z", "suspend_process", "Suspend", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = list(APP_BINDINGS)  # ui/keys.py
 
     serving: var[ServingState] = var(ServingState)
     """What is served: the one copy. Handed down to the main screen whenever it changes."""
@@ -270,9 +250,9 @@ class CoderApp(App[int]):
         self.push_screen(ConnectScreen.for_serving(self.serving, key_env))
 
     def get_key_display(self, binding: Binding) -> str:
-        """Keys as people read them: ``F2``, ``Esc``, ``^b`` (Textual writes ``f2``)."""
-        shown = super().get_key_display(binding)
-        return key_name(binding.key) if shown == binding.key and "+" not in shown else shown
+        """Keys as people read them, as the help (F1) writes them: ``F2``, ``Esc``, ``Ctrl+B``
+        (Textual writes ``f2``, ``esc``, ``^b``)."""
+        return binding.key_display or key_name(binding.key)
 
     def _refresh_notifications(self) -> None:
         """Textual's, but the rack gets only the newest toasts that fit (``ui/toasts.py``)."""

@@ -2,13 +2,17 @@
 
 One table for the key footer (``ui/widgets/key_footer.py``) and the help screen
 (``ui/screens/help.py``): which group an action belongs to, which keys matter most when the
-footer is narrow, and how a key is written (``F2``, ``Ctrl+B``, ``Esc``). Knows nothing of
-where the bindings come from; it is handed them.
+footer is narrow, and how a key is written (``F2``, ``Ctrl+B``, ``Esc``: the help and the footer
+write every key so). Also the app's own keys (``APP_BINDINGS``, the F keys, Ctrl+Q...); a
+screen's keys are its own, handed to the help and the footer with the screen.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from textual.binding import Binding
+from textual.keys import format_key
 
 SERVER, CHAT, VIEWS, GLOBAL, SCREEN = "Server", "Chat", "Views", "Global", "This screen"
 
@@ -73,6 +77,29 @@ EMPTY_CHAT_HINT = """Nothing here yet. To begin:
     F8 how to point a coding agent at this server"""
 """What an empty chat shows (``ui/screens/main.py``)."""
 
+APP_BINDINGS: tuple[Binding, ...] = (
+    # Function keys win over the focused widget (TextArea takes F6/F7 for selection), so they
+    # work while typing; the letters only when the prompt does not have focus.
+    Binding("f1", "toggle_help", "Help", priority=True, tooltip="this list of keys"),
+    Binding("f2", "start", "Start", priority=True, tooltip="start the server (this profile)"),
+    Binding("f3", "stop", "Stop", priority=True, tooltip="stop the server"),
+    Binding("f4", "dashboard", "Dash", priority=True, tooltip="dashboard: GPU, CPU, server"),
+    Binding("f5", "restart", "Restart", priority=True, tooltip="stop, then start again"),
+    Binding("f6", "profiles", "Profiles", priority=True, tooltip="profiles: pick one to swap"),
+    Binding("f7", "compare", "Compare", priority=True, tooltip="compare two profiles"),
+    Binding("f8", "connect", "Connect", priority=True, tooltip="connect a coding agent"),
+    Binding("f9", "bench", "Bench", priority=True, tooltip="benchmark profiles"),
+    Binding("question_mark", "toggle_help", "Help", show=False, tooltip="this list of keys"),
+    Binding("s", "start", "Start", show=False),
+    Binding("x", "stop", "Stop", show=False),
+    Binding("r", "restart", "Restart", show=False),
+    Binding("ctrl+q,q", "quit", "Quit", tooltip="quit (stops the server)"),
+    # Ctrl+Z as in a shell (Textual turns off the terminal's own): stop, and resume on `fg`.
+    # The prompt keeps it for undo; the server, a process of its own, keeps running.
+    Binding("ctrl+z", "suspend_process", "Suspend", show=False),
+)
+"""The app's own keys, on every screen (``CoderApp.BINDINGS``); a screen adds its own."""
+
 _NAMES = {
     "escape": "Esc",
     "enter": "Enter",
@@ -84,12 +111,15 @@ _NAMES = {
 
 
 def key_name(key: str) -> str:
-    """``f2`` → ``F2``, ``ctrl+b`` → ``Ctrl+B``, ``escape`` → ``Esc``, ``question_mark`` → ``?``."""
+    """``f2`` → ``F2``, ``ctrl+b`` → ``Ctrl+B``, ``escape`` → ``Esc``, ``question_mark`` → ``?``,
+    ``slash`` → ``/``: the help writes them so, and the footer (``CoderApp.get_key_display``)."""
     parts = key.split("+")
     mods = [p.capitalize() for p in parts[:-1]]
     last = parts[-1]
     if last in _NAMES:
         name = _NAMES[last]
+    elif len(punct := format_key(last)) == 1 and punct.isascii() and not punct.isalnum():
+        name = punct  # slash → /, plus → +
     elif len(last) <= 3 and last[:1] == "f" and last[1:].isdigit():
         name = last.upper()
     elif len(last) == 1:

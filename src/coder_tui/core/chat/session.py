@@ -45,6 +45,7 @@ from coder_tui.core.exporter.families import quant_of
 from coder_tui.core.store.history import HistoryStore, HistoryWriteError
 from coder_tui.core.store.schema import (
     Conversation,
+    DecodeOwner,
     DecodeRun,
     MessageStatus,
     StoredMessage,
@@ -288,16 +289,17 @@ class ChatTurn:
             yield PromptRefused(plan, None)
             return
         yield ContextFitted(plan)
+        identity = profile_identity(self.profile) if self.profile is not None else None
         msg_id = self.store.begin_reply(
             conv.id,
             profile,
             model,
             quant=(quant_of(model) or None) if model else None,
             replacing=self.replacing,
-            identity=profile_identity(self.profile) if self.profile is not None else None,
+            identity=identity,
         )
-        decode_as = profile or self.server_url  # an attached server is told apart by its address
-        last = self.store.last_decode(decode_as, model)
+        decode_as = DecodeOwner(identity, self.server_url)  # no profile: by the server's address
+        last = self.store.last_decode(decode_as)
         quiet = self.quiet = quiet_next(last, self.chat.quiet_above_tps, self.server_url)
         parts: list[str] = []
         end: StreamEnd | None = None
@@ -364,7 +366,7 @@ class ChatTurn:
         return PaceChanged(interval, reply.read_gap_s, busy)
 
     def _finish(
-        self, msg_id: int, end: StreamEnd, saturated: bool, decode_as: str, plan: ContextPlan
+        self, msg_id: int, end: StreamEnd, saturated: bool, owner: DecodeOwner, plan: ContextPlan
     ) -> TurnEnded:
         """Store the reply's end and numbers, and how it decoded (the next turn's choice)."""
         timings, usage = end.timings, end.usage
@@ -392,7 +394,7 @@ class ChatTurn:
         ):
             run = DecodeRun(timings.predicted_per_second, saturated, quiet)
             with contextlib.suppress(HistoryWriteError):  # a hint for the next reply, no more
-                self.store.record_decode(decode_as, self.model_name, run)
+                self.store.record_decode(owner, run)
         return TurnEnded(
             end,
             status,

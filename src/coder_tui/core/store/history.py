@@ -33,11 +33,11 @@ from coder_tui.core.store.schema import (
     SCHEMA_VERSION,
     Conversation,
     ConversationSettings,
+    DecodeOwner,
     DecodeRun,
     MessageStatus,
     Role,
     StoredMessage,
-    decode_key,
     status_for_end,
 )
 from coder_tui.core.store.search import SNIPPET_TOKENS, SearchHit, fts_query
@@ -240,28 +240,34 @@ class HistoryStore(TurnEdits):
         )
         return float(rows[0][0]) if rows else None  # type: ignore[arg-type]
 
-    # -- how replies decoded (core/decode_memory.py) --------------------------------------------
+    # -- how replies decoded (core/chat/reply_mode.py) ------------------------------------------
 
-    def record_decode(self, profile: str | None, model: str | None, run: DecodeRun) -> None:
-        """Remember how the newest reply of ``profile`` and ``model`` decoded (one row each)."""
+    def record_decode(self, owner: DecodeOwner, run: DecodeRun) -> None:
+        """Remember how the newest reply of ``owner`` (a profile's identity, or an attached
+        server's address) decoded: one row each."""
         self._transact(
             lambda db: db.execute(
-                "INSERT OR REPLACE INTO decode_runs "
-                "(key, at, tokens_per_second, cpu_saturated, quiet) VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO decode_runs (key, at, tokens_per_second, cpu_saturated, "
+                "quiet, profile_identity) VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    decode_key(profile, model),
+                    owner.key,
                     time.time(),
                     run.tokens_per_second,
                     int(run.cpu_saturated),
                     int(run.quiet),
+                    owner.identity,
                 ),
             )
         )
 
-    def last_decode(self, profile: str | None, model: str | None) -> DecodeRun | None:
+    def last_decode(self, owner: DecodeOwner) -> DecodeRun | None:
+        """How the newest reply of ``owner`` decoded: never one of another profile of the same
+        name (another config's, or this one's before its model or flags changed), nor a row
+        stored before runs were kept by identity."""
         rows = self._read(
-            "SELECT tokens_per_second, cpu_saturated, quiet FROM decode_runs WHERE key = ?",
-            (decode_key(profile, model),),
+            "SELECT tokens_per_second, cpu_saturated, quiet FROM decode_runs "
+            "WHERE key = ? AND profile_identity IS ?",
+            (owner.key, owner.identity),
         )
         if not rows:
             return None

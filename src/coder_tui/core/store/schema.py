@@ -110,10 +110,20 @@ class DecodeRun:
     quiet: bool = False
 
 
-def decode_key(profile: str | None, model: str | None) -> str:
-    """A ``decode_runs`` row's key: the profile (an attached server's address instead) and the
-    model."""
-    return f"{profile or ''}\n{model or ''}"
+@dataclass(frozen=True)
+class DecodeOwner:
+    """Whose decode run a ``decode_runs`` row is: a profile by its identity
+    (``core/config/identity.py``: its model file and flags, never its name: another config's
+    profile of the same name is another owner), or with no profile (an attached server) that
+    server, by its address."""
+
+    identity: str | None
+    server: str
+
+    @property
+    def key(self) -> str:
+        """The row's key (older rows, keyed by profile name and model, never equal one)."""
+        return f"profile {self.identity}" if self.identity is not None else f"server {self.server}"
 
 
 def _v1(db: sqlite3.Connection) -> None:
@@ -230,6 +240,14 @@ def _v4(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX messages_by_identity ON messages (profile_identity, id)")
 
 
+def _v5(db: sqlite3.Connection) -> None:
+    """Decode runs kept by profile identity (``DecodeOwner``), not by profile name: a row's
+    ``profile_identity`` is the profile's (``NULL`` for an attached server's). Rows stored before
+    are keyed by name and model, which no owner's key equals: they are ignored (which flags
+    decoded them is unknown), and the next reply of each profile records its own."""
+    db.execute("ALTER TABLE decode_runs ADD COLUMN profile_identity TEXT")
+
+
 # Forward migrations: entry i takes the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3, _v4)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5)
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -15,10 +15,10 @@ from textual.app import ComposeResult
 from textual.widget import Widget
 from textual.widgets import Footer
 
-from coder_tui.ui.keys import FOOTER_RANK
+from coder_tui.ui.keys import FOOTER_RANK, key_name
 
-PALETTE_WIDTH = 11
-"""``▏^p palette``: the command palette's key, docked right."""
+PALETTE_WIDTH = len(f"▏{key_name('ctrl+p')} palette")
+"""``▏Ctrl+P palette``: the command palette's key, docked right."""
 SCREEN_KEY_RANK = 0.5
 """A screen's own keys that the rank table does not know (Back, Export...): right after F1."""
 
@@ -28,7 +28,7 @@ class FooterItem:
     """One key as the footer would show it."""
 
     key: str
-    """As shown: ``F2``, ``^q``."""
+    """As shown (``CoderApp.get_key_display``, as the help writes it): ``F2``, ``Ctrl+Q``."""
     description: str
     action: str
 
