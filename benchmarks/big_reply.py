@@ -40,7 +40,8 @@ from textual import events
 from textual.driver import Driver
 
 from coder_tui.core.chat.pacing import BusyPace
-from coder_tui.core.chat.session import ChatTurn, TurnEnded
+from coder_tui.core.chat.session import ChatTurn
+from coder_tui.core.chat.turn_events import TurnEnded
 from coder_tui.core.config.schema import ChatSettings
 from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui.widgets.chat_turn import TurnRenderer

@@ -10,6 +10,9 @@ interleaved round by round, the arms' order rotated each round, 1 s apart:
       measured reply follows a fast one (quiet when no core was idle, as by default);
   (d) nvitop in the same kind of terminal, if installed (said so otherwise);
   (g) with ``--also-streamed``: (c) with every reply streamed (``[chat] quiet_above_tps = 0``);
+  (B), (C) with ``--baseline-src DIR``: (b) and (c) with the coder-tui of another checkout
+      (``DIR`` holds its ``coder_tui`` package: ``git archive REV src | tar -x``, then
+      ``DIR=src``), to compare two versions side by side on one machine;
   (s) with ``--also-stream-alone``: nothing watching, the request streamed and read a second
       apart as coder-tui reads a quiet reply: the server's own cost of streaming, apart from
       coder-tui's.
@@ -61,6 +64,8 @@ ARMS = {
     "d": "d: nvitop",
     "g": "g: chatting in a terminal, every reply streamed",
     "s": "s: nothing watching, the request streamed",
+    "B": "B: dashboard (F4), baseline coder-tui",
+    "C": "C: chatting (defaults), baseline coder-tui",
 }
 TARGET = 0.98
 
@@ -125,7 +130,7 @@ class Run:
         for kind in self.starters:
             arms[kind] = (
                 (lambda k=kind: self.chat(k))
-                if kind in ("c", "g")
+                if kind in ("c", "g", "C")
                 else (lambda k=kind: self.watched(k))
             )
         return arms
@@ -194,6 +199,11 @@ async def measure(args: argparse.Namespace, tmp: Path) -> list[Round]:
     if args.also_streamed:
         streamed = AppHome(tmp / "home-streamed", config, chat={**chat, "quiet_above_tps": 0})
         run.add_coder_tui("g", streamed, dashboard=False)
+    if args.baseline_src:
+        path = os.pathsep.join([str(args.baseline_src.resolve()), os.environ.get("PYTHONPATH", "")])
+        base = AppHome(tmp / "home-base", config, chat=chat, env={"PYTHONPATH": path})
+        run.add_coder_tui("B", base, dashboard=True)
+        run.add_coder_tui("C", base, dashboard=False)
     nvitop = nvitop_argv()
     if nvitop:
         run.add_nvitop(nvitop)
@@ -201,8 +211,9 @@ async def measure(args: argparse.Namespace, tmp: Path) -> list[Round]:
     rounds: list[Round] = []
     try:
         await run.seats.open()
-        if "c" in arms:
-            await run.chat("c")  # the reply before: each measured one follows one
+        for chatting in ("c", "C"):
+            if chatting in arms:
+                await run.chat(chatting)  # the reply before: each measured one follows one
         letters = list(arms)
         first = time.monotonic()
         for r in range(args.rounds):
@@ -298,6 +309,12 @@ def main() -> int:
         "--also-streamed",
         action="store_true",
         help="add arm (g): chatting with every reply streamed ([chat] quiet_above_tps = 0)",
+    )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        metavar="DIR",
+        help="add arms (B) and (C): (b) and (c) with the coder_tui package under DIR",
     )
     parser.add_argument(
         "--also-stream-alone",

@@ -137,11 +137,17 @@ Reply = tuple[int, str, float | None]
 
 class AppHome:
     """A coder-tui home for a whole run: ``config_path`` copied in (``chat``: ``[chat]`` keys
-    set on the way), XDG folders of its own, its history database read back (read-only) for
-    the replies coder-tui stored."""
+    set on the way), XDG folders of its own (``env``: more variables for its processes, e.g. a
+    ``PYTHONPATH`` that runs another checkout's coder-tui), its history database read back
+    (read-only) for the replies coder-tui stored."""
 
     def __init__(
-        self, root: Path, config_path: Path, *, chat: dict[str, object] | None = None
+        self,
+        root: Path,
+        config_path: Path,
+        *,
+        chat: dict[str, object] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
@@ -151,6 +157,7 @@ class AppHome:
         self.config.write_text(tomli_w.dumps(doc), encoding="utf-8")
         self.env = {f"XDG_{d}_HOME": str(root / d.lower()) for d in ("DATA", "CONFIG", "STATE")}
         self.env["XDG_CACHE_HOME"] = str(root / "cache")
+        self.env.update(env or {})
         self.history_db = root / "data" / "coder-tui" / "history.sqlite3"
 
     def start(

@@ -23,8 +23,8 @@ import coder_tui.core.chat.session as session
 from coder_tui.core.chat.context import ContextCounter
 from coder_tui.core.chat.events import DecodeProgress
 from coder_tui.core.chat.pacing import BusyPace
-from coder_tui.core.chat.session import (
-    ChatTurn,
+from coder_tui.core.chat.session import ChatTurn
+from coder_tui.core.chat.turn_events import (
     ContextFitted,
     PaceChanged,
     PromptRefused,

@@ -19,8 +19,8 @@ from typing import Any
 
 from coder_tui.core.chat.events import DecodeProgress
 from coder_tui.core.chat.pacing import BusyPace
-from coder_tui.core.chat.session import (
-    ChatTurn,
+from coder_tui.core.chat.session import ChatTurn
+from coder_tui.core.chat.turn_events import (
     PaceChanged,
     PromptSaved,
     ReplyStarted,

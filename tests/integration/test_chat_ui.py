@@ -143,7 +143,7 @@ async def test_reply_is_paced_while_no_core_is_idle(
     """With every core busy, the reply is read and drawn once per ``busy_refresh_s``, the prompt's
     cursor stops blinking, nothing of the reply is lost, and its footer says it was paced."""
     from coder_tui.core.chat.pacing import BusyPace
-    from coder_tui.core.chat.session import PaceChanged
+    from coder_tui.core.chat.turn_events import PaceChanged
 
     with HistoryStore(tmp_path / "h.sqlite3") as store:
         # No metrics: the machine's own load (another test, a build) would hold the cursor still

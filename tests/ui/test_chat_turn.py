@@ -15,7 +15,8 @@ import pytest
 from textual.app import App, ComposeResult
 
 from coder_tui.core.chat.pacing import BusyPace
-from coder_tui.core.chat.session import ChatTurn, PaceChanged, ReplyText
+from coder_tui.core.chat.session import ChatTurn
+from coder_tui.core.chat.turn_events import PaceChanged, ReplyText
 from coder_tui.core.config.identity import profile_identity
 from coder_tui.core.config.schema import ChatSettings, Profile
 from coder_tui.core.store.history import HistoryStore

@@ -11,8 +11,8 @@ is then read from the socket every ``busy_refresh_s``, and the caller told to dr
 saving the reply as it arrives (about once a second), finishing it with its numbers, recording how
 it decoded for the next turn's choice, and cancelling.
 
-``ChatTurn.events()`` is an async generator of ``TurnEvent`` values (frozen dataclasses) that a UI
-only renders: ``PromptSaved`` (or one ``PromptRefused``, the end), ``ContextFitted``,
+``ChatTurn.events()`` is an async generator of ``TurnEvent`` values (frozen dataclasses,
+``core/chat/turn_events.py``) that a UI only renders: ``PromptSaved`` (or one ``PromptRefused``, the end), ``ContextFitted``,
 ``ReplyStarted``, then ``PaceChanged``, ``ReplyText`` and ``DecodeProgress`` (a quiet reply's
 token count) in any order, and one ``TurnEnded``. The request
 goes out when the caller asks for the event after ``ReplyStarted``, so a UI can draw the reply's
@@ -29,7 +29,7 @@ import itertools
 import time
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 import httpx
 
@@ -39,6 +39,16 @@ from coder_tui.core.chat.context import ContextCounter, ContextPlan, TooBig
 from coder_tui.core.chat.events import DecodeProgress, Delta, StreamEnd
 from coder_tui.core.chat.pacing import BusyPace
 from coder_tui.core.chat.reply_mode import quiet_next
+from coder_tui.core.chat.turn_events import (
+    ContextFitted,
+    PaceChanged,
+    PromptRefused,
+    PromptSaved,
+    ReplyStarted,
+    ReplyText,
+    TurnEnded,
+    TurnEvent,
+)
 from coder_tui.core.config.identity import profile_identity
 from coder_tui.core.config.schema import ChatSettings, Profile
 from coder_tui.core.exporter.families import quant_of
@@ -47,7 +57,6 @@ from coder_tui.core.store.schema import (
     Conversation,
     DecodeOwner,
     DecodeRun,
-    MessageStatus,
     StoredMessage,
     status_for_end,
 )
@@ -56,91 +65,6 @@ MIN_RECORD_TOKENS = 16
 """A reply shorter than this says too little about the decode speed to steer the next one."""
 SAVE_EVERY_S = 1.0
 """How often a streaming reply's text so far is saved (a crash loses at most this much)."""
-
-
-@dataclass(frozen=True)
-class PromptSaved:
-    """The prompt is stored, in ``conversation`` (new when the turn began without one)."""
-
-    conversation: Conversation
-    message: StoredMessage
-
-
-@dataclass(frozen=True)
-class ReplyStarted:
-    """The reply's row is stored (status ``streaming``); the request goes out at the next event.
-
-    ``who``: the name to show (the model, else the profile); ``quiet``: the reply is shown whole,
-    so no text comes until the end, only ``DecodeProgress`` counts."""
-
-    message_id: int
-    who: str
-    quiet: bool
-
-
-@dataclass(frozen=True)
-class PaceChanged:
-    """How often to draw the reply: every ``interval_s``. ``cpu_saturated``: no CPU core is idle
-    (the reply is read every ``read_gap_s``; a UI stops what it need not do, a cursor's blink)."""
-
-    interval_s: float
-    read_gap_s: float
-    cpu_saturated: bool
-
-
-@dataclass(frozen=True)
-class ReplyText:
-    """The next part of the reply's text (sanitised; the server's reasoning is left out)."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class TurnEnded:
-    """The reply is finished and stored: ``status`` as stored, ``message`` as read back (``None``
-    only if it cannot be read). ``end``: how the server's reply ended (its message, whether the
-    server still generates after a cancel). ``paced``: it was read and drawn every
-    ``busy_interval_s`` at least once; ``quiet``: it was shown whole."""
-
-    end: StreamEnd
-    status: MessageStatus
-    message: StoredMessage | None
-    quiet: bool
-    paced: bool
-    busy_interval_s: float
-    context_tokens: int | None = None
-    """Tokens of the context in use after this reply (prompt and reply)."""
-    n_ctx: int | None = None
-    """The context of the server's slot (``None``: unknown)."""
-
-
-@dataclass(frozen=True)
-class PromptRefused:
-    """The prompt cannot fit the context on its own: nothing was stored or sent. ``prompt``: the
-    text to give back to the user (``None`` when answering a stored prompt again)."""
-
-    refusal: TooBig
-    prompt: str | None
-
-
-@dataclass(frozen=True)
-class ContextFitted:
-    """What of the conversation the request carries (``plan.first_kept_id``: where the model's
-    view starts when older turns are left out) and how full the context is before the reply."""
-
-    plan: ContextPlan
-
-
-TurnEvent: TypeAlias = (
-    PromptSaved
-    | PromptRefused
-    | ContextFitted
-    | ReplyStarted
-    | PaceChanged
-    | ReplyText
-    | DecodeProgress
-    | TurnEnded
-)
 
 
 def system_prompt(profile: Profile | None, chat: ChatSettings) -> str | None:

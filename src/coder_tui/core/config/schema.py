@@ -60,11 +60,12 @@ class ChatSettings:
     threads on every core: each cycle the app takes is a token lost); the live metrics then come
     every 2 s. 0 keeps the usual ten updates a second and metrics every second."""
     quiet_above_tps: float = 100.0
-    """A reply from a server on this machine is asked for whole instead of streamed (a live token
-    count meanwhile, the text at the end) when the previous reply of the same profile and model
-    decoded at least this many tokens/s with no idle CPU core: streaming costs llama-server a thread
-    wake per token, which such a fast, CPU-bound decode pays for (about 12 % at 330 tokens/s on 16
-    cores). 0: always stream."""
+    """A reply from a server on this machine is quiet (a live token count meanwhile, the text at
+    the end, read from the socket once a second) when the previous reply of the same profile
+    decoded at least this many tokens/s with no idle CPU core: drawing token by token would take
+    cores from such a fast, CPU-bound decode. The server still streams it, so Esc stops it at once
+    and keeps its text; that costs the server a thread wake per token (6 % at 464 tokens/s on 16
+    cores, docs/performance.md). 0: always draw token by token."""
     api_key_env: str | None = None
     """Name of the environment variable that holds the server's API key, if it needs one
     (unset: ``[server] api_key_env``)."""

@@ -25,7 +25,8 @@ from textual.reactive import var
 from textual.screen import Screen
 
 from coder_tui.core.chat.pacing import BusyPace
-from coder_tui.core.chat.session import ChatTurn, PromptSaved
+from coder_tui.core.chat.session import ChatTurn
+from coder_tui.core.chat.turn_events import PromptSaved
 from coder_tui.core.config.loader import ChatSettings, Profile
 from coder_tui.core.errors import UserError
 from coder_tui.core.metrics.types import MetricsSnapshot

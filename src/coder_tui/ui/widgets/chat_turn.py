@@ -20,8 +20,8 @@ from textual.css.query import NoMatches
 
 from coder_tui.core.chat.coalesce import Coalescer
 from coder_tui.core.chat.events import DecodeProgress, reply_end_notice
-from coder_tui.core.chat.session import (
-    ChatTurn,
+from coder_tui.core.chat.session import ChatTurn
+from coder_tui.core.chat.turn_events import (
     ContextFitted,
     PaceChanged,
     PromptRefused,
