@@ -12,9 +12,10 @@ saving the reply as it arrives (about once a second), finishing it with its numb
 it decoded for the next turn's choice, and cancelling.
 
 ``ChatTurn.events()`` is an async generator of ``TurnEvent`` values (frozen dataclasses,
-``core/chat/turn_events.py``) that a UI only renders: ``PromptSaved`` (or one ``PromptRefused``, the end), ``ContextFitted``,
-``ReplyStarted``, then ``PaceChanged``, ``ReplyText`` and ``DecodeProgress`` (a quiet reply's
-token count) in any order, and one ``TurnEnded``. The request
+``core/chat/turn_events.py``) that a UI only renders: ``PromptSaved`` (or one
+``PromptRefused``, the end), ``ContextFitted``, ``ReplyStarted``, then ``PaceChanged``,
+``ReplyText`` and ``DecodeProgress`` (a quiet reply's token count) in any order, and one
+``TurnEnded``. The request
 goes out when the caller asks for the event after ``ReplyStarted``, so a UI can draw the reply's
 place first. Coalescing the text into a few screen updates a second is the renderer's
 (``core/chat/coalesce.py``, at ``PaceChanged.interval_s``); the server's lifecycle, the App's.
