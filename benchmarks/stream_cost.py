@@ -12,7 +12,7 @@ So chat against raw tells the parsing's share, raw against whole the wake-and-se
 
 Prints one table: per way, the median tokens/s, the geometric mean of its per-round ratios to
 whole with a 95 % bootstrap interval, and the server's voluntary context switches per 1,000
-tokens (its threads' waits). Round lines go to stderr.
+tokens (its threads' waits) and its CPU time per 1,000 tokens. Round lines go to stderr.
 
     python benchmarks/stream_cost.py [--rounds 10] [--tokens 512] [--threads N]
 """
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -31,25 +30,9 @@ from pathlib import Path
 import httpx
 from harness import stats, table
 from harness.counters import totals
-from harness.server import PROMPT, bench_config, start_server
+from harness.server import PROMPT, bench_config, read_streamed, start_server
 
 WAYS = ("whole", "chat stream", "raw stream")
-
-
-async def _read_streamed(client: httpx.AsyncClient, url: str, body: dict[str, object]) -> float:
-    tail = b""
-    async with client.stream("POST", url, json={**body, "stream": True}) as resp:
-        resp.raise_for_status()
-        waited_from = time.monotonic()
-        async for data in resp.aiter_raw():
-            tail = (tail + data)[-16384:]
-            if time.monotonic() - waited_from > 0.003:  # had to wait: the buffer is drained
-                await asyncio.sleep(1.0)
-            waited_from = time.monotonic()
-    for line in reversed(tail.decode("utf-8", errors="replace").splitlines()):
-        if line.startswith("data: {") and '"timings"' in line:
-            return float(json.loads(line[6:])["timings"]["predicted_per_second"])
-    raise RuntimeError(f"no timings at the stream's end: {tail[-300:]!r}")
 
 
 async def ask(client: httpx.AsyncClient, url: str, way: str, tokens: int) -> float:
@@ -63,17 +46,21 @@ async def ask(client: httpx.AsyncClient, url: str, way: str, tokens: int) -> flo
         return float(resp.json()["timings"]["predicted_per_second"])
     if way == "chat stream":
         body = {**common, "messages": messages, "max_tokens": tokens}
-        return await _read_streamed(client, f"{url}/v1/chat/completions", body)
+        return await read_streamed(client, f"{url}/v1/chat/completions", body)
     prompt = (await client.post(f"{url}/apply-template", json={"messages": messages})).json()
     body = {**common, "prompt": prompt["prompt"], "n_predict": tokens}
-    return await _read_streamed(client, f"{url}/completion", body)
+    return await read_streamed(client, f"{url}/completion", body)
 
 
-async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, list[tuple[float, float]]]:
-    """Per way: (tokens/s, server waits per 1,000 tokens) of each round."""
+Turn = tuple[float, float, float]
+"""One request: tokens/s, the server's waits and CPU milliseconds per 1,000 tokens."""
+
+
+async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, list[Turn]]:
+    """Per way: each round's ``Turn``."""
     config, profile = bench_config(tmp, threads=args.threads)
     mgr = await start_server(config, profile, tmp)
-    out: dict[str, list[tuple[float, float]]] = {way: [] for way in WAYS}
+    out: dict[str, list[Turn]] = {way: [] for way in WAYS}
     deadline = None if args.time_budget_s is None else time.monotonic() + args.time_budget_s
     try:
         async with httpx.AsyncClient(timeout=300, trust_env=False) as client:
@@ -87,11 +74,14 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, list[tuple[f
                     await asyncio.sleep(0.5)
                     before = totals(mgr.pid) if mgr.pid else None
                     speed = await ask(client, mgr.url, way, args.tokens)
-                    waits = (totals(mgr.pid) - before).voluntary if before and mgr.pid else 0
-                    per_k = 1000 * waits / args.tokens
-                    out[way].append((speed, per_k))
+                    spent = totals(mgr.pid) - before if before and mgr.pid else None
+                    per_k = 1000 / args.tokens
+                    waits = spent.voluntary * per_k if spent else 0.0
+                    cpu_ms = 1000 * spent.cpu_s * per_k if spent else 0.0
+                    out[way].append((speed, waits, cpu_ms))
                     print(
-                        f"round {r + 1}: {way}: {speed:.1f} t/s, {per_k:.0f} waits/1k",
+                        f"round {r + 1}: {way}: {speed:.1f} t/s, {waits:.0f} waits/1k, "
+                        f"{cpu_ms:.0f} ms CPU/1k",
                         file=sys.stderr,
                     )
     finally:
@@ -112,9 +102,7 @@ def main() -> int:
     for way in WAYS:
         runs = got[way][:n]
         ratio = (
-            stats.geometric_mean(
-                [s / w[0] for (s, _), w in zip(runs, got["whole"][:n], strict=True)]
-            )
+            stats.geometric_mean([t[0] / w[0] for t, w in zip(runs, got["whole"][:n], strict=True)])
             if way != "whole"
             else ""
         )
@@ -122,9 +110,10 @@ def main() -> int:
             [
                 way,
                 n,
-                f"{stats.median([s for s, _ in runs]):.1f}",
+                f"{stats.median([t[0] for t in runs]):.1f}",
                 ratio,
-                f"{stats.median([k for _, k in runs]):.0f}",
+                f"{stats.median([t[1] for t in runs]):.0f}",
+                f"{stats.median([t[2] for t in runs]):.0f}",
             ]
         )
     threads = args.threads or os.cpu_count()
@@ -133,6 +122,7 @@ def main() -> int:
         f"{args.tokens} tokens, {n} rounds"
     )
     header = ["way", "rounds", "median t/s", "to whole", "server waits / 1k tokens"]
+    header += ["server CPU ms / 1k tokens"]
     print(table.render(title, header, rows, []))
     return 0
 

@@ -79,13 +79,13 @@ async def generate(url: str, tokens: int, *, streamed: bool = False) -> float:
     }
     async with httpx.AsyncClient(timeout=300, trust_env=False) as client:
         if streamed:
-            return await _streamed(client, f"{url}/v1/chat/completions", body)
+            return await read_streamed(client, f"{url}/v1/chat/completions", body)
         resp = await client.post(f"{url}/v1/chat/completions", json=body)
         resp.raise_for_status()
         return float(resp.json()["timings"]["predicted_per_second"])
 
 
-async def _streamed(client: httpx.AsyncClient, url: str, body: dict[str, object]) -> float:
+async def read_streamed(client: httpx.AsyncClient, url: str, body: dict[str, object]) -> float:
     """The request streamed, read a second apart once the buffered bytes are taken; the speed
     from the stream's last event that has ``timings``."""
     tail = b""
