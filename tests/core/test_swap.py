@@ -379,3 +379,19 @@ def test_server_load_time_from_the_log() -> None:
     assert server_load_time(stamped) == pytest.approx(62.200752)
     assert server_load_time(("main: model loaded",), 0.25) == 0.25
     assert server_load_time(("main: server is listening",)) is None
+
+
+async def test_load_time_waits_for_a_loaded_line_that_comes_after_ready(
+    tmp_path: Path, mgr: ServerManager
+) -> None:
+    """/health says 200 before the log reader has the ``model loaded`` line (a busy machine:
+    CI once had ``server_load_s`` None): the swap waits for the line, a bounded while."""
+    late = _profile(tmp_path, "late", FAKE_LOADED_LINE_DELAY_S="0.25")
+    result = await Swapper(mgr).swap(late)
+    assert result.ok and result.server_load_s is not None
+    assert 0 < result.server_load_s <= result.total_s
+    never = _profile(tmp_path, "never", FAKE_LOADED_LINE_DELAY_S="30")
+    started = time.monotonic()
+    result = await Swapper(mgr).swap(never)
+    assert result.ok and result.server_load_s is None
+    assert time.monotonic() - started < 10  # the wait is bounded (0.5 s), not the line's 30 s

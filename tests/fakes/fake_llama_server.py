@@ -19,7 +19,8 @@ Behaviour comes from ``FAKE_MODE`` in the environment:
   junk_help       --help and --version print random bytes (not UTF-8, no llama-server options)
   hang_help       --help starts a child that sleeps in its process group, then hangs
 
-FAKE_LOG_LINE (any text, escapes included) is printed once to stderr at start, and FAKE_PROPS_MODEL
+FAKE_LOG_LINE (any text, escapes included) is printed once to stderr at start; ``main: model
+loaded`` goes to stderr once loaded (FAKE_LOADED_LINE_DELAY_S later than /health's 200), and FAKE_PROPS_MODEL
 is what ``GET /props`` gives as ``model_path`` (404 without it): hostile text from a server.
 
 In every serving mode POST /v1/chat/completions streams FAKE_TOKENS words ("w0 w1 ..."), one
@@ -207,6 +208,8 @@ def main() -> int:
     )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print("main: server is listening", flush=True)
+    if mode != "hang_load":
+        threading.Thread(target=_say_loaded, args=(load_s,), daemon=True).start()
     if mode == "flood":
         line = b"x" * int(os.environ.get("FAKE_FLOOD_BYTES", "5000")) + b"\n"
         try:
@@ -223,6 +226,13 @@ def main() -> int:
             time.sleep(3600)
     except KeyboardInterrupt:
         return 0
+
+
+def _say_loaded(load_s: float) -> None:
+    """llama-server's ``model loaded`` line, FAKE_LOADED_LINE_DELAY_S after /health says 200
+    (0 by default; a real server writes it first, but a reader may get it after the answer)."""
+    time.sleep(load_s + float(os.environ.get("FAKE_LOADED_LINE_DELAY_S", "0")))
+    print("main: model loaded", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

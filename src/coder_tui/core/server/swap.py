@@ -38,6 +38,8 @@ from coder_tui.core.server.vram import (
 
 LOG_TAIL_LINES = 20
 LOADED_MARKER = "model loaded"
+LOADED_LINE_WAIT_S = 0.5
+"""How long a ready server's ``model loaded`` line may still be on its way through the log pipe."""
 """What llama-server logs once the model is in memory (``llama_server: model loaded``; older
 servers ``main: model loaded``), just before it serves."""
 _LOG_STAMP = re.compile(r"^(\d+)\.(\d{2})\.(\d{3})\.(\d{3}) ")
@@ -326,22 +328,36 @@ class Swapper:
         if progress is not None:
             progress(SwapPhase.STARTING, None)
         remove = mgr.add_listener(on_event)
+        ready_at: float | None = None
         try:
             await mgr.start(profile)
+            ready_at = time.monotonic()
+            # Still listening: an unstamped ``model loaded`` line counts from its arrival.
+            out.server_load_s = await _logged_load_time(mgr, marks)
         except Exception as exc:  # StartFailed, a taken port, a vanished binary: all roll back
             lines = str(exc).splitlines()
             out.error = lines[0] if lines else type(exc).__name__
             out.log_tail = tuple(list(mgr.log_lines)[-LOG_TAIL_LINES:])
         finally:
             remove()
-        end = time.monotonic()
+        end = ready_at if ready_at is not None else time.monotonic()
         loading = marks.get("loading")
         out.phases.append((SwapPhase.STARTING, (loading or end) - marks["starting"]))
         if loading is not None:
             out.phases.append((SwapPhase.LOADING, end - loading))
-        if out.error is None:
-            out.server_load_s = server_load_time(tuple(mgr.log_lines), marks.get("loaded_wall"))
         return out
+
+
+async def _logged_load_time(mgr: ServerManager, marks: dict[str, float]) -> float | None:
+    """``server_load_time`` of a server that is ready, waiting up to ``LOADED_LINE_WAIT_S`` for
+    its ``model loaded`` line: the server writes it before ``/health`` says 200, but the log
+    reader may get it after that answer (a busy machine)."""
+    deadline = time.monotonic() + LOADED_LINE_WAIT_S
+    while (found := server_load_time(tuple(mgr.log_lines), marks.get("loaded_wall"))) is None:
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(0.02)
+    return found
 
 
 def server_load_time(lines: tuple[str, ...], arrival_s: float | None = None) -> float | None:
