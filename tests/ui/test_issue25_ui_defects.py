@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.fakes.metrics_snapshots import moe_snapshot
 from textual.widgets import Button, DataTable, Footer, Input, SelectionList
 from textual.widgets._toast import Toast
 
@@ -21,20 +22,6 @@ from coder_tui.core.bench.compare_store import as_bench_result
 from coder_tui.core.bench.store import BenchStore
 from coder_tui.core.config.loader import Config
 from coder_tui.core.gguf.profile_info import ProfileInfo
-from coder_tui.core.metrics.series import History
-from coder_tui.core.metrics.types import (
-    Bound,
-    GpuDeviceSample,
-    GpuSnapshot,
-    HostSnapshot,
-    MetricsSnapshot,
-    MoeSample,
-    Placement,
-    ProcessSample,
-    ServerPhase,
-    ServerSample,
-    TokenTraffic,
-)
 from coder_tui.core.paths import app_paths
 from coder_tui.core.store.history import HistoryStore
 from coder_tui.ui import metrics_view
@@ -43,8 +30,6 @@ from coder_tui.ui.messages import MetricsUpdated
 from coder_tui.ui.screens.bench import BenchScreen
 from coder_tui.ui.screens.profiles import ProfilesScreen
 from coder_tui.ui.widgets.tile import MetricTile
-
-GIB = 2**30
 
 
 def _app(config: Config, store: HistoryStore) -> CoderApp:
@@ -69,73 +54,6 @@ def _shown(app: Any, widget: Any, sep: str = "") -> str:
 
 def _words(text: str) -> str:
     return " ".join(text.split())
-
-
-def _snap() -> MetricsSnapshot:
-    """One GPU, a MoE model with two layers of experts in RAM (1003.8 KiB a token), generating."""
-    gpu = GpuSnapshot(
-        available=True,
-        devices=(
-            GpuDeviceSample(
-                index=0,
-                name="NVIDIA GeForce RTX 4090",
-                vram_total_bytes=24 * GIB,
-                vram_used_bytes=int(23.5 * GIB),
-                server_vram_bytes=22 * GIB,
-                gpu_util_percent=87.0,
-                power_w=310.0,
-                temperature_c=66.0,
-            ),
-        ),
-    )
-    host = HostSnapshot(
-        cpu_percent=50.0,
-        cpu_percent_per_core=(50.0, 50.0),
-        ram_total_bytes=64 * GIB,
-        ram_used_bytes=40 * GIB,
-        ram_available_bytes=24 * GIB,
-        swap_total_bytes=0,
-        swap_used_bytes=0,
-        swap_in_bytes_per_s=0.0,
-        swap_out_bytes_per_s=0.0,
-        swapping=False,
-        server=ProcessSample(pid=1, alive=True, cpu_percent=1450.0, rss_bytes=30 * GIB, threads=17),
-    )
-    server = ServerSample(
-        phase=ServerPhase.GENERATING,
-        generation_tokens_per_s=21.78,
-        generation_tokens_per_busy_s=None,
-        prompt_tokens_per_s=0.0,
-        kv_fill_ratio=0.25,
-        kv_used_tokens=50_000,
-    )
-    placement = Placement(
-        n_layers=2, gpu_layers=(0, 1), output_on_gpu=True, cpu_expert_layers=(0, 1), has_gpu=True
-    )
-    traffic = TokenTraffic(
-        ram_bytes_per_token=int(1003.8 * 1024),
-        vram_bytes_per_token=0,
-        ram_expert_bytes_per_token=int(1003.8 * 1024),
-        ram_weight_bytes=0,
-        vram_weight_bytes=0,
-        prompt_pcie_bytes_per_ubatch=0,
-    )
-    moe = MoeSample(
-        placement=placement,
-        traffic=traffic,
-        ram_bandwidth_bytes_per_s=50e9,
-        vram_bandwidth_bytes_per_s=1e12,
-        decode_ceiling_tokens_per_s=48.0,
-        generation_tokens_per_s=21.8,
-        ram_read_bytes_per_s=22.4e6,
-        vram_read_bytes_per_s=None,
-        efficiency=0.45,
-        bound=Bound.RAM_BANDWIDTH,
-    )
-    history = History(600, 1)
-    for v in (10.0, 20.0, 21.8):
-        history.append("generation_tokens_per_s", v)
-    return MetricsSnapshot(time_s=0.0, gpu=gpu, host=host, server=server, moe=moe, history=history)
 
 
 # -- Help ------------------------------------------------------------------------------------------
@@ -189,7 +107,7 @@ async def test_chat_summary_at_80_columns_shows_whole_values(
     async with app.run_test(size=(80, 24)) as pilot:
         app.remove_class("-no-metrics")  # the strip shows; no sampler runs: the snapshot is posted
         await pilot.pause()
-        snap = _snap()
+        snap = moe_snapshot()
         app.post_message(MetricsUpdated(snap))
         await pilot.pause()
         strip = app.screen.query_one("#strip")
@@ -208,7 +126,7 @@ async def test_moe_tile_keeps_its_ram_traffic_at_80x24(
     app = _app(offline_config, store)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f4")
-        app.post_message(MetricsUpdated(_snap()))
+        app.post_message(MetricsUpdated(moe_snapshot()))
         await pilot.pause()
         tile = app.screen.query_one("#tile-moe", MetricTile)
         assert "in RAM · 1003.8 KiB/token" in _words(_shown(app, tile, " ").replace("│", " "))
@@ -219,7 +137,7 @@ async def test_tile_titles_are_whole_at_80x24(offline_config: Config, store: His
     app = _app(offline_config, store)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f4")
-        app.post_message(MetricsUpdated(_snap()))
+        app.post_message(MetricsUpdated(moe_snapshot()))
         await pilot.pause()
         tiles = list(app.screen.query(MetricTile))
         assert tiles
@@ -276,7 +194,7 @@ async def test_graphs_have_a_time_axis_and_a_scale(
     app = _app(offline_config, store)
     async with app.run_test(size=(200, 60)) as pilot:
         await pilot.press("f4")
-        app.post_message(MetricsUpdated(_snap()))
+        app.post_message(MetricsUpdated(moe_snapshot()))
         await pilot.pause()
         gen = app.screen.query_one("#tile-gen", MetricTile)
         shown = _shown(app, gen, "\n")
