@@ -12,7 +12,7 @@ import argparse
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from coder_tui.cli.fit import size
+from coder_tui.cli.fit_report import size
 
 if TYPE_CHECKING:
     from pathlib import Path
